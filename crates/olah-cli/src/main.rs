@@ -1,0 +1,81 @@
+//! `olah-cli`: a self-hosted Hugging Face Hub mirror, drop-in for the Python olah.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use olah_config::{Command, Config};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+fn init_logging(cfg: &Config) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
+    std::fs::create_dir_all(&cfg.log_path)
+        .with_context(|| format!("cannot create log-path {}", cfg.log_path.display()))?;
+    let file = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("olah")
+        .filename_suffix("log")
+        .max_log_files(14)
+        .build(&cfg.log_path)
+        .context("cannot open the log file")?;
+    let (file_writer, guard) = tracing_appender::non_blocking(file);
+    let filter = EnvFilter::try_from_env("OLAH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(file_writer))
+        .init();
+    Ok(guard)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+fn main() -> anyhow::Result<()> {
+    let (cfg, command) = match olah_config::load() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("olah-cli: {e}");
+            std::process::exit(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run(cfg, command))
+}
+
+async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
+    let _guard = init_logging(&cfg)?;
+    match command {
+        Command::Serve => {}
+        Command::ModelBin { .. } => anyhow::bail!("model-bin mode is not implemented yet"),
+    }
+    if cfg.ssl_key.is_some() || cfg.ssl_cert.is_some() {
+        anyhow::bail!("TLS (--ssl-key/--ssl-cert) is not implemented yet");
+    }
+    let addr = format!("{}:{}", cfg.host, cfg.port);
+    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let cfg = Arc::new(cfg);
+    let mirror = Arc::new(olah_server::Mirror::open(cfg.clone()).map_err(anyhow::Error::msg)?);
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        upstream = %cfg.hf_url(),
+        repos_path = %cfg.repos_path.display(),
+        offline = cfg.offline,
+        "olah-rs mirror ready"
+    );
+    olah_server::serve(mirror, listener, shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! The HTTP surface: one fallback handler that parses the path with the single route parser and
+//! dispatches to thin handlers. Responses are built here; errors go through [`ApiError`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use olah_store::BlobStore;
+use olah_types::{ByteRangeSpec, RepoPath, RepoRef, Revision, Route, RouteError, parse_range_header, parse_route};
+use tracing::Instrument;
+
+use crate::error::ApiError;
+use crate::mirror::{CachedResponse, Mirror};
+use crate::xet;
+
+/// Shared state of the handlers.
+pub type AppState = Arc<Mirror>;
+
+/// The mirror's router.
+pub fn router(mirror: Arc<Mirror>) -> Router {
+    Router::new().fallback(dispatch).layer(middleware::from_fn(trace)).with_state(mirror)
+}
+
+/// One span per request; handlers record repo, revision, commit and cache outcome on it.
+async fn trace(req: Request, next: Next) -> Response {
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        status = tracing::field::Empty,
+        repo = tracing::field::Empty,
+        revision = tracing::field::Empty,
+        commit = tracing::field::Empty,
+        cache = tracing::field::Empty,
+        upstream_ms = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let resp = next.run(req).instrument(span.clone()).await;
+    span.record("status", resp.status().as_u16());
+    span.in_scope(|| tracing::info!(ms = started.elapsed().as_millis() as u64, "response"));
+    resp
+}
+
+fn auth(headers: &HeaderMap) -> Option<HeaderValue> {
+    headers.get(header::AUTHORIZATION).cloned()
+}
+
+async fn dispatch(State(m): State<AppState>, req: Request) -> Response {
+    match route_request(m, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> {
+    let route = parse_route(req.uri().path()).map_err(|e| match e {
+        RouteError::NotFound => ApiError::Hub {
+            status: StatusCode::NOT_FOUND,
+            code: "NotFound",
+            message: "Sorry, we can't find the page you are looking for.".into(),
+        },
+        RouteError::BadRequest(msg) => ApiError::bad_request(msg),
+    })?;
+    let span = tracing::Span::current();
+    if let Some(r) = route.repo() {
+        span.record("repo", r.key());
+    }
+    if let Some(r) = route.revision() {
+        span.record("revision", r.as_str());
+    }
+    let method = req.method().clone();
+    let is_head = method == Method::HEAD;
+    match (&method, route) {
+        (&Method::GET, Route::Health) | (&Method::HEAD, Route::Health) => Ok("ok".into_response()),
+        (&Method::GET | &Method::HEAD, Route::Resolve { repo, revision, path }) => {
+            resolve(&m, &repo, &revision, &path, req.headers(), is_head).await
+        }
+        (&Method::GET | &Method::HEAD, Route::Whoami) => {
+            let (status, h, body) = m.passthrough(&Route::Whoami, auth(req.headers()).as_ref()).await?;
+            let mut r = Response::new(Body::from(body));
+            *r.status_mut() = status;
+            copy_header(&h, r.headers_mut(), header::CONTENT_TYPE);
+            Ok(r)
+        }
+        (&Method::GET | &Method::HEAD, Route::XetReadToken { .. }) => Err(xet::disabled()),
+        (&Method::POST, route @ Route::PathsInfo { .. }) => {
+            let host = host_of(req.headers());
+            let a = auth(req.headers());
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .map_err(|_| ApiError::bad_request("paths-info body too large or unreadable"))?;
+            let (c, cache) = m.api(&route, None, Some(body), a.as_ref()).await?;
+            span.record("cache", cache);
+            Ok(api_response(&m, &c, &host))
+        }
+        (&Method::GET | &Method::HEAD, route) if !matches!(route, Route::PathsInfo { .. }) => {
+            let host = host_of(req.headers());
+            let query = req.uri().query().map(str::to_string);
+            let (c, cache) = m.api(&route, query.as_deref(), None, auth(req.headers()).as_ref()).await?;
+            span.record("cache", cache);
+            Ok(api_response(&m, &c, &host))
+        }
+        _ => Err(ApiError::Hub {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "MethodNotAllowed",
+            message: format!("{method} is not supported on this route"),
+        }),
+    }
+}
+
+fn copy_header(from: &HeaderMap, to: &mut HeaderMap, name: header::HeaderName) {
+    if let Some(v) = from.get(&name) {
+        to.insert(name, v.clone());
+    }
+}
+
+fn host_of(h: &HeaderMap) -> Option<String> {
+    h.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// The base URL clients reach the mirror at: the configured scheme and the Host they used.
+fn mirror_base(m: &Mirror, host: &Option<String>) -> String {
+    let netloc = host.clone().unwrap_or_else(|| m.cfg.mirror_netloc.clone());
+    format!("{}://{}", m.cfg.mirror_scheme, netloc)
+}
+
+fn api_response(m: &Mirror, c: &CachedResponse, host: &Option<String>) -> Response {
+    let body = xet::strip_json(&c.body);
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(c.status).unwrap_or(StatusCode::OK);
+    let h = r.headers_mut();
+    let ct = c.content_type.clone().unwrap_or_else(|| "application/json; charset=utf-8".into());
+    if let Ok(v) = HeaderValue::from_str(&ct) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(link) = &c.link {
+        let rewritten = rewrite_link(link, m.upstream.hub_base(), &mirror_base(m, host));
+        if let Some(v) = rewritten.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            h.insert(header::LINK, v);
+        }
+    }
+    r
+}
+
+/// Rewrites the Hub origin in a `Link` header to the mirror's, dropping any entry that would
+/// still point elsewhere (so a client is never sent upstream) and Xet entries.
+pub fn rewrite_link(link: &str, hub_base: &str, mirror_base: &str) -> Option<String> {
+    let kept: Vec<String> = link
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.contains("rel=\"xet-"))
+        .filter_map(|e| {
+            let inner = e.strip_prefix('<')?;
+            let (url, rest) = inner.split_once('>')?;
+            let path = url.strip_prefix(hub_base)?;
+            path.starts_with('/').then(|| format!("<{mirror_base}{path}>{rest}"))
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
+async fn resolve(
+    m: &AppState,
+    repo: &RepoRef,
+    revision: &Revision,
+    path: &RepoPath,
+    req_headers: &HeaderMap,
+    is_head: bool,
+) -> Result<Response, ApiError> {
+    let a = auth(req_headers);
+    let started = Instant::now();
+    let res = m.resolve(repo, revision, path, a.as_ref()).await?;
+    let span = tracing::Span::current();
+    span.record("commit", res.commit.as_str());
+    span.record("cache", res.cache);
+    if res.cache != "hit" {
+        span.record("upstream_ms", started.elapsed().as_millis() as u64);
+    }
+    let meta = &res.meta;
+    let size = meta.size;
+    let etag = format!("\"{}\"", meta.client_etag());
+    let mut h = HeaderMap::new();
+    let put = |h: &mut HeaderMap, k: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    };
+    put(&mut h, "x-repo-commit", &res.commit);
+    put(&mut h, "etag", &etag);
+    if meta.linked_etag.is_some() {
+        put(&mut h, "x-linked-etag", &etag);
+        put(&mut h, "x-linked-size", &size.to_string());
+    }
+    put(&mut h, "accept-ranges", "bytes");
+    put(&mut h, "content-type", meta.content_type.as_deref().unwrap_or("application/octet-stream"));
+    if req_headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag || t.trim() == "*")
+    }) {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        *r.headers_mut() = h;
+        return Ok(r);
+    }
+    // Range: a single range is honoured; several ranges are answered with the whole file (allowed by RFC 9110).
+    let range = match req_headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(v) if if_range_ok(req_headers, &etag) => match parse_range_header(v) {
+            Ok(specs) if specs.len() == 1 => {
+                Some(range_of(&specs[0], size).ok_or(ApiError::RangeNotSatisfiable { size })?)
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    let (status, start, end) = match range {
+        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b),
+        None => (StatusCode::OK, 0, size.saturating_sub(1)),
+    };
+    let len = if size == 0 { 0 } else { end - start + 1 };
+    put(&mut h, "content-length", &len.to_string());
+    if status == StatusCode::PARTIAL_CONTENT {
+        put(&mut h, "content-range", &format!("bytes {start}-{end}/{size}"));
+    }
+    let body = if is_head || len == 0 {
+        Body::empty()
+    } else {
+        let key = meta.blob_key().ok_or_else(|| ApiError::Internal("cached file without a content key".into()))?;
+        let blob = m.blobs.open(key, size).await?;
+        let source = m.file_source(repo, &res.commit, path, a.as_ref(), size);
+        let stream = BlobStore::read(blob, start, end, source);
+        let span = tracing::Span::current();
+        let counted = stream.scan(0u64, move |sent, item| {
+            if let Ok(b) = &item {
+                *sent += b.len() as u64;
+                if *sent == len {
+                    span.in_scope(|| tracing::debug!(bytes = *sent, "body complete"));
+                }
+            }
+            futures::future::ready(Some(item.map_err(|e| {
+                tracing::warn!(error = %e, "body aborted");
+                std::io::Error::other(e.to_string())
+            })))
+        });
+        Body::from_stream(counted)
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    *r.headers_mut() = h;
+    Ok(r)
+}
+
+/// `If-Range` with a different ETag means "send the whole file".
+fn if_range_ok(h: &HeaderMap, etag: &str) -> bool {
+    match h.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(v) => v.trim().trim_start_matches("W/") == etag,
+    }
+}
+
+fn range_of(spec: &ByteRangeSpec, size: u64) -> Option<(u64, u64)> {
+    spec.resolve(size)
+}
+
+#[allow(dead_code)]
+fn bytes_body(b: Bytes) -> Body {
+    Body::from(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_rewrite_points_at_the_mirror_and_drops_foreign_entries() {
+        let l = "<https://huggingface.co/api/models/a/b/tree/main?recursive=true&cursor=xyz>; rel=\"next\"";
+        assert_eq!(
+            rewrite_link(l, "https://huggingface.co", "http://m:8090").unwrap(),
+            "<http://m:8090/api/models/a/b/tree/main?recursive=true&cursor=xyz>; rel=\"next\""
+        );
+        assert!(rewrite_link("<https://evil.example/x>; rel=\"next\"", "https://huggingface.co", "http://m").is_none());
+        assert!(rewrite_link("<https://huggingface.co.evil/x>; rel=\"next\"", "https://huggingface.co", "http://m").is_none());
+        let x = "<https://huggingface.co/api/models/a/b/xet-read-token/s>; rel=\"xet-auth\"";
+        assert!(rewrite_link(x, "https://huggingface.co", "http://m").is_none());
+    }
+}

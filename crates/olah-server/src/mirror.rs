@@ -1,0 +1,562 @@
+//! The mirror's service logic: cache-or-fetch for file metadata, file bytes and API responses,
+//! with revalidation, stale-if-error and the access gate. Knows nothing of axum.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use olah_config::Config;
+use olah_store::{BlobKey, BlobStore, MetaDb, Source, SourceError};
+use olah_types::{RepoPath, RepoRef, Revision, Route};
+use olah_upstream::{HubRequest, Upstream, UpstreamError};
+use serde::{Deserialize, Serialize};
+
+use crate::access::{AccessCache, Caller, Known, Scope};
+use crate::error::ApiError;
+use crate::flight::Flight;
+
+/// Metadata of one file at one commit, as the Hub announced it. Immutable once known.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Size in bytes.
+    pub size: u64,
+    /// The Hub's `ETag` (git blob id for regular files), without quotes.
+    pub etag: String,
+    /// `X-Linked-Etag` (sha256) for LFS/Xet files, without quotes.
+    pub linked_etag: Option<String>,
+    /// `X-Xet-Hash`, when the file is stored in Xet upstream.
+    pub xet_hash: Option<String>,
+    /// `Content-Type` the Hub reported.
+    pub content_type: Option<String>,
+}
+
+impl FileMeta {
+    /// The content key the bytes are stored under.
+    pub fn blob_key(&self) -> Option<BlobKey> {
+        self.linked_etag.as_deref().and_then(BlobKey::from_etag).or_else(|| BlobKey::from_etag(&self.etag))
+    }
+
+    /// The ETag clients see: the sha256 for LFS files, the git blob id otherwise.
+    pub fn client_etag(&self) -> &str {
+        self.linked_etag.as_deref().unwrap_or(&self.etag)
+    }
+}
+
+/// A resolved file request.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The commit the revision resolved to.
+    pub commit: String,
+    /// The file's metadata.
+    pub meta: FileMeta,
+    /// hit | miss | revalidated | stale
+    pub cache: &'static str,
+}
+
+/// A cached API response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedResponse {
+    /// Upstream status (2xx).
+    pub status: u16,
+    /// Upstream `Content-Type`.
+    pub content_type: Option<String>,
+    /// Upstream `Link` (pagination), rewritten on the way out.
+    pub link: Option<String>,
+    /// Body (JSON text).
+    pub body: String,
+    /// Unix seconds when fetched.
+    pub fetched_at: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RevEntry {
+    commit: String,
+    fetched_at: u64,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn header_str(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string())
+}
+
+fn unquote(s: &str) -> String {
+    s.trim().trim_start_matches("W/").trim_matches('"').to_string()
+}
+
+/// The mirror service.
+pub struct Mirror {
+    /// Validated configuration.
+    pub cfg: Arc<Config>,
+    /// Metadata database.
+    pub db: Arc<MetaDb>,
+    /// Blob store.
+    pub blobs: BlobStore,
+    /// Upstream client.
+    pub upstream: Upstream,
+    /// Access answers.
+    pub access: AccessCache,
+    head_flight: Flight<Result<(String, FileMeta), ApiError>>,
+    api_flight: Flight<Result<Arc<CachedResponse>, ApiError>>,
+    check_flight: Flight<Result<(), ApiError>>,
+}
+
+impl Mirror {
+    /// Opens the store under `cfg.repos_path` and builds the service.
+    pub fn open(cfg: Arc<Config>) -> Result<Self, String> {
+        let root = &cfg.repos_path;
+        std::fs::create_dir_all(root).map_err(|e| format!("cannot create repos-path {}: {e}", root.display()))?;
+        let db = Arc::new(
+            MetaDb::open(&root.join("olah-meta.redb"))
+                .map_err(|e| format!("cannot open metadata database in {}: {e}", root.display()))?,
+        );
+        let block = cfg.cache_block_size.unwrap_or(olah_store::DEFAULT_BLOCK_SIZE);
+        let blobs = BlobStore::new(root.join("blobs"), db.clone(), block);
+        let mut extra = cfg.upstream_hosts.clone();
+        extra.push(cfg.hf_lfs_netloc.clone());
+        let upstream = Upstream::new(&cfg.hf_url(), &extra)?;
+        let ttl = Duration::from_secs(cfg.metadata_cache_ttl);
+        Ok(Self {
+            access: AccessCache::new(ttl),
+            cfg,
+            db,
+            blobs,
+            upstream,
+            head_flight: Flight::default(),
+            api_flight: Flight::default(),
+            check_flight: Flight::default(),
+        })
+    }
+
+    fn ttl(&self) -> u64 {
+        self.cfg.metadata_cache_ttl
+    }
+
+    fn offline(&self) -> bool {
+        self.cfg.offline
+    }
+
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&MetaDb) -> olah_store::Result<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    fn is_public_persisted(&self, repo_key: &str) -> bool {
+        self.db.get_json::<u64>(&format!("public|{repo_key}")).ok().flatten().is_some()
+    }
+
+    async fn mark_public(&self, repo_key: &str) {
+        let k = format!("public|{repo_key}");
+        if !self.is_public_persisted(repo_key) {
+            let _ = self.db(move |db| db.put_json(&k, &now())).await;
+        }
+    }
+
+    /// Resolves a file request to its commit and metadata: from the cache when possible (commit
+    /// pinned, or a branch within the TTL), else with one upstream HEAD that also confirms the
+    /// caller's access. Falls back to stale data when the upstream is unreachable.
+    pub async fn resolve(
+        self: &Arc<Self>,
+        repo: &RepoRef,
+        rev: &Revision,
+        path: &RepoPath,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Resolved, ApiError> {
+        let repo_key = repo.key();
+        let caller = self.access.caller(auth);
+        let rev_key = format!("rev|{repo_key}|{}", rev.as_str());
+        let (pinned, stale_commit) = if rev.is_commit_sha() {
+            (Some(rev.as_str().to_string()), None)
+        } else {
+            match self.db.get_json::<RevEntry>(&rev_key).ok().flatten() {
+                Some(e) if now().saturating_sub(e.fetched_at) < self.ttl() || self.offline() => (Some(e.commit), None),
+                Some(e) => (None, Some(e.commit)),
+                None => (None, None),
+            }
+        };
+        if let Some(commit) = &pinned {
+            if let Some(meta) = self.cached_meta(&repo_key, commit, path) {
+                self.check_access(repo, Scope::Files, &caller, auth, Some((commit, path))).await?;
+                return Ok(Resolved { commit: commit.clone(), meta, cache: "hit" });
+            }
+        }
+        if self.offline() {
+            return Err(offline_miss(&format!("{repo_key}@{}:{}", rev.as_str(), path.as_str())));
+        }
+        match self.head_file(repo, rev, path, auth, &caller).await {
+            Ok((commit, meta)) => {
+                let cache = if stale_commit.is_some() { "revalidated" } else { "miss" };
+                Ok(Resolved { commit, meta, cache })
+            }
+            Err(e @ ApiError::Unavailable { .. }) => {
+                // stale-if-error: an expired branch entry still names a commit we know.
+                if let Some(commit) = stale_commit {
+                    if let Some(meta) = self.cached_meta(&repo_key, &commit, path) {
+                        if self.may_serve_without_upstream(&repo_key, Scope::Files, &caller) {
+                            return Ok(Resolved { commit, meta, cache: "stale" });
+                        }
+                    }
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn cached_meta(&self, repo_key: &str, commit: &str, path: &RepoPath) -> Option<FileMeta> {
+        self.db.get_json(&format!("file|{repo_key}|{commit}|{}", path.as_str())).ok().flatten()
+    }
+
+    fn may_serve_without_upstream(&self, repo_key: &str, scope: Scope, caller: &Caller) -> bool {
+        self.access.was_public(repo_key, scope)
+            || self.is_public_persisted(repo_key)
+            || matches!(self.access.check(repo_key, scope, caller), Known::Allowed)
+    }
+
+    /// One upstream HEAD of the resolve URL (single-flight per repo, revision, path and caller).
+    async fn head_file(
+        self: &Arc<Self>,
+        repo: &RepoRef,
+        rev: &Revision,
+        path: &RepoPath,
+        auth: Option<&HeaderValue>,
+        caller: &Caller,
+    ) -> Result<(String, FileMeta), ApiError> {
+        let key = format!("{}|{}|{}|{}", repo.key(), rev.as_str(), path.as_str(), caller.id());
+        let me = self.clone();
+        let (repo, rev, path, auth, caller) = (repo.clone(), rev.clone(), path.clone(), auth.cloned(), caller.clone());
+        self.head_flight
+            .run(key, move || async move {
+                let route = Route::Resolve { repo: repo.clone(), revision: rev.clone(), path: path.clone() };
+                let up = route.upstream_path();
+                let mut headers = HeaderMap::new();
+                headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+                let resp = me
+                    .upstream
+                    .hub(HubRequest { method: Method::HEAD, path_and_query: &up, auth: auth.as_ref(), headers, body: None })
+                    .await?;
+                let status = resp.status();
+                let h = resp.headers().clone();
+                if !(status.is_success() || status.is_redirection()) {
+                    return Err(ApiError::from_upstream(status, &h, Bytes::new()));
+                }
+                let commit = header_str(&h, "x-repo-commit")
+                    .filter(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .map(|c| c.to_ascii_lowercase())
+                    .ok_or_else(|| ApiError::BadUpstream("resolve answer without a valid X-Repo-Commit".into()))?;
+                let linked_etag = header_str(&h, "x-linked-etag").map(|s| unquote(&s));
+                let etag = header_str(&h, header::ETAG).map(|s| unquote(&s)).unwrap_or_default();
+                let size = header_str(&h, "x-linked-size")
+                    .or_else(|| if status.is_success() { header_str(&h, header::CONTENT_LENGTH) } else { None })
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(|| ApiError::BadUpstream("resolve answer without a size".into()))?;
+                let meta = FileMeta {
+                    size,
+                    etag,
+                    linked_etag,
+                    xet_hash: header_str(&h, "x-xet-hash"),
+                    content_type: if status.is_success() { header_str(&h, header::CONTENT_TYPE) } else { None },
+                };
+                if meta.blob_key().is_none() {
+                    return Err(ApiError::BadUpstream("resolve answer without a usable ETag".into()));
+                }
+                let repo_key = repo.key();
+                me.access.allow(&repo_key, Scope::Files, &caller);
+                if caller.is_anon() {
+                    me.mark_public(&repo_key).await;
+                }
+                let file_key = format!("file|{repo_key}|{commit}|{}", path.as_str());
+                let rev_entry = (!rev.is_commit_sha())
+                    .then(|| (format!("rev|{repo_key}|{}", rev.as_str()), RevEntry { commit: commit.clone(), fetched_at: now() }));
+                let m2 = meta.clone();
+                me.db(move |db| {
+                    db.put_json(&file_key, &m2)?;
+                    if let Some((k, v)) = rev_entry {
+                        db.put_json(&k, &v)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+                Ok((commit, meta))
+            })
+            .await
+    }
+
+    /// The fail-closed gate for cached content: allowed when the repo is public or the Hub
+    /// confirmed this caller within the TTL; otherwise asks the Hub with the caller's own token.
+    pub async fn check_access(
+        self: &Arc<Self>,
+        repo: &RepoRef,
+        scope: Scope,
+        caller: &Caller,
+        auth: Option<&HeaderValue>,
+        file: Option<(&str, &RepoPath)>,
+    ) -> Result<(), ApiError> {
+        let repo_key = repo.key();
+        match self.access.check(&repo_key, scope, caller) {
+            Known::Allowed => return Ok(()),
+            Known::Denied(e) => return Err(e),
+            Known::Unknown => {}
+        }
+        if self.offline() {
+            return if self.is_public_persisted(&repo_key) {
+                Ok(())
+            } else {
+                Err(ApiError::Hub {
+                    status: StatusCode::UNAUTHORIZED,
+                    code: "GatedRepo",
+                    message: "offline: access to this repository cannot be confirmed".into(),
+                })
+            };
+        }
+        let probe = match (scope, file) {
+            (Scope::Files, Some((commit, path))) => Route::Resolve {
+                repo: repo.clone(),
+                revision: Revision::new(commit).map_err(|e| ApiError::Internal(e.to_string()))?,
+                path: path.clone(),
+            }
+            .upstream_path(),
+            _ => Route::RepoInfo { repo: repo.clone() }.upstream_path(),
+        };
+        let key = format!("{repo_key}|{scope:?}|{}", caller.id());
+        let me = self.clone();
+        let (auth, caller2, repo_key2) = (auth.cloned(), caller.clone(), repo_key.clone());
+        let res = self
+            .check_flight
+            .run(key, move || async move {
+                let resp = me
+                    .upstream
+                    .hub(HubRequest {
+                        method: Method::HEAD,
+                        path_and_query: &probe,
+                        auth: auth.as_ref(),
+                        headers: HeaderMap::new(),
+                        body: None,
+                    })
+                    .await?;
+                let status = resp.status();
+                if status.is_success() || status.is_redirection() {
+                    me.access.allow(&repo_key2, scope, &caller2);
+                    if caller2.is_anon() {
+                        me.mark_public(&repo_key2).await;
+                    }
+                    Ok(())
+                } else if matches!(status.as_u16(), 401 | 403 | 404) {
+                    let e = ApiError::from_upstream(status, resp.headers(), Bytes::new());
+                    me.access.deny(&repo_key2, scope, &caller2, e.clone());
+                    Err(e)
+                } else {
+                    Err(ApiError::from_upstream(status, resp.headers(), Bytes::new()))
+                }
+            })
+            .await;
+        match res {
+            Err(ApiError::Unavailable { .. }) if self.may_serve_without_upstream(&repo_key, scope, caller) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// A [`Source`] that fetches byte ranges of a file at a commit from the upstream.
+    pub fn file_source(&self, repo: &RepoRef, commit: &str, path: &RepoPath, auth: Option<&HeaderValue>, size: u64) -> Option<Arc<dyn Source>> {
+        if self.offline() {
+            return None;
+        }
+        let revision = Revision::new(commit).ok()?;
+        let path = Route::Resolve { repo: repo.clone(), revision, path: path.clone() }.upstream_path();
+        Some(Arc::new(HubFileSource { upstream: self.upstream.clone(), path, auth: auth.cloned(), size }))
+    }
+
+    /// An API call: served from the cache when fresh (commit-pinned responses never expire),
+    /// else fetched (single-flight), stored and served; stale copies are served when the upstream
+    /// is unreachable and the caller may read the repo.
+    pub async fn api(
+        self: &Arc<Self>,
+        route: &Route,
+        query: Option<&str>,
+        form: Option<Bytes>,
+        auth: Option<&HeaderValue>,
+    ) -> Result<(Arc<CachedResponse>, &'static str), ApiError> {
+        let repo = route.repo().ok_or_else(|| ApiError::Internal("API route without a repo".into()))?.clone();
+        let caller = self.access.caller(auth);
+        let up = route.upstream_path();
+        let up_full = match query {
+            Some(q) if !q.is_empty() => format!("{up}?{q}"),
+            _ => up.clone(),
+        };
+        let form_key = form.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        let key = format!("api|{up_full}|{form_key}");
+        let immutable = route.revision().is_some_and(|r| r.is_commit_sha());
+        let cached: Option<CachedResponse> = self.db.get_json(&key).ok().flatten();
+        if let Some(c) = &cached {
+            if immutable || self.offline() || now().saturating_sub(c.fetched_at) < self.ttl() {
+                self.check_access(&repo, Scope::Meta, &caller, auth, None).await?;
+                return Ok((Arc::new(c.clone()), "hit"));
+            }
+        }
+        if self.offline() {
+            return Err(offline_miss(&up_full));
+        }
+        let me = self.clone();
+        let flight_key = format!("{key}|{}", caller.id());
+        let (auth2, caller2, repo_key) = (auth.cloned(), caller.clone(), repo.key());
+        let res = self
+            .api_flight
+            .run(flight_key, move || async move {
+                let mut headers = HeaderMap::new();
+                let method = if form.is_some() {
+                    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+                    Method::POST
+                } else {
+                    Method::GET
+                };
+                let resp = me
+                    .upstream
+                    .hub(HubRequest { method, path_and_query: &up_full, auth: auth2.as_ref(), headers, body: form })
+                    .await?;
+                let status = resp.status();
+                let h = resp.headers().clone();
+                let body = resp.bytes().await.map_err(|e| ApiError::from(UpstreamError::Unreachable(e.without_url().to_string())))?;
+                if !status.is_success() {
+                    return Err(ApiError::from_upstream(status, &h, body));
+                }
+                let body = String::from_utf8(body.to_vec()).map_err(|_| ApiError::BadUpstream("API answer is not UTF-8".into()))?;
+                let c = CachedResponse {
+                    status: status.as_u16(),
+                    content_type: header_str(&h, header::CONTENT_TYPE),
+                    link: header_str(&h, header::LINK),
+                    body,
+                    fetched_at: now(),
+                };
+                me.access.allow(&repo_key, Scope::Meta, &caller2);
+                if caller2.is_anon() {
+                    me.mark_public(&repo_key).await;
+                }
+                let c2 = c.clone();
+                me.db(move |db| db.put_json(&key, &c2)).await?;
+                Ok(Arc::new(c))
+            })
+            .await;
+        match res {
+            Ok(c) => Ok((c, if cached.is_some() { "revalidated" } else { "miss" })),
+            Err(ApiError::Unavailable { .. })
+                if cached.is_some() && self.may_serve_without_upstream(&repo.key(), Scope::Meta, &caller) =>
+            {
+                Ok((Arc::new(cached.expect("checked")), "stale"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Relays a request without caching (whoami).
+    pub async fn passthrough(&self, route: &Route, auth: Option<&HeaderValue>) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
+        if self.offline() {
+            return Err(offline_miss(&route.upstream_path()));
+        }
+        let up = route.upstream_path();
+        let resp = self
+            .upstream
+            .hub(HubRequest { method: Method::GET, path_and_query: &up, auth, headers: HeaderMap::new(), body: None })
+            .await?;
+        let status = resp.status();
+        let h = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| ApiError::from(UpstreamError::Unreachable(e.without_url().to_string())))?;
+        if !status.is_success() {
+            return Err(ApiError::from_upstream(status, &h, body));
+        }
+        Ok((status, h, body))
+    }
+}
+
+fn offline_miss(what: &str) -> ApiError {
+    ApiError::Hub {
+        status: StatusCode::GATEWAY_TIMEOUT,
+        code: "OfflineNotCached",
+        message: format!("the mirror is offline and has not cached {what}"),
+    }
+}
+
+/// Fetches byte ranges of one file from the Hub, following its redirect to the LFS CDN.
+struct HubFileSource {
+    upstream: Upstream,
+    path: String,
+    auth: Option<HeaderValue>,
+    size: u64,
+}
+
+#[async_trait]
+impl Source for HubFileSource {
+    async fn fetch(&self, start: u64, end: u64) -> Result<BoxStream<'static, Result<Bytes, SourceError>>, SourceError> {
+        let resp = self
+            .upstream
+            .get_following(&self.path, self.auth.as_ref(), Some((start, end)))
+            .await
+            .map_err(|e| SourceError::new(e.to_string(), None))?;
+        let status = resp.status();
+        let want = end - start + 1;
+        let skip = match status {
+            StatusCode::PARTIAL_CONTENT => {
+                let cr = header_str(resp.headers(), header::CONTENT_RANGE).unwrap_or_default();
+                let ok = cr
+                    .strip_prefix("bytes ")
+                    .and_then(|r| r.split('/').next())
+                    .and_then(|r| r.split_once('-'))
+                    .and_then(|(a, _)| a.parse::<u64>().ok())
+                    == Some(start);
+                if !ok {
+                    return Err(SourceError::new(format!("upstream answered range {cr:?} for {start}-{end}"), Some(206)));
+                }
+                0
+            }
+            // The whole file instead of the range: skip to the start.
+            StatusCode::OK => start,
+            s => return Err(SourceError::new(format!("upstream answered {s}"), Some(s.as_u16()))),
+        };
+        let _ = self.size;
+        Ok(limit(resp.bytes_stream().map_err(|e| SourceError::new(e.without_url().to_string(), None)).boxed(), skip, want))
+    }
+}
+
+/// Skips `skip` bytes, then yields at most `take` bytes.
+fn limit(
+    s: BoxStream<'static, Result<Bytes, SourceError>>,
+    skip: u64,
+    take: u64,
+) -> BoxStream<'static, Result<Bytes, SourceError>> {
+    futures::stream::unfold((s, skip, take), |(mut s, mut skip, mut take)| async move {
+        loop {
+            if take == 0 {
+                return None;
+            }
+            let mut b = match s.next().await? {
+                Ok(b) => b,
+                Err(e) => return Some((Err(e), (s, 0, 0))),
+            };
+            if skip > 0 {
+                let n = skip.min(b.len() as u64);
+                let _ = b.split_to(n as usize);
+                skip -= n;
+            }
+            if b.is_empty() {
+                continue;
+            }
+            if b.len() as u64 > take {
+                b.truncate(take as usize);
+            }
+            take -= b.len() as u64;
+            return Some((Ok(b), (s, skip, take)));
+        }
+    })
+    .boxed()
+}

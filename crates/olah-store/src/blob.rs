@@ -1,0 +1,628 @@
+//! Block-structured blobs with streaming single-flight fills.
+//!
+//! A blob is one content-addressed file of known size, cut into fixed-size blocks. Each block is
+//! `Missing`, `Present(crc32)` (bytes on disk, checksum in the database) or `Filling` (an upstream
+//! fetch is writing it right now). Readers walk the blocks of their range:
+//!
+//! * `Present`: read the whole block from disk, check its CRC, send the requested slice. A CRC
+//!   mismatch marks the block `Missing` again and it is fetched anew; a wrong byte is never sent.
+//! * `Filling`: follow the fill. The filler appends upstream chunks to an in-memory buffer of the
+//!   block and publishes its length on a `watch` channel; followers send bytes as soon as they
+//!   arrive (no waiting for the block or the file), so N clients cause one upstream transfer.
+//! * `Missing`: claim the run of consecutive missing blocks the range needs, spawn ONE fill task
+//!   for it (one upstream range request) and follow it like any other reader.
+//!
+//! A fill runs detached from the client that started it, so a disconnecting leader does not cut
+//! its followers. If a fill fails (upstream cut, bad status) its unfinished blocks go back to
+//! `Missing` — also when the task panics or is dropped (see [`FillGuard`]) — and waiting readers
+//! claim them again with their own source.
+//!
+//! Durability: block bytes are written to the sparse data file first, then the block's CRC is
+//! recorded. When the last block is present the whole blob is hashed against its key (sha256 or
+//! git blob sha1); only then is it marked complete. A mismatch discards the blob.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use sha1::Digest as _;
+use tokio::sync::{mpsc, watch};
+
+use crate::error::{Result, SourceError, StoreError};
+use crate::key::BlobKey;
+use crate::meta::{BlobRecord, MetaDb};
+
+/// Default block size: the unit of persistence, checksumming and partial caching. Small enough
+/// that a 1 MiB range read pulls at most 2 blocks (4 MiB) upstream.
+pub const DEFAULT_BLOCK_SIZE: u64 = 2 * 1024 * 1024;
+
+/// How many times one reader re-claims blocks after failed fills before giving up.
+const MAX_FILL_ATTEMPTS: u32 = 3;
+
+/// Where the bytes of missing blocks come from (the upstream, for the server).
+#[async_trait]
+pub trait Source: Send + Sync + 'static {
+    /// Opens a stream of exactly the bytes `start..=end` (inclusive) of the blob.
+    async fn fetch(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, SourceError>>, SourceError>;
+}
+
+/// A stream of blob bytes handed to the HTTP layer.
+pub type ByteStream = tokio_stream::wrappers::ReceiverStream<Result<Bytes, StoreError>>;
+
+/// The blob store: data files under one root directory, state in the metadata database.
+pub struct BlobStore {
+    root: PathBuf,
+    db: Arc<MetaDb>,
+    block_size: u64,
+    open: Mutex<HashMap<BlobKey, Weak<Blob>>>,
+}
+
+/// One open blob (shared by every reader and fill of it).
+pub struct Blob {
+    key: BlobKey,
+    size: u64,
+    block_size: u64,
+    file: Arc<File>,
+    db: Arc<MetaDb>,
+    state: Mutex<BlobState>,
+}
+
+struct BlobState {
+    slots: Vec<Slot>,
+    complete: bool,
+    verifying: bool,
+}
+
+#[derive(Clone)]
+enum Slot {
+    Missing,
+    Present(u32),
+    Filling(Arc<BlockFill>),
+}
+
+/// The in-flight bytes of one block being filled.
+struct BlockFill {
+    chunks: Mutex<Vec<Bytes>>,
+    progress: watch::Sender<Progress>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum FillState {
+    Running,
+    Done,
+    Failed,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Progress {
+    len: u64,
+    state: FillState,
+}
+
+impl BlockFill {
+    fn new() -> Arc<Self> {
+        let (progress, _) = watch::channel(Progress { len: 0, state: FillState::Running });
+        Arc::new(Self { chunks: Mutex::new(Vec::new()), progress })
+    }
+
+    fn push(&self, data: Bytes) {
+        let n = data.len() as u64;
+        self.chunks.lock().expect("fill buffer lock").push(data);
+        self.progress.send_modify(|p| p.len += n);
+    }
+
+    fn finish(&self, state: FillState) {
+        self.progress.send_modify(|p| p.state = state);
+    }
+
+    /// The buffered bytes `from..to` of the block, as zero-copy slices.
+    fn slice(&self, from: u64, to: u64) -> Vec<Bytes> {
+        let chunks = self.chunks.lock().expect("fill buffer lock");
+        let mut out = Vec::new();
+        let mut off = 0u64;
+        for c in chunks.iter() {
+            let (cs, ce) = (off, off + c.len() as u64);
+            off = ce;
+            if ce <= from {
+                continue;
+            }
+            if cs >= to {
+                break;
+            }
+            let s = from.max(cs) - cs;
+            let e = to.min(ce) - cs;
+            out.push(c.slice(s as usize..e as usize));
+        }
+        out
+    }
+}
+
+/// Presence summary of a blob, for tests, logs and admin views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobStatus {
+    /// Blocks in the blob.
+    pub blocks: u32,
+    /// Blocks present on disk.
+    pub present: u32,
+    /// Verified against its content hash.
+    pub complete: bool,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
+}
+
+impl BlobStore {
+    /// A store keeping data files under `root`.
+    pub fn new(root: PathBuf, db: Arc<MetaDb>, block_size: u64) -> Self {
+        Self { root, db, block_size: block_size.max(4096), open: Mutex::new(HashMap::new()) }
+    }
+
+    /// The path of a blob's data file (inside the root by construction: hex names only).
+    pub fn data_path(&self, key: &BlobKey) -> PathBuf {
+        self.root.join(key.rel_path())
+    }
+
+    /// Opens a blob of the given size, loading what is already cached. Every caller of the same
+    /// key shares one [`Blob`], which is what makes fills single-flight.
+    pub async fn open(&self, key: BlobKey, size: u64) -> Result<Arc<Blob>> {
+        if let Some(b) = self.lookup(&key) {
+            if b.size == size {
+                return Ok(b);
+            }
+        }
+        let db = self.db.clone();
+        let path = self.data_path(&key);
+        let block_size = self.block_size;
+        let blob = blocking(move || load_blob(db, key, size, block_size, &path)).await?;
+        let mut open = self.open.lock().expect("open-blob registry lock");
+        if let Some(existing) = open.get(&key).and_then(Weak::upgrade) {
+            if existing.size == size {
+                return Ok(existing);
+            }
+        }
+        if open.len() > 1024 {
+            open.retain(|_, w| w.strong_count() > 0);
+        }
+        let blob = Arc::new(blob);
+        open.insert(key, Arc::downgrade(&blob));
+        Ok(blob)
+    }
+
+    fn lookup(&self, key: &BlobKey) -> Option<Arc<Blob>> {
+        self.open.lock().expect("open-blob registry lock").get(key).and_then(Weak::upgrade)
+    }
+
+    /// Streams bytes `start..=end` of the blob, filling missing blocks from `source` (or failing
+    /// with [`StoreError::NotCached`] when there is none). The stream is produced by a task that
+    /// stops when the receiver is dropped; at most a few blocks are buffered.
+    pub fn read(
+        blob: Arc<Blob>,
+        start: u64,
+        end: u64,
+        source: Option<Arc<dyn Source>>,
+    ) -> ByteStream {
+        let (tx, rx) = mpsc::channel(2);
+        tokio::spawn(async move {
+            if let Err(e) = blob.read_into(start, end, source, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        ByteStream::new(rx)
+    }
+}
+
+fn load_blob(
+    db: Arc<MetaDb>,
+    key: BlobKey,
+    size: u64,
+    block_size: u64,
+    path: &Path,
+) -> Result<Blob> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+    let file_len = file.metadata()?.len();
+    let mut rec = db.blob(&key)?;
+    let usable = matches!(&rec, Some(r) if r.size == size && file_len == size && r.block_size > 0);
+    if !usable {
+        // New blob, or a record that does not match the file on disk: start from scratch.
+        db.remove_blob(&key)?;
+        file.set_len(0)?;
+        file.set_len(size)?;
+        let r = BlobRecord { size, block_size, complete: false, created: now_secs() };
+        db.put_blob(&key, &r)?;
+        rec = Some(r);
+    }
+    let rec = rec.expect("record set above");
+    let nblocks = size.div_ceil(rec.block_size) as usize;
+    let mut slots = vec![Slot::Missing; nblocks];
+    for (idx, crc) in db.blocks(&key)? {
+        if let Some(s) = slots.get_mut(idx as usize) {
+            *s = Slot::Present(crc);
+        }
+    }
+    let complete = rec.complete && slots.iter().all(|s| matches!(s, Slot::Present(_)));
+    Ok(Blob {
+        key,
+        size,
+        block_size: rec.block_size,
+        file: Arc::new(file),
+        db,
+        state: Mutex::new(BlobState { slots, complete, verifying: false }),
+    })
+}
+
+enum Step {
+    Disk(u32),
+    Follow(Arc<BlockFill>),
+    NotCached,
+}
+
+impl Blob {
+    /// The blob's content key.
+    pub fn key(&self) -> BlobKey {
+        self.key
+    }
+
+    /// Total size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// What is cached of this blob.
+    pub fn status(&self) -> BlobStatus {
+        let st = self.state.lock().expect("blob state lock");
+        BlobStatus {
+            blocks: st.slots.len() as u32,
+            present: st.slots.iter().filter(|s| matches!(s, Slot::Present(_))).count() as u32,
+            complete: st.complete,
+        }
+    }
+
+    /// True when every block of `start..=end` is on disk (a read would need no upstream).
+    pub fn is_cached(&self, start: u64, end: u64) -> bool {
+        if self.size == 0 {
+            return true;
+        }
+        let st = self.state.lock().expect("blob state lock");
+        let (a, b) = ((start / self.block_size) as usize, (end / self.block_size) as usize);
+        st.slots[a..=b.min(st.slots.len() - 1)].iter().all(|s| matches!(s, Slot::Present(_)))
+    }
+
+    fn block_len(&self, idx: u32) -> u64 {
+        let start = idx as u64 * self.block_size;
+        self.block_size.min(self.size - start)
+    }
+
+    async fn read_into(
+        self: &Arc<Self>,
+        start: u64,
+        end: u64,
+        source: Option<Arc<dyn Source>>,
+        tx: &mpsc::Sender<Result<Bytes>>,
+    ) -> Result<()> {
+        if self.size == 0 || start > end || end >= self.size {
+            return Ok(());
+        }
+        let mut pos = start;
+        let mut failures = 0u32;
+        while pos <= end {
+            let idx = (pos / self.block_size) as u32;
+            let block_start = idx as u64 * self.block_size;
+            let block_end = block_start + self.block_len(idx); // exclusive
+            let want_end = (end + 1).min(block_end); // exclusive
+            match self.next_step(idx, end, source.as_ref()) {
+                Step::NotCached => {
+                    return Err(StoreError::NotCached(format!("{} block {idx}", self.key)));
+                }
+                Step::Disk(crc) => {
+                    let data = self.read_block(idx).await?;
+                    if crc32fast::hash(&data) != crc {
+                        tracing::warn!(blob = %self.key, block = idx, "block checksum mismatch; refetching");
+                        self.invalidate(idx, crc).await;
+                        continue;
+                    }
+                    let slice = data.slice((pos - block_start) as usize..(want_end - block_start) as usize);
+                    if tx.send(Ok(slice)).await.is_err() {
+                        return Ok(());
+                    }
+                    pos = want_end;
+                }
+                Step::Follow(fill) => {
+                    let mut rx = fill.progress.subscribe();
+                    loop {
+                        let off = pos - block_start;
+                        let p = match rx.wait_for(|p| p.len > off || p.state != FillState::Running).await {
+                            Ok(p) => *p,
+                            Err(_) => Progress { len: 0, state: FillState::Failed },
+                        };
+                        if p.len > off {
+                            let upto = p.len.min(want_end - block_start);
+                            for part in fill.slice(off, upto) {
+                                if tx.send(Ok(part)).await.is_err() {
+                                    return Ok(());
+                                }
+                            }
+                            pos = block_start + upto;
+                            failures = 0;
+                            if pos >= want_end {
+                                break;
+                            }
+                        } else if p.state == FillState::Failed {
+                            failures += 1;
+                            if failures >= MAX_FILL_ATTEMPTS {
+                                return Err(StoreError::Source(SourceError::new(
+                                    format!("upstream fill of {} failed {failures} times", self.key),
+                                    None,
+                                )));
+                            }
+                            break;
+                        } else {
+                            // Done with len <= off cannot happen: a done block has its full length.
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides what to do for block `idx`, claiming a run of missing blocks when needed.
+    fn next_step(self: &Arc<Self>, idx: u32, end: u64, source: Option<&Arc<dyn Source>>) -> Step {
+        let mut st = self.state.lock().expect("blob state lock");
+        match &st.slots[idx as usize] {
+            Slot::Present(crc) => Step::Disk(*crc),
+            Slot::Filling(f) => Step::Follow(f.clone()),
+            Slot::Missing => {
+                let Some(source) = source else { return Step::NotCached };
+                let last = (end / self.block_size) as u32;
+                let mut stop = idx;
+                while stop <= last && matches!(st.slots[stop as usize], Slot::Missing) {
+                    stop += 1;
+                }
+                let fills: Vec<Arc<BlockFill>> = (idx..stop).map(|_| BlockFill::new()).collect();
+                for (i, f) in fills.iter().enumerate() {
+                    st.slots[idx as usize + i] = Slot::Filling(f.clone());
+                }
+                let first = fills[0].clone();
+                let guard = FillGuard { blob: self.clone(), first: idx, next: idx, fills };
+                tokio::spawn(run_fill(guard, source.clone()));
+                Step::Follow(first)
+            }
+        }
+    }
+
+    async fn read_block(&self, idx: u32) -> Result<Bytes> {
+        let file = self.file.clone();
+        let off = idx as u64 * self.block_size;
+        let len = self.block_len(idx) as usize;
+        blocking(move || {
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, off)?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+    }
+
+    /// Forgets a block whose bytes do not match its checksum (only if nobody replaced it since).
+    async fn invalidate(&self, idx: u32, crc: u32) {
+        {
+            let mut st = self.state.lock().expect("blob state lock");
+            if matches!(st.slots[idx as usize], Slot::Present(c) if c == crc) {
+                st.slots[idx as usize] = Slot::Missing;
+                st.complete = false;
+            }
+        }
+        let db = self.db.clone();
+        let key = self.key;
+        if let Err(e) = blocking(move || db.remove_block(&key, idx)).await {
+            tracing::warn!(blob = %key, error = %e, "could not forget corrupt block");
+        }
+    }
+
+    /// Writes a finished block and records it present.
+    async fn commit_block(&self, idx: u32, data: Vec<Bytes>, crc: u32) -> Result<()> {
+        let file = self.file.clone();
+        let db = self.db.clone();
+        let key = self.key;
+        let off = idx as u64 * self.block_size;
+        blocking(move || {
+            let mut pos = off;
+            for d in &data {
+                file.write_all_at(d, pos)?;
+                pos += d.len() as u64;
+            }
+            db.put_block(&key, idx, crc)
+        })
+        .await?;
+        let all_present = {
+            let mut st = self.state.lock().expect("blob state lock");
+            st.slots[idx as usize] = Slot::Present(crc);
+            let all = !st.complete && !st.verifying && st.slots.iter().all(|s| matches!(s, Slot::Present(_)));
+            if all {
+                st.verifying = true;
+            }
+            all
+        };
+        Ok(if all_present {
+            let me = BlobRef { file: self.file.clone(), db: self.db.clone(), key, size: self.size };
+            let ok = blocking(move || me.verify()).await.unwrap_or_else(|e| {
+                tracing::warn!(blob = %key, error = %e, "verification failed to run");
+                false
+            });
+            let discard = {
+                let mut st = self.state.lock().expect("blob state lock");
+                st.verifying = false;
+                if ok {
+                    st.complete = true;
+                } else {
+                    for s in st.slots.iter_mut() {
+                        if matches!(s, Slot::Present(_)) {
+                            *s = Slot::Missing;
+                        }
+                    }
+                }
+                !ok
+            };
+            if discard {
+                tracing::error!(blob = %key, "content hash mismatch: discarding cached blob");
+                let db = self.db.clone();
+                let _ = blocking(move || reset_blob_record(&db, &key)).await;
+            }
+        })
+    }
+}
+
+/// Drops every block record of a blob and marks it incomplete.
+fn reset_blob_record(db: &MetaDb, key: &BlobKey) -> Result<()> {
+    let rec = db.blob(key)?;
+    db.remove_blob(key)?;
+    if let Some(mut r) = rec {
+        r.complete = false;
+        db.put_blob(key, &r)?;
+    }
+    Ok(())
+}
+
+/// What verification needs, detached from the blob's locks.
+struct BlobRef {
+    file: Arc<File>,
+    db: Arc<MetaDb>,
+    key: BlobKey,
+    size: u64,
+}
+
+impl BlobRef {
+    /// Hashes the whole data file against the key; marks the blob complete on success.
+    fn verify(&self) -> Result<bool> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut off = 0u64;
+        let ok = match self.key {
+            BlobKey::Sha256(want) => {
+                let mut h = sha2::Sha256::new();
+                while off < self.size {
+                    let n = (self.size - off).min(buf.len() as u64) as usize;
+                    self.file.read_exact_at(&mut buf[..n], off)?;
+                    h.update(&buf[..n]);
+                    off += n as u64;
+                }
+                h.finalize().as_slice() == want
+            }
+            BlobKey::GitSha1(want) => {
+                let mut h = sha1::Sha1::new();
+                h.update(format!("blob {}\0", self.size).as_bytes());
+                while off < self.size {
+                    let n = (self.size - off).min(buf.len() as u64) as usize;
+                    self.file.read_exact_at(&mut buf[..n], off)?;
+                    h.update(&buf[..n]);
+                    off += n as u64;
+                }
+                h.finalize().as_slice() == want
+            }
+        };
+        if ok {
+            if let Some(mut r) = self.db.blob(&self.key)? {
+                r.complete = true;
+                self.db.put_blob(&self.key, &r)?;
+            }
+        }
+        Ok(ok)
+    }
+}
+
+/// Owns the claimed blocks of one fill. Whatever way the fill ends — error, panic, or the task
+/// being dropped — every block it did not finish goes back to `Missing` and its followers are
+/// told, so nobody waits forever on a dead fill.
+struct FillGuard {
+    blob: Arc<Blob>,
+    first: u32,
+    next: u32,
+    fills: Vec<Arc<BlockFill>>,
+}
+
+impl Drop for FillGuard {
+    fn drop(&mut self) {
+        let mut st = self.blob.state.lock().expect("blob state lock");
+        for (i, f) in self.fills.iter().enumerate() {
+            let idx = self.first + i as u32;
+            if idx < self.next {
+                continue;
+            }
+            if let Slot::Filling(cur) = &st.slots[idx as usize] {
+                if Arc::ptr_eq(cur, f) {
+                    st.slots[idx as usize] = Slot::Missing;
+                }
+            }
+            f.finish(FillState::Failed);
+        }
+    }
+}
+
+async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
+    let blob = guard.blob.clone();
+    let end_block = guard.first + guard.fills.len() as u32; // exclusive
+    let start = guard.first as u64 * blob.block_size;
+    let stop = (end_block as u64 * blob.block_size).min(blob.size) - 1;
+    let result: Result<()> = async {
+        let mut stream = source.fetch(start, stop).await?;
+        let mut cur = guard.first;
+        let mut filled = 0u64;
+        let mut crc = crc32fast::Hasher::new();
+        while let Some(chunk) = stream.next().await {
+            let mut chunk = chunk?;
+            while !chunk.is_empty() {
+                if cur >= end_block {
+                    return Err(StoreError::InvalidData("upstream sent more bytes than requested".into()));
+                }
+                let fill = &guard.fills[(cur - guard.first) as usize];
+                let blen = blob.block_len(cur);
+                let take = (blen - filled).min(chunk.len() as u64) as usize;
+                let part = chunk.split_to(take);
+                crc.update(&part);
+                fill.push(part);
+                filled += take as u64;
+                if filled == blen {
+                    let data = fill.chunks.lock().expect("fill buffer lock").clone();
+                    let sum = std::mem::take(&mut crc).finalize();
+                    blob.commit_block(cur, data, sum).await?;
+                    fill.finish(FillState::Done);
+                    cur += 1;
+                    guard.next = cur;
+                    filled = 0;
+                }
+            }
+        }
+        if cur != end_block {
+            return Err(StoreError::InvalidData(format!(
+                "upstream body ended early at block {cur} of {}..{end_block}",
+                guard.first
+            )));
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(blob = %blob.key, error = %e, "fill failed");
+    }
+    drop(guard);
+}

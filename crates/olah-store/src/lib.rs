@@ -1,0 +1,17 @@
+//! olah-store: the mirror's cache engine. It knows neither HTTP nor the Hub.
+//!
+//! * [`BlobStore`]: content-addressed blobs (LFS sha256 / git blob sha1) stored as sparse files,
+//!   cut into blocks with per-block CRCs, filled from a [`Source`] on demand with single-flight
+//!   streaming fills (see [`blob`]).
+//! * [`MetaDb`]: the embedded metadata database (redb) for blob/block state and cached Hub
+//!   metadata as JSON values.
+
+pub mod blob;
+pub mod error;
+pub mod key;
+pub mod meta;
+
+pub use blob::{Blob, BlobStatus, BlobStore, ByteStream, DEFAULT_BLOCK_SIZE, Source};
+pub use error::{Result, SourceError, StoreError};
+pub use key::BlobKey;
+pub use meta::{BlobRecord, MetaDb};

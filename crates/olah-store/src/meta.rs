@@ -1,0 +1,196 @@
+//! The metadata database (redb): blob records, per-block checksums, and a small JSON key/value
+//! space for cached Hub metadata (revisions, file metadata, API responses).
+//!
+//! redb is embedded, pure Rust and crash-safe (copy-on-write B-trees with atomic commits), so a
+//! `kill -9` at any point leaves the database at its last commit.
+
+use std::path::Path;
+
+use redb::{Database, Durability, TableDefinition};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::error::Result;
+use crate::key::BlobKey;
+
+const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
+const BLOCKS: TableDefinition<(&str, u32), u32> = TableDefinition::new("blocks");
+
+/// What the database knows about one blob.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BlobRecord {
+    /// Total size in bytes.
+    pub size: u64,
+    /// Block size the blob was cut into when it was created.
+    pub block_size: u64,
+    /// Every block is present and the whole content matched its content hash.
+    pub complete: bool,
+    /// Unix seconds when the blob was first created.
+    pub created: u64,
+}
+
+/// The metadata database.
+pub struct MetaDb {
+    db: Database,
+}
+
+impl MetaDb {
+    /// Opens (or creates) the database file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path)?;
+        let tx = db.begin_write()?;
+        {
+            tx.open_table(KV)?;
+            tx.open_table(BLOBS)?;
+            tx.open_table(BLOCKS)?;
+        }
+        tx.commit()?;
+        Ok(Self { db })
+    }
+
+    /// Reads a JSON value. A value that no longer parses (older format) reads as absent.
+    pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(KV)?;
+        Ok(t.get(key)?
+            .and_then(|v| serde_json::from_slice(v.value()).ok()))
+    }
+
+    /// Writes a JSON value durably.
+    pub fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).expect("metadata values always serialize");
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(KV)?;
+            t.insert(key, bytes.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deletes a key/value entry.
+    pub fn delete(&self, key: &str) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(KV)?;
+            t.remove(key)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The record of a blob, if any.
+    pub fn blob(&self, key: &BlobKey) -> Result<Option<BlobRecord>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(BLOBS)?;
+        Ok(t.get(key.to_string().as_str())?
+            .and_then(|v| serde_json::from_slice(v.value()).ok()))
+    }
+
+    /// Creates or replaces the record of a blob.
+    pub fn put_blob(&self, key: &BlobKey, rec: &BlobRecord) -> Result<()> {
+        let bytes = serde_json::to_vec(rec).expect("blob records always serialize");
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(BLOBS)?;
+            t.insert(key.to_string().as_str(), bytes.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The checksums of the blocks recorded as present: `(block index, crc32)`.
+    pub fn blocks(&self, key: &BlobKey) -> Result<Vec<(u32, u32)>> {
+        let k = key.to_string();
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(BLOCKS)?;
+        let mut out = Vec::new();
+        for item in t.range((k.as_str(), 0u32)..=(k.as_str(), u32::MAX))? {
+            let (idx, crc) = item?;
+            out.push((idx.value().1, crc.value()));
+        }
+        Ok(out)
+    }
+
+    /// Records a block as present with its checksum.
+    ///
+    /// Called only after the block's bytes were written to the data file. The commit is
+    /// `Eventual`: a crash may forget the record (the block is then fetched again) but can never
+    /// record a block whose bytes were not written first, and every read re-checks the CRC.
+    pub fn put_block(&self, key: &BlobKey, idx: u32, crc: u32) -> Result<()> {
+        let k = key.to_string();
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(Durability::Eventual);
+        {
+            let mut t = tx.open_table(BLOCKS)?;
+            t.insert((k.as_str(), idx), crc)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets one block (after a checksum mismatch).
+    pub fn remove_block(&self, key: &BlobKey, idx: u32) -> Result<()> {
+        let k = key.to_string();
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(BLOCKS)?;
+            t.remove((k.as_str(), idx))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets a blob: its record and all its block checksums, in one transaction.
+    pub fn remove_blob(&self, key: &BlobKey) -> Result<()> {
+        let k = key.to_string();
+        let tx = self.db.begin_write()?;
+        {
+            let mut b = tx.open_table(BLOBS)?;
+            b.remove(k.as_str())?;
+            let mut t = tx.open_table(BLOCKS)?;
+            t.retain_in((k.as_str(), 0u32)..=(k.as_str(), u32::MAX), |_, _| false)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_scoped_per_blob_and_removed_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = MetaDb::open(&dir.path().join("meta.redb")).unwrap();
+        let a = BlobKey::Sha256([1; 32]);
+        let b = BlobKey::Sha256([2; 32]);
+        let rec = BlobRecord { size: 10, block_size: 4, complete: false, created: 1 };
+        db.put_blob(&a, &rec).unwrap();
+        db.put_block(&a, 0, 11).unwrap();
+        db.put_block(&a, 2, 33).unwrap();
+        db.put_block(&b, 1, 22).unwrap();
+        assert_eq!(db.blocks(&a).unwrap(), vec![(0, 11), (2, 33)]);
+        db.remove_block(&a, 0).unwrap();
+        assert_eq!(db.blocks(&a).unwrap(), vec![(2, 33)]);
+        db.remove_blob(&a).unwrap();
+        assert!(db.blob(&a).unwrap().is_none());
+        assert!(db.blocks(&a).unwrap().is_empty());
+        assert_eq!(db.blocks(&b).unwrap(), vec![(1, 22)]);
+    }
+
+    #[test]
+    fn json_round_trip_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("meta.redb");
+        {
+            let db = MetaDb::open(&p).unwrap();
+            db.put_json("rev|x", &vec!["a".to_string()]).unwrap();
+        }
+        let db = MetaDb::open(&p).unwrap();
+        assert_eq!(db.get_json::<Vec<String>>("rev|x").unwrap(), Some(vec!["a".to_string()]));
+        db.delete("rev|x").unwrap();
+        assert_eq!(db.get_json::<Vec<String>>("rev|x").unwrap(), None);
+    }
+}

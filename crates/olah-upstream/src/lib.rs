@@ -1,0 +1,244 @@
+//! olah-upstream: the only place the mirror talks HTTP to the outside world.
+//!
+//! Every request goes to the configured Hub origin on a path the server built from a parsed
+//! route (never from raw client text). Redirects are followed by hand, and only to hosts on the
+//! allow list (the Hub, its LFS/CDN hosts, operator-configured extras): a client can never make
+//! the mirror contact a host of its choosing (olah's `oriloc` SSRF). `Authorization` is sent only
+//! to the Hub origin, never to a CDN.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use url::Url;
+
+/// Why an upstream request failed before an HTTP status was received.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The upstream did not answer in time.
+    #[error("upstream timed out: {0}")]
+    Timeout(String),
+    /// The upstream could not be reached (DNS, connect, TLS, reset).
+    #[error("upstream unreachable: {0}")]
+    Unreachable(String),
+    /// The upstream redirected to a host outside the allow list.
+    #[error("upstream redirected to a host that is not allowed: {0}")]
+    DisallowedRedirect(String),
+    /// Too many redirects, or a redirect without a usable Location.
+    #[error("bad upstream redirect: {0}")]
+    BadRedirect(String),
+}
+
+impl UpstreamError {
+    fn from_reqwest(e: reqwest::Error) -> Self {
+        // Never include the URL: it may carry signed query parameters.
+        let e = e.without_url();
+        if e.is_timeout() { Self::Timeout(e.to_string()) } else { Self::Unreachable(e.to_string()) }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = UpstreamError> = std::result::Result<T, E>;
+
+/// Hosts the mirror may contact.
+#[derive(Debug, Clone)]
+pub struct AllowList {
+    exact: HashSet<String>,
+    suffixes: Vec<String>,
+}
+
+impl AllowList {
+    /// The hub origin's host, the LFS host and extra `host[:port]`s; for the public Hub also its
+    /// CDN domains (`*.huggingface.co`, `*.hf.co`, where the LFS and Xet bridge hosts live).
+    pub fn new(hub: &Url, extra: &[String]) -> Self {
+        let mut exact = HashSet::new();
+        exact.insert(netloc(hub));
+        for h in extra {
+            let h = h.trim().to_ascii_lowercase();
+            if !h.is_empty() {
+                exact.insert(h);
+            }
+        }
+        let host = hub.host_str().unwrap_or_default().to_ascii_lowercase();
+        let suffixes = if host == "huggingface.co" || host == "hf.co" || host.ends_with(".huggingface.co") {
+            vec![".huggingface.co".to_string(), ".hf.co".to_string()]
+        } else {
+            Vec::new()
+        };
+        Self { exact, suffixes }
+    }
+
+    /// Whether a URL may be fetched.
+    pub fn allows(&self, url: &Url) -> bool {
+        if !matches!(url.scheme(), "http" | "https") || url.username() != "" || url.password().is_some() {
+            return false;
+        }
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        if self.exact.contains(&netloc(url)) || self.exact.contains(&host) && url.port().is_none() {
+            return true;
+        }
+        url.scheme() == "https" && url.port().is_none() && self.suffixes.iter().any(|s| host.ends_with(s.as_str()))
+    }
+}
+
+fn netloc(u: &Url) -> String {
+    let host = u.host_str().unwrap_or_default().to_ascii_lowercase();
+    match u.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    }
+}
+
+/// The upstream client.
+#[derive(Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+    hub: Url,
+    hub_base: String,
+    allow: AllowList,
+}
+
+/// A request to the Hub.
+pub struct HubRequest<'a> {
+    /// HTTP method.
+    pub method: Method,
+    /// Percent-encoded path and optional query, starting with '/'.
+    pub path_and_query: &'a str,
+    /// The caller's `Authorization`, forwarded to the Hub origin only.
+    pub auth: Option<&'a HeaderValue>,
+    /// Extra headers (Range, Content-Type, Accept-Encoding…).
+    pub headers: HeaderMap,
+    /// Request body (form posts).
+    pub body: Option<bytes::Bytes>,
+}
+
+const MAX_REDIRECTS: usize = 5;
+
+impl Upstream {
+    /// A client for the Hub at `hub_base` (`scheme://netloc`), allowed to follow redirects to
+    /// `extra_hosts` as well.
+    pub fn new(hub_base: &str, extra_hosts: &[String]) -> Result<Self, String> {
+        let hub = Url::parse(hub_base).map_err(|e| format!("bad upstream URL {hub_base}: {e}"))?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("olah-rs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let allow = AllowList::new(&hub, extra_hosts);
+        Ok(Self { client, hub_base: hub_base.trim_end_matches('/').to_string(), hub, allow })
+    }
+
+    /// `scheme://netloc` of the Hub, without a trailing slash.
+    pub fn hub_base(&self) -> &str {
+        &self.hub_base
+    }
+
+    /// The allow list in force.
+    pub fn allow_list(&self) -> &AllowList {
+        &self.allow
+    }
+
+    /// Sends one request to the Hub. Redirects are NOT followed except relative ones that stay
+    /// on the Hub origin (renamed repos answer `307 Location: /new/name/…`).
+    pub async fn hub(&self, req: HubRequest<'_>) -> Result<reqwest::Response> {
+        let mut url = self.hub.join(req.path_and_query).map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut rb = self.client.request(req.method.clone(), url.clone()).headers(req.headers.clone());
+            if let Some(a) = req.auth {
+                rb = rb.header(header::AUTHORIZATION, a.clone());
+            }
+            if let Some(b) = &req.body {
+                rb = rb.body(b.clone());
+            }
+            let resp = rb.send().await.map_err(UpstreamError::from_reqwest)?;
+            if !resp.status().is_redirection() {
+                return Ok(resp);
+            }
+            let Some(loc) = location(&resp) else { return Ok(resp) };
+            if is_same_origin_relative(&loc) {
+                url = url.join(&loc).map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
+                continue;
+            }
+            return Ok(resp);
+        }
+        Err(UpstreamError::BadRedirect("too many redirects".into()))
+    }
+
+    /// GET a Hub URL following every redirect whose target is on the allow list (max 5), e.g. the
+    /// resolve → LFS CDN hop. `Authorization` goes to the Hub origin only. `range` is inclusive.
+    pub async fn get_following(
+        &self,
+        path_and_query: &str,
+        auth: Option<&HeaderValue>,
+        range: Option<(u64, u64)>,
+    ) -> Result<reqwest::Response> {
+        let mut url = self.hub.join(path_and_query).map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut rb = self.client.get(url.clone()).header(header::ACCEPT_ENCODING, "identity");
+            if let Some((a, b)) = range {
+                rb = rb.header(header::RANGE, format!("bytes={a}-{b}"));
+            }
+            if same_origin(&url, &self.hub) {
+                if let Some(a) = auth {
+                    rb = rb.header(header::AUTHORIZATION, a.clone());
+                }
+            }
+            let resp = rb.send().await.map_err(UpstreamError::from_reqwest)?;
+            if !resp.status().is_redirection() || resp.status() == StatusCode::NOT_MODIFIED {
+                return Ok(resp);
+            }
+            let loc = location(&resp).ok_or_else(|| UpstreamError::BadRedirect("redirect without Location".into()))?;
+            let next = url.join(&loc).map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
+            if !self.allow.allows(&next) {
+                return Err(UpstreamError::DisallowedRedirect(netloc(&next)));
+            }
+            url = next;
+        }
+        Err(UpstreamError::BadRedirect("too many redirects".into()))
+    }
+}
+
+fn location(resp: &reqwest::Response) -> Option<String> {
+    resp.headers().get(header::LOCATION)?.to_str().ok().map(str::to_string)
+}
+
+fn is_same_origin_relative(loc: &str) -> bool {
+    loc.starts_with('/') && !loc.starts_with("//")
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_list_is_exact_for_custom_upstreams() {
+        let hub = Url::parse("http://127.0.0.1:18080").unwrap();
+        let a = AllowList::new(&hub, &["127.0.0.1:18081".into()]);
+        assert!(a.allows(&Url::parse("http://127.0.0.1:18080/x").unwrap()));
+        assert!(a.allows(&Url::parse("http://127.0.0.1:18081/lfs/abc").unwrap()));
+        assert!(!a.allows(&Url::parse("http://127.0.0.1:9999/").unwrap()));
+        assert!(!a.allows(&Url::parse("http://169.254.169.254/latest").unwrap()));
+        assert!(!a.allows(&Url::parse("file:///etc/passwd").unwrap()));
+        assert!(!a.allows(&Url::parse("http://user:pw@127.0.0.1:18081/").unwrap()));
+    }
+
+    #[test]
+    fn allow_list_covers_hub_cdn_domains_over_https_only() {
+        let hub = Url::parse("https://huggingface.co").unwrap();
+        let a = AllowList::new(&hub, &[]);
+        assert!(a.allows(&Url::parse("https://cdn-lfs.huggingface.co/repos/a").unwrap()));
+        assert!(a.allows(&Url::parse("https://cas-bridge.xethub.hf.co/xet-bridge-us/x").unwrap()));
+        assert!(a.allows(&Url::parse("https://huggingface.co/api/models").unwrap()));
+        assert!(!a.allows(&Url::parse("http://cdn-lfs.huggingface.co/").unwrap()));
+        assert!(!a.allows(&Url::parse("https://evilhf.co/").unwrap()));
+        assert!(!a.allows(&Url::parse("https://huggingface.co.evil.com/").unwrap()));
+        assert!(!a.allows(&Url::parse("https://cdn.hf.co:8443/").unwrap()));
+    }
+}

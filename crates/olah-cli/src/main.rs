@@ -47,6 +47,10 @@ async fn shutdown_signal() {
 fn main() -> anyhow::Result<()> {
     let (cfg, command) = match olah_config::load() {
         Ok(v) => v,
+        Err(olah_config::ConfigError::Help(text)) => {
+            print!("{text}");
+            return Ok(());
+        }
         Err(e) => {
             eprintln!("olah-cli: {e}");
             std::process::exit(2);

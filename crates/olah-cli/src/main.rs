@@ -23,7 +23,11 @@ fn init_logging(cfg: &Config) -> anyhow::Result<tracing_appender::non_blocking::
     tracing_subscriber::registry()
         .with(filter)
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(file_writer))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(file_writer),
+        )
         .init();
     Ok(guard)
 }
@@ -56,7 +60,9 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run(cfg, command))
 }
 
@@ -70,7 +76,9 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
         anyhow::bail!("TLS (--ssl-key/--ssl-cert) is not implemented yet");
     }
     let addr = format!("{}:{}", cfg.host, cfg.port);
-    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let cfg = Arc::new(cfg);
     let mirror = Arc::new(olah_server::Mirror::open(cfg.clone()).map_err(anyhow::Error::msg)?);
     tracing::info!(

@@ -6,10 +6,16 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::{Command, Config, ConfigError, parse_compression, parse_size, parse_strategy, parse_xet};
+use crate::{
+    Command, Config, ConfigError, parse_compression, parse_size, parse_strategy, parse_xet,
+};
 
 #[derive(Debug, Parser)]
-#[command(name = "olah-cli", version, about = "Self-hosted Hugging Face Hub mirror (olah-compatible)")]
+#[command(
+    name = "olah-cli",
+    version,
+    about = "Self-hosted Hugging Face Hub mirror (olah-compatible)"
+)]
 pub(crate) struct Cli {
     /// configs.toml to read; flags given on the command line override its keys
     #[arg(short = 'c', long = "config", global = true)]
@@ -142,7 +148,9 @@ pub(crate) fn apply(cfg: &mut Config, cli: &Cli) -> Result<(), ConfigError> {
         cfg.cache_size_limit = if v.trim().is_empty() {
             None
         } else {
-            Some(parse_size(v).ok_or_else(|| ConfigError::invalid("cache-size-limit", format!("{v:?} is not a size")))?)
+            Some(parse_size(v).ok_or_else(|| {
+                ConfigError::invalid("cache-size-limit", format!("{v:?} is not a size"))
+            })?)
         };
     }
     if let Some(v) = &cli.cache_clean_strategy {

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::{AccessRule, Config, ConfigError, parse_compression, parse_size, parse_strategy, parse_xet};
+use crate::{
+    AccessRule, Config, ConfigError, parse_compression, parse_size, parse_strategy, parse_xet,
+};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,14 +86,18 @@ fn yes() -> bool {
 fn size(key: &'static str, v: &SizeValue) -> Result<u64, ConfigError> {
     match v {
         SizeValue::Int(n) => Ok(*n),
-        SizeValue::Text(s) => parse_size(s).ok_or_else(|| ConfigError::invalid(key, format!("{s:?} is not a size"))),
+        SizeValue::Text(s) => {
+            parse_size(s).ok_or_else(|| ConfigError::invalid(key, format!("{s:?} is not a size")))
+        }
     }
 }
 
 fn rules(key: &'static str, entries: &[RuleEntry]) -> Result<Vec<AccessRule>, ConfigError> {
     entries
         .iter()
-        .map(|e| AccessRule::new(&e.repo, e.allow, e.use_re).map_err(|m| ConfigError::invalid(key, m)))
+        .map(|e| {
+            AccessRule::new(&e.repo, e.allow, e.use_re).map_err(|m| ConfigError::invalid(key, m))
+        })
         .collect()
 }
 
@@ -101,9 +107,14 @@ fn non_empty(s: &Option<String>) -> Option<PathBuf> {
 
 /// Reads `path` and applies its keys to `cfg`.
 pub(crate) fn apply(cfg: &mut Config, path: &Path) -> Result<(), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.to_path_buf(), err })?;
-    let f: FileConfig =
-        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), msg: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+        path: path.to_path_buf(),
+        err,
+    })?;
+    let f: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
     let b = f.basic;
     macro_rules! set {
         ($field:ident) => {

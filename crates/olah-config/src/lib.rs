@@ -194,7 +194,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn invalid(key: &'static str, msg: impl Into<String>) -> Self {
-        Self::Invalid { key, msg: msg.into() }
+        Self::Invalid {
+            key,
+            msg: msg.into(),
+        }
     }
 }
 
@@ -223,10 +226,19 @@ where
 /// Fills `mirror-*` defaults that depend on other keys, unless given.
 fn derive_defaults(cfg: &mut Config) {
     if cfg.mirror_scheme.is_empty() {
-        cfg.mirror_scheme = if cfg.ssl_key.is_some() { "https" } else { "http" }.into();
+        cfg.mirror_scheme = if cfg.ssl_key.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+        .into();
     }
     if cfg.mirror_netloc.is_empty() {
-        let host = if cfg.host == "0.0.0.0" || cfg.host == "::" || cfg.host == "[::]" { "localhost" } else { &cfg.host };
+        let host = if cfg.host == "0.0.0.0" || cfg.host == "::" || cfg.host == "[::]" {
+            "localhost"
+        } else {
+            &cfg.host
+        };
         cfg.mirror_netloc = format!("{host}:{}", cfg.port);
     }
     if cfg.mirror_lfs_netloc.is_empty() {
@@ -241,9 +253,15 @@ fn valid_netloc(s: &str) -> bool {
 impl Config {
     /// Checks cross-field rules.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (key, v) in [("hf-scheme", &self.hf_scheme), ("mirror-scheme", &self.mirror_scheme)] {
+        for (key, v) in [
+            ("hf-scheme", &self.hf_scheme),
+            ("mirror-scheme", &self.mirror_scheme),
+        ] {
             if v != "http" && v != "https" {
-                return Err(ConfigError::invalid(key, format!("{v:?} (expected http or https)")));
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{v:?} (expected http or https)"),
+                ));
             }
         }
         for (key, v) in [
@@ -253,21 +271,33 @@ impl Config {
             ("mirror-lfs-netloc", &self.mirror_lfs_netloc),
         ] {
             if !valid_netloc(v) {
-                return Err(ConfigError::invalid(key, format!("{v:?} is not a host[:port]")));
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{v:?} is not a host[:port]"),
+                ));
             }
         }
         for h in &self.upstream_hosts {
             if !valid_netloc(h) {
-                return Err(ConfigError::invalid("upstream-hosts", format!("{h:?} is not a host[:port]")));
+                return Err(ConfigError::invalid(
+                    "upstream-hosts",
+                    format!("{h:?} is not a host[:port]"),
+                ));
             }
         }
         if self.ssl_key.is_some() != self.ssl_cert.is_some() {
-            return Err(ConfigError::invalid("ssl-key", "ssl-key and ssl-cert must be given together"));
+            return Err(ConfigError::invalid(
+                "ssl-key",
+                "ssl-key and ssl-cert must be given together",
+            ));
         }
-        if let (Some(b), Some(c)) = (self.cache_block_size, self.cache_chunk_size) {
-            if c == 0 || b % c != 0 {
-                return Err(ConfigError::invalid("cache-block-size", "must be a multiple of cache-chunk-size"));
-            }
+        if let (Some(b), Some(c)) = (self.cache_block_size, self.cache_chunk_size)
+            && (c == 0 || b % c != 0)
+        {
+            return Err(ConfigError::invalid(
+                "cache-block-size",
+                "must be a multiple of cache-chunk-size",
+            ));
         }
         if self.cache_block_size == Some(0) {
             return Err(ConfigError::invalid("cache-block-size", "must be > 0"));
@@ -291,7 +321,10 @@ pub(crate) fn parse_strategy(key: &'static str, s: &str) -> Result<CleanStrategy
         "LRU" => Ok(CleanStrategy::Lru),
         "FIFO" => Ok(CleanStrategy::Fifo),
         "LARGE_FIRST" => Ok(CleanStrategy::LargeFirst),
-        _ => Err(ConfigError::invalid(key, format!("{s:?} (expected LRU, FIFO or LARGE_FIRST)"))),
+        _ => Err(ConfigError::invalid(
+            key,
+            format!("{s:?} (expected LRU, FIFO or LARGE_FIRST)"),
+        )),
     }
 }
 
@@ -300,7 +333,10 @@ pub(crate) fn parse_compression(key: &'static str, s: &str) -> Result<Compressio
         "none" | "" => Ok(Compression::None),
         "gzip" => Ok(Compression::Gzip),
         "lzma" => Ok(Compression::Lzma),
-        _ => Err(ConfigError::invalid(key, format!("{s:?} (expected none, gzip or lzma)"))),
+        _ => Err(ConfigError::invalid(
+            key,
+            format!("{s:?} (expected none, gzip or lzma)"),
+        )),
     }
 }
 
@@ -308,7 +344,10 @@ pub(crate) fn parse_xet(key: &'static str, s: &str) -> Result<XetMode, ConfigErr
     match s.to_ascii_lowercase().as_str() {
         "serve" => Ok(XetMode::Serve),
         "plain" => Ok(XetMode::PlainHttp),
-        _ => Err(ConfigError::invalid(key, format!("{s:?} (expected serve or plain)"))),
+        _ => Err(ConfigError::invalid(
+            key,
+            format!("{s:?} (expected serve or plain)"),
+        )),
     }
 }
 

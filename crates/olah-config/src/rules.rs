@@ -42,7 +42,10 @@ fn glob_to_regex(p: &str) -> String {
                     class.push(d);
                 }
                 if closed {
-                    let body = class.strip_prefix('!').map(|r| format!("^{}", regex::escape(r))).unwrap_or_else(|| regex::escape(&class));
+                    let body = class
+                        .strip_prefix('!')
+                        .map(|r| format!("^{}", regex::escape(r)))
+                        .unwrap_or_else(|| regex::escape(&class));
                     out.push_str(&format!("[{}]", body.replace("\\-", "-")));
                 } else {
                     out.push_str(&regex::escape(&format!("[{class}")));
@@ -58,9 +61,18 @@ fn glob_to_regex(p: &str) -> String {
 impl AccessRule {
     /// Compiles a rule; an invalid pattern is an error naming it.
     pub fn new(repo: &str, allow: bool, use_re: bool) -> Result<Self, String> {
-        let src = if use_re { format!("^(?:{repo})") } else { glob_to_regex(repo) };
+        let src = if use_re {
+            format!("^(?:{repo})")
+        } else {
+            glob_to_regex(repo)
+        };
         let re = Regex::new(&src).map_err(|e| format!("invalid pattern {repo:?}: {e}"))?;
-        Ok(Self { repo: repo.to_string(), allow, use_re, re })
+        Ok(Self {
+            repo: repo.to_string(),
+            allow,
+            use_re,
+            re,
+        })
     }
 
     /// Whether the rule applies to `org/repo`.
@@ -75,5 +87,10 @@ pub fn decide(rules: &[AccessRule], repo: &str) -> bool {
     if rules.is_empty() {
         return true;
     }
-    rules.iter().rev().find(|r| r.matches(repo)).map(|r| r.allow).unwrap_or(false)
+    rules
+        .iter()
+        .rev()
+        .find(|r| r.matches(repo))
+        .map(|r| r.allow)
+        .unwrap_or(false)
 }

@@ -33,14 +33,42 @@ fn defaults_match_olah() {
 #[test]
 fn every_flag_parses() {
     let (c, _) = load(&[
-        "--host", "0.0.0.0", "--port", "9001", "--repos-path", "/tmp/r", "--cache-size-limit", "500GB",
-        "--cache-clean-strategy", "LARGE_FIRST", "--cache-compression", "gzip", "--hf-scheme", "http",
-        "--hf-netloc", "127.0.0.1:1", "--hf-lfs-netloc", "127.0.0.1:2", "--log-path", "/tmp/l",
-        "--metadata-cache-ttl", "0", "--workers", "2", "--has-lfs-site", "--offline", "--upstream-host",
-        "127.0.0.1:3", "--xet", "plain",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "9001",
+        "--repos-path",
+        "/tmp/r",
+        "--cache-size-limit",
+        "500GB",
+        "--cache-clean-strategy",
+        "LARGE_FIRST",
+        "--cache-compression",
+        "gzip",
+        "--hf-scheme",
+        "http",
+        "--hf-netloc",
+        "127.0.0.1:1",
+        "--hf-lfs-netloc",
+        "127.0.0.1:2",
+        "--log-path",
+        "/tmp/l",
+        "--metadata-cache-ttl",
+        "0",
+        "--workers",
+        "2",
+        "--has-lfs-site",
+        "--offline",
+        "--upstream-host",
+        "127.0.0.1:3",
+        "--xet",
+        "plain",
     ])
     .unwrap();
-    assert_eq!(c.mirror_netloc, "localhost:9001", "0.0.0.0 is advertised as localhost");
+    assert_eq!(
+        c.mirror_netloc, "localhost:9001",
+        "0.0.0.0 is advertised as localhost"
+    );
     assert_eq!(c.cache_size_limit, Some(500 << 30));
     assert_eq!(c.cache_clean_strategy, CleanStrategy::LargeFirst);
     assert_eq!(c.cache_compression, Compression::Gzip);
@@ -110,35 +138,58 @@ allow = true
     assert!(decide(&c.proxy_rules, "mistralai/other"));
     assert!(!decide(&c.proxy_rules, "mistralai/Mistral-7B"));
     assert!(!decide(&c.proxy_rules, "adept/fuyu-8b"));
-    assert!(!decide(&c.proxy_rules, "nobody/else"), "rules present, none matches: deny");
+    assert!(
+        !decide(&c.proxy_rules, "nobody/else"),
+        "rules present, none matches: deny"
+    );
     let (c, _) = load(&["-c", p, "--port", "9100", "--metadata-cache-ttl", "5"]).unwrap();
     assert_eq!(c.port, 9100, "CLI overrides the file");
     assert_eq!(c.metadata_cache_ttl, 5);
-    assert_eq!(c.mirror_netloc, "localhost:9000", "explicit file value kept");
+    assert_eq!(
+        c.mirror_netloc, "localhost:9000",
+        "explicit file value kept"
+    );
 }
 
 #[test]
 fn unknown_keys_and_bad_values_name_the_key() {
     let f = toml_file("[basic]\nprot = 1\n");
-    let e = load(&["-c", f.path().to_str().unwrap()]).unwrap_err().to_string();
+    let e = load(&["-c", f.path().to_str().unwrap()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("prot"), "{e}");
     let f = toml_file("[[accessibility.proxy]]\nrepo = \"a/*\"\nallow = true\nregex = true\n");
-    let e = load(&["-c", f.path().to_str().unwrap()]).unwrap_err().to_string();
+    let e = load(&["-c", f.path().to_str().unwrap()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("regex"), "{e}");
     let f = toml_file("[basic]\ncache-clean-strategy = \"LFU\"\n");
-    let e = load(&["-c", f.path().to_str().unwrap()]).unwrap_err().to_string();
+    let e = load(&["-c", f.path().to_str().unwrap()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cache-clean-strategy"), "{e}");
     let f = toml_file("[basic]\nport = \"abc\"\n");
-    let e = load(&["-c", f.path().to_str().unwrap()]).unwrap_err().to_string();
+    let e = load(&["-c", f.path().to_str().unwrap()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("port"), "{e}");
-    let e = load(&["--cache-size-limit", "12Q"]).unwrap_err().to_string();
+    let e = load(&["--cache-size-limit", "12Q"])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cache-size-limit"), "{e}");
     let e = load(&["--hf-scheme", "ftp"]).unwrap_err().to_string();
     assert!(e.contains("hf-scheme"), "{e}");
     let f = toml_file("[[accessibility.cache]]\nrepo = \"(\"\nuse_re = true\n");
-    let e = load(&["-c", f.path().to_str().unwrap()]).unwrap_err().to_string();
+    let e = load(&["-c", f.path().to_str().unwrap()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("accessibility.cache"), "{e}");
-    assert!(load(&["--ssl-key", "k.pem"]).unwrap_err().to_string().contains("ssl-key"));
+    assert!(
+        load(&["--ssl-key", "k.pem"])
+            .unwrap_err()
+            .to_string()
+            .contains("ssl-key")
+    );
 }
 
 #[test]
@@ -161,10 +212,16 @@ fn rules_match_like_olah() {
     assert!(r("acme/t?ny", false).matches("acme/tiny"));
     assert!(r("acme/[st]iny", false).matches("acme/tiny"));
     assert!(r("^acme/.*", true).matches("acme/x"));
-    assert!(r("acme", true).matches("acme/x"), "regex anchored at start only");
+    assert!(
+        r("acme", true).matches("acme/x"),
+        "regex anchored at start only"
+    );
     assert!(!r("acme", true).matches("x/acme"));
     assert!(decide(&[], "any/thing"), "no rules: allow");
-    let rules = vec![AccessRule::new("*", true, false).unwrap(), AccessRule::new("acme/*", false, false).unwrap()];
+    let rules = vec![
+        AccessRule::new("*", true, false).unwrap(),
+        AccessRule::new("acme/*", false, false).unwrap(),
+    ];
     assert!(!decide(&rules, "acme/x"), "last match wins");
     assert!(decide(&rules, "other/x"));
 }
@@ -172,6 +229,11 @@ fn rules_match_like_olah() {
 #[test]
 fn model_bin_subcommand() {
     let (c, cmd) = load(&["model-bin", "--path", "/models", "--port", "9999"]).unwrap();
-    assert_eq!(cmd, Command::ModelBin { path: "/models".into() });
+    assert_eq!(
+        cmd,
+        Command::ModelBin {
+            path: "/models".into()
+        }
+    );
     assert_eq!(c.port, 9999);
 }

@@ -50,11 +50,13 @@ enum Answer {
     Deny(ApiError),
 }
 
+type AnswerMap = HashMap<(String, Scope, Caller), (Answer, Instant)>;
+
 /// Remembered access answers.
 pub struct AccessCache {
     salt: [u8; 16],
     ttl: Duration,
-    answers: Mutex<HashMap<(String, Scope, Caller), (Answer, Instant)>>,
+    answers: Mutex<AnswerMap>,
 }
 
 /// What the cache knows for a caller.
@@ -70,7 +72,11 @@ pub enum Known {
 impl AccessCache {
     /// A cache whose answers stay fresh for `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        Self { salt: rand::random(), ttl, answers: Mutex::new(HashMap::new()) }
+        Self {
+            salt: rand::random(),
+            ttl,
+            answers: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The caller identity for an `Authorization` header value.
@@ -90,7 +96,9 @@ impl AccessCache {
     pub fn check(&self, repo: &str, scope: Scope, caller: &Caller) -> Known {
         let m = self.answers.lock().expect("access cache lock");
         let fresh = |c: &Caller| {
-            m.get(&(repo.to_string(), scope, c.clone())).filter(|(_, at)| at.elapsed() < self.ttl).map(|(a, _)| a.clone())
+            m.get(&(repo.to_string(), scope, c.clone()))
+                .filter(|(_, at)| at.elapsed() < self.ttl)
+                .map(|(a, _)| a.clone())
         };
         if let Some(Answer::Allow) = fresh(&Caller::anon()) {
             return Known::Allowed;
@@ -105,15 +113,24 @@ impl AccessCache {
     /// Whether the repo was ever seen public (at any age): used when the upstream is down.
     pub fn was_public(&self, repo: &str, scope: Scope) -> bool {
         let m = self.answers.lock().expect("access cache lock");
-        matches!(m.get(&(repo.to_string(), scope, Caller::anon())), Some((Answer::Allow, _)))
+        matches!(
+            m.get(&(repo.to_string(), scope, Caller::anon())),
+            Some((Answer::Allow, _))
+        )
     }
 
     /// Records that the Hub allowed `caller`. A file allow also implies metadata access.
     pub fn allow(&self, repo: &str, scope: Scope, caller: &Caller) {
         let mut m = self.answers.lock().expect("access cache lock");
-        m.insert((repo.to_string(), scope, caller.clone()), (Answer::Allow, Instant::now()));
+        m.insert(
+            (repo.to_string(), scope, caller.clone()),
+            (Answer::Allow, Instant::now()),
+        );
         if scope == Scope::Files {
-            m.insert((repo.to_string(), Scope::Meta, caller.clone()), (Answer::Allow, Instant::now()));
+            m.insert(
+                (repo.to_string(), Scope::Meta, caller.clone()),
+                (Answer::Allow, Instant::now()),
+            );
         }
         if m.len() > 100_000 {
             let ttl = self.ttl;
@@ -124,7 +141,10 @@ impl AccessCache {
     /// Records that the Hub refused `caller`, with the error to repeat.
     pub fn deny(&self, repo: &str, scope: Scope, caller: &Caller, err: ApiError) {
         let mut m = self.answers.lock().expect("access cache lock");
-        m.insert((repo.to_string(), scope, caller.clone()), (Answer::Deny(err), Instant::now()));
+        m.insert(
+            (repo.to_string(), scope, caller.clone()),
+            (Answer::Deny(err), Instant::now()),
+        );
     }
 }
 
@@ -139,14 +159,32 @@ mod tests {
         let b = c.caller(Some(&HeaderValue::from_static("Bearer hf_b")));
         assert_ne!(a, b);
         assert!(!a.id().contains("hf_a"));
-        assert!(matches!(c.check("models/x/y", Scope::Files, &a), Known::Unknown));
+        assert!(matches!(
+            c.check("models/x/y", Scope::Files, &a),
+            Known::Unknown
+        ));
         c.allow("models/x/y", Scope::Files, &a);
-        assert!(matches!(c.check("models/x/y", Scope::Files, &a), Known::Allowed));
-        assert!(matches!(c.check("models/x/y", Scope::Meta, &a), Known::Allowed));
-        assert!(matches!(c.check("models/x/y", Scope::Files, &b), Known::Unknown));
-        assert!(matches!(c.check("models/x/y", Scope::Files, &Caller::anon()), Known::Unknown));
+        assert!(matches!(
+            c.check("models/x/y", Scope::Files, &a),
+            Known::Allowed
+        ));
+        assert!(matches!(
+            c.check("models/x/y", Scope::Meta, &a),
+            Known::Allowed
+        ));
+        assert!(matches!(
+            c.check("models/x/y", Scope::Files, &b),
+            Known::Unknown
+        ));
+        assert!(matches!(
+            c.check("models/x/y", Scope::Files, &Caller::anon()),
+            Known::Unknown
+        ));
         c.allow("models/x/y", Scope::Files, &Caller::anon());
-        assert!(matches!(c.check("models/x/y", Scope::Files, &b), Known::Allowed));
+        assert!(matches!(
+            c.check("models/x/y", Scope::Files, &b),
+            Known::Allowed
+        ));
     }
 
     #[test]
@@ -154,6 +192,9 @@ mod tests {
         let c = AccessCache::new(Duration::from_millis(0));
         let a = c.caller(Some(&HeaderValue::from_static("Bearer hf_a")));
         c.allow("models/x/y", Scope::Files, &a);
-        assert!(matches!(c.check("models/x/y", Scope::Files, &a), Known::Unknown));
+        assert!(matches!(
+            c.check("models/x/y", Scope::Files, &a),
+            Known::Unknown
+        ));
     }
 }

@@ -26,9 +26,17 @@ const RELAYED: &[&str] = &[
 #[derive(Debug, Clone)]
 pub enum ApiError {
     /// The Hub answered with an error: relayed as is (status, error headers, body).
-    Upstream { status: StatusCode, headers: HeaderMap, body: Bytes },
+    Upstream {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    },
     /// The mirror answers on its own with a Hub-style error code.
-    Hub { status: StatusCode, code: &'static str, message: String },
+    Hub {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     /// The upstream could not be reached or timed out, and nothing usable is cached.
     Unavailable { timeout: bool, message: String },
     /// The upstream answered something the mirror cannot use.
@@ -42,12 +50,20 @@ pub enum ApiError {
 impl ApiError {
     /// 404 RepoNotFound-style error of the mirror itself.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::Hub { status: StatusCode::NOT_FOUND, code: "RepoNotFound", message: message.into() }
+        Self::Hub {
+            status: StatusCode::NOT_FOUND,
+            code: "RepoNotFound",
+            message: message.into(),
+        }
     }
 
     /// 400 for a request the mirror refuses to interpret.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::Hub { status: StatusCode::BAD_REQUEST, code: "BadRequest", message: message.into() }
+        Self::Hub {
+            status: StatusCode::BAD_REQUEST,
+            code: "BadRequest",
+            message: message.into(),
+        }
     }
 
     /// Keeps the relayable headers of an upstream error response.
@@ -61,7 +77,11 @@ impl ApiError {
         if let Some(ct) = headers.get(header::CONTENT_TYPE) {
             keep.insert(header::CONTENT_TYPE, ct.clone());
         }
-        Self::Upstream { status, headers: keep, body }
+        Self::Upstream {
+            status,
+            headers: keep,
+            body,
+        }
     }
 
     /// The HTTP status of this error.
@@ -69,7 +89,9 @@ impl ApiError {
         match self {
             Self::Upstream { status, .. } | Self::Hub { status, .. } => *status,
             Self::Unavailable { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::Unavailable { timeout: false, .. } | Self::BadUpstream(_) => StatusCode::BAD_GATEWAY,
+            Self::Unavailable { timeout: false, .. } | Self::BadUpstream(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -79,11 +101,16 @@ impl ApiError {
 impl From<olah_store::StoreError> for ApiError {
     fn from(e: olah_store::StoreError) -> Self {
         match e {
-            olah_store::StoreError::Source(s) => Self::Unavailable { timeout: false, message: s.message },
+            olah_store::StoreError::Source(s) => Self::Unavailable {
+                timeout: false,
+                message: s.message,
+            },
             olah_store::StoreError::NotCached(m) => Self::Hub {
                 status: StatusCode::GATEWAY_TIMEOUT,
                 code: "NotCached",
-                message: format!("not in the mirror's cache and the upstream is not available: {m}"),
+                message: format!(
+                    "not in the mirror's cache and the upstream is not available: {m}"
+                ),
             },
             other => Self::Internal(other.to_string()),
         }
@@ -93,8 +120,14 @@ impl From<olah_store::StoreError> for ApiError {
 impl From<olah_upstream::UpstreamError> for ApiError {
     fn from(e: olah_upstream::UpstreamError) -> Self {
         match e {
-            olah_upstream::UpstreamError::Timeout(m) => Self::Unavailable { timeout: true, message: m },
-            olah_upstream::UpstreamError::Unreachable(m) => Self::Unavailable { timeout: false, message: m },
+            olah_upstream::UpstreamError::Timeout(m) => Self::Unavailable {
+                timeout: true,
+                message: m,
+            },
+            olah_upstream::UpstreamError::Unreachable(m) => Self::Unavailable {
+                timeout: false,
+                message: m,
+            },
             other => Self::BadUpstream(other.to_string()),
         }
     }
@@ -105,10 +138,25 @@ fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert("x-error-code", HeaderValue::from_str(code).unwrap_or(HeaderValue::from_static("Error")));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        "x-error-code",
+        HeaderValue::from_str(code).unwrap_or(HeaderValue::from_static("Error")),
+    );
     // Header values must be visible ASCII; keep the message readable but safe.
-    let safe: String = message.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    let safe: String = message
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
     if let Ok(v) = HeaderValue::from_str(&safe) {
         h.insert("x-error-message", v);
     }
@@ -124,21 +172,41 @@ impl IntoResponse for ApiError {
             tracing::debug!(status = status.as_u16(), error = ?self, "request refused");
         }
         match self {
-            Self::Upstream { status, headers, body } => {
+            Self::Upstream {
+                status,
+                headers,
+                body,
+            } => {
                 let mut r = Response::new(Body::from(body));
                 *r.status_mut() = status;
                 *r.headers_mut() = headers;
                 r
             }
-            Self::Hub { status, code, message } => json_error(status, code, &message),
+            Self::Hub {
+                status,
+                code,
+                message,
+            } => json_error(status, code, &message),
             Self::Unavailable { timeout, message } => json_error(
                 status,
-                if timeout { "ProxyTimeout" } else { "ProxyUnavailable" },
+                if timeout {
+                    "ProxyTimeout"
+                } else {
+                    "ProxyUnavailable"
+                },
                 &format!("upstream not available: {message}"),
             ),
-            Self::BadUpstream(m) => json_error(status, "ProxyInvalidData", &format!("bad upstream answer: {m}")),
+            Self::BadUpstream(m) => json_error(
+                status,
+                "ProxyInvalidData",
+                &format!("bad upstream answer: {m}"),
+            ),
             Self::RangeNotSatisfiable { size } => {
-                let mut r = json_error(status, "RangeNotSatisfiable", "requested range not satisfiable");
+                let mut r = json_error(
+                    status,
+                    "RangeNotSatisfiable",
+                    "requested range not satisfiable",
+                );
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     r.headers_mut().insert(header::CONTENT_RANGE, v);
                 }

@@ -16,7 +16,9 @@ pub struct Flight<T: Clone> {
 
 impl<T: Clone + Send + Sync + 'static> Default for Flight<T> {
     fn default() -> Self {
-        Self { inflight: Mutex::new(HashMap::new()) }
+        Self {
+            inflight: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -77,7 +79,11 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         // After completion a new call runs again.
         let r2 = runs.clone();
-        flight.run("k".into(), move || async move { r2.fetch_add(1, Ordering::SeqCst) as u32 }).await;
+        flight
+            .run("k".into(), move || async move {
+                r2.fetch_add(1, Ordering::SeqCst) as u32
+            })
+            .await;
         assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 }

@@ -13,7 +13,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use olah_store::BlobStore;
-use olah_types::{ByteRangeSpec, RepoPath, RepoRef, Revision, Route, RouteError, parse_range_header, parse_route};
+use olah_types::{
+    ByteRangeSpec, RepoPath, RepoRef, Revision, Route, RouteError, parse_range_header, parse_route,
+};
 use tracing::Instrument;
 
 use crate::error::ApiError;
@@ -25,7 +27,10 @@ pub type AppState = Arc<Mirror>;
 
 /// The mirror's router.
 pub fn router(mirror: Arc<Mirror>) -> Router {
-    Router::new().fallback(dispatch).layer(middleware::from_fn(trace)).with_state(mirror)
+    Router::new()
+        .fallback(dispatch)
+        .layer(middleware::from_fn(trace))
+        .with_state(mirror)
 }
 
 /// One span per request; handlers record repo, revision, commit and cache outcome on it.
@@ -79,11 +84,18 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
     let is_head = method == Method::HEAD;
     match (&method, route) {
         (&Method::GET, Route::Health) | (&Method::HEAD, Route::Health) => Ok("ok".into_response()),
-        (&Method::GET | &Method::HEAD, Route::Resolve { repo, revision, path }) => {
-            resolve(&m, &repo, &revision, &path, req.headers(), is_head).await
-        }
+        (
+            &Method::GET | &Method::HEAD,
+            Route::Resolve {
+                repo,
+                revision,
+                path,
+            },
+        ) => resolve(&m, &repo, &revision, &path, req.headers(), is_head).await,
         (&Method::GET | &Method::HEAD, Route::Whoami) => {
-            let (status, h, body) = m.passthrough(&Route::Whoami, auth(req.headers()).as_ref()).await?;
+            let (status, h, body) = m
+                .passthrough(&Route::Whoami, auth(req.headers()).as_ref())
+                .await?;
             let mut r = Response::new(Body::from(body));
             *r.status_mut() = status;
             copy_header(&h, r.headers_mut(), header::CONTENT_TYPE);
@@ -103,7 +115,9 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
         (&Method::GET | &Method::HEAD, route) if !matches!(route, Route::PathsInfo { .. }) => {
             let host = host_of(req.headers());
             let query = req.uri().query().map(str::to_string);
-            let (c, cache) = m.api(&route, query.as_deref(), None, auth(req.headers()).as_ref()).await?;
+            let (c, cache) = m
+                .api(&route, query.as_deref(), None, auth(req.headers()).as_ref())
+                .await?;
             span.record("cache", cache);
             Ok(api_response(&m, &c, &host))
         }
@@ -122,7 +136,9 @@ fn copy_header(from: &HeaderMap, to: &mut HeaderMap, name: header::HeaderName) {
 }
 
 fn host_of(h: &HeaderMap) -> Option<String> {
-    h.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string)
+    h.get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// The base URL clients reach the mirror at: the configured scheme and the Host they used.
@@ -136,7 +152,10 @@ fn api_response(m: &Mirror, c: &CachedResponse, host: &Option<String>) -> Respon
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = StatusCode::from_u16(c.status).unwrap_or(StatusCode::OK);
     let h = r.headers_mut();
-    let ct = c.content_type.clone().unwrap_or_else(|| "application/json; charset=utf-8".into());
+    let ct = c
+        .content_type
+        .clone()
+        .unwrap_or_else(|| "application/json; charset=utf-8".into());
     if let Ok(v) = HeaderValue::from_str(&ct) {
         h.insert(header::CONTENT_TYPE, v);
     }
@@ -160,7 +179,8 @@ pub fn rewrite_link(link: &str, hub_base: &str, mirror_base: &str) -> Option<Str
             let inner = e.strip_prefix('<')?;
             let (url, rest) = inner.split_once('>')?;
             let path = url.strip_prefix(hub_base)?;
-            path.starts_with('/').then(|| format!("<{mirror_base}{path}>{rest}"))
+            path.starts_with('/')
+                .then(|| format!("<{mirror_base}{path}>{rest}"))
         })
         .collect();
     (!kept.is_empty()).then(|| kept.join(", "))
@@ -199,10 +219,21 @@ async fn resolve(
         put(&mut h, "x-linked-size", &size.to_string());
     }
     put(&mut h, "accept-ranges", "bytes");
-    put(&mut h, "content-type", meta.content_type.as_deref().unwrap_or("application/octet-stream"));
-    if req_headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-        v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag || t.trim() == "*")
-    }) {
+    put(
+        &mut h,
+        "content-type",
+        meta.content_type
+            .as_deref()
+            .unwrap_or("application/octet-stream"),
+    );
+    if req_headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag || t.trim() == "*")
+        })
+    {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         *r.headers_mut() = h;
@@ -225,12 +256,18 @@ async fn resolve(
     let len = if size == 0 { 0 } else { end - start + 1 };
     put(&mut h, "content-length", &len.to_string());
     if status == StatusCode::PARTIAL_CONTENT {
-        put(&mut h, "content-range", &format!("bytes {start}-{end}/{size}"));
+        put(
+            &mut h,
+            "content-range",
+            &format!("bytes {start}-{end}/{size}"),
+        );
     }
     let body = if is_head || len == 0 {
         Body::empty()
     } else {
-        let key = meta.blob_key().ok_or_else(|| ApiError::Internal("cached file without a content key".into()))?;
+        let key = meta
+            .blob_key()
+            .ok_or_else(|| ApiError::Internal("cached file without a content key".into()))?;
         let blob = m.blobs.open(key, size).await?;
         let source = m.file_source(repo, &res.commit, path, a.as_ref(), size);
         let stream = BlobStore::read(blob, start, end, source);
@@ -283,8 +320,22 @@ mod tests {
             rewrite_link(l, "https://huggingface.co", "http://m:8090").unwrap(),
             "<http://m:8090/api/models/a/b/tree/main?recursive=true&cursor=xyz>; rel=\"next\""
         );
-        assert!(rewrite_link("<https://evil.example/x>; rel=\"next\"", "https://huggingface.co", "http://m").is_none());
-        assert!(rewrite_link("<https://huggingface.co.evil/x>; rel=\"next\"", "https://huggingface.co", "http://m").is_none());
+        assert!(
+            rewrite_link(
+                "<https://evil.example/x>; rel=\"next\"",
+                "https://huggingface.co",
+                "http://m"
+            )
+            .is_none()
+        );
+        assert!(
+            rewrite_link(
+                "<https://huggingface.co.evil/x>; rel=\"next\"",
+                "https://huggingface.co",
+                "http://m"
+            )
+            .is_none()
+        );
         let x = "<https://huggingface.co/api/models/a/b/xet-read-token/s>; rel=\"xet-auth\"";
         assert!(rewrite_link(x, "https://huggingface.co", "http://m").is_none());
     }

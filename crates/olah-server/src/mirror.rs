@@ -37,7 +37,10 @@ pub struct FileMeta {
 impl FileMeta {
     /// The content key the bytes are stored under.
     pub fn blob_key(&self) -> Option<BlobKey> {
-        self.linked_etag.as_deref().and_then(BlobKey::from_etag).or_else(|| BlobKey::from_etag(&self.etag))
+        self.linked_etag
+            .as_deref()
+            .and_then(BlobKey::from_etag)
+            .or_else(|| BlobKey::from_etag(&self.etag))
     }
 
     /// The ETag clients see: the sha256 for LFS files, the git blob id otherwise.
@@ -79,15 +82,23 @@ struct RevEntry {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn header_str(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string())
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
 }
 
 fn unquote(s: &str) -> String {
-    s.trim().trim_start_matches("W/").trim_matches('"').to_string()
+    s.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_string()
 }
 
 /// The mirror service.
@@ -111,12 +122,15 @@ impl Mirror {
     /// Opens the store under `cfg.repos_path` and builds the service.
     pub fn open(cfg: Arc<Config>) -> Result<Self, String> {
         let root = &cfg.repos_path;
-        std::fs::create_dir_all(root).map_err(|e| format!("cannot create repos-path {}: {e}", root.display()))?;
-        let db = Arc::new(
-            MetaDb::open(&root.join("olah-meta.redb"))
-                .map_err(|e| format!("cannot open metadata database in {}: {e}", root.display()))?,
-        );
-        let block = cfg.cache_block_size.unwrap_or(olah_store::DEFAULT_BLOCK_SIZE);
+        std::fs::create_dir_all(root)
+            .map_err(|e| format!("cannot create repos-path {}: {e}", root.display()))?;
+        let db =
+            Arc::new(MetaDb::open(&root.join("olah-meta.redb")).map_err(|e| {
+                format!("cannot open metadata database in {}: {e}", root.display())
+            })?);
+        let block = cfg
+            .cache_block_size
+            .unwrap_or(olah_store::DEFAULT_BLOCK_SIZE);
         let blobs = BlobStore::new(root.join("blobs"), db.clone(), block);
         let mut extra = cfg.upstream_hosts.clone();
         extra.push(cfg.hf_lfs_netloc.clone());
@@ -154,7 +168,11 @@ impl Mirror {
     }
 
     fn is_public_persisted(&self, repo_key: &str) -> bool {
-        self.db.get_json::<u64>(&format!("public|{repo_key}")).ok().flatten().is_some()
+        self.db
+            .get_json::<u64>(&format!("public|{repo_key}"))
+            .ok()
+            .flatten()
+            .is_some()
     }
 
     async fn mark_public(&self, repo_key: &str) {
@@ -181,33 +199,55 @@ impl Mirror {
             (Some(rev.as_str().to_string()), None)
         } else {
             match self.db.get_json::<RevEntry>(&rev_key).ok().flatten() {
-                Some(e) if now().saturating_sub(e.fetched_at) < self.ttl() || self.offline() => (Some(e.commit), None),
+                Some(e) if now().saturating_sub(e.fetched_at) < self.ttl() || self.offline() => {
+                    (Some(e.commit), None)
+                }
                 Some(e) => (None, Some(e.commit)),
                 None => (None, None),
             }
         };
-        if let Some(commit) = &pinned {
-            if let Some(meta) = self.cached_meta(&repo_key, commit, path) {
-                self.check_access(repo, Scope::Files, &caller, auth, Some((commit, path))).await?;
-                return Ok(Resolved { commit: commit.clone(), meta, cache: "hit" });
-            }
+        if let Some(commit) = &pinned
+            && let Some(meta) = self.cached_meta(&repo_key, commit, path)
+        {
+            self.check_access(repo, Scope::Files, &caller, auth, Some((commit, path)))
+                .await?;
+            return Ok(Resolved {
+                commit: commit.clone(),
+                meta,
+                cache: "hit",
+            });
         }
         if self.offline() {
-            return Err(offline_miss(&format!("{repo_key}@{}:{}", rev.as_str(), path.as_str())));
+            return Err(offline_miss(&format!(
+                "{repo_key}@{}:{}",
+                rev.as_str(),
+                path.as_str()
+            )));
         }
         match self.head_file(repo, rev, path, auth, &caller).await {
             Ok((commit, meta)) => {
-                let cache = if stale_commit.is_some() { "revalidated" } else { "miss" };
-                Ok(Resolved { commit, meta, cache })
+                let cache = if stale_commit.is_some() {
+                    "revalidated"
+                } else {
+                    "miss"
+                };
+                Ok(Resolved {
+                    commit,
+                    meta,
+                    cache,
+                })
             }
             Err(e @ ApiError::Unavailable { .. }) => {
                 // stale-if-error: an expired branch entry still names a commit we know.
-                if let Some(commit) = stale_commit {
-                    if let Some(meta) = self.cached_meta(&repo_key, &commit, path) {
-                        if self.may_serve_without_upstream(&repo_key, Scope::Files, &caller) {
-                            return Ok(Resolved { commit, meta, cache: "stale" });
-                        }
-                    }
+                if let Some(commit) = stale_commit
+                    && let Some(meta) = self.cached_meta(&repo_key, &commit, path)
+                    && self.may_serve_without_upstream(&repo_key, Scope::Files, &caller)
+                {
+                    return Ok(Resolved {
+                        commit,
+                        meta,
+                        cache: "stale",
+                    });
                 }
                 Err(e)
             }
@@ -216,7 +256,10 @@ impl Mirror {
     }
 
     fn cached_meta(&self, repo_key: &str, commit: &str, path: &RepoPath) -> Option<FileMeta> {
-        self.db.get_json(&format!("file|{repo_key}|{commit}|{}", path.as_str())).ok().flatten()
+        self.db
+            .get_json(&format!("file|{repo_key}|{commit}|{}", path.as_str()))
+            .ok()
+            .flatten()
     }
 
     fn may_serve_without_upstream(&self, repo_key: &str, scope: Scope, caller: &Caller) -> bool {
@@ -234,18 +277,43 @@ impl Mirror {
         auth: Option<&HeaderValue>,
         caller: &Caller,
     ) -> Result<(String, FileMeta), ApiError> {
-        let key = format!("{}|{}|{}|{}", repo.key(), rev.as_str(), path.as_str(), caller.id());
+        let key = format!(
+            "{}|{}|{}|{}",
+            repo.key(),
+            rev.as_str(),
+            path.as_str(),
+            caller.id()
+        );
         let me = self.clone();
-        let (repo, rev, path, auth, caller) = (repo.clone(), rev.clone(), path.clone(), auth.cloned(), caller.clone());
+        let (repo, rev, path, auth, caller) = (
+            repo.clone(),
+            rev.clone(),
+            path.clone(),
+            auth.cloned(),
+            caller.clone(),
+        );
         self.head_flight
             .run(key, move || async move {
-                let route = Route::Resolve { repo: repo.clone(), revision: rev.clone(), path: path.clone() };
+                let route = Route::Resolve {
+                    repo: repo.clone(),
+                    revision: rev.clone(),
+                    path: path.clone(),
+                };
                 let up = route.upstream_path();
                 let mut headers = HeaderMap::new();
-                headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+                headers.insert(
+                    header::ACCEPT_ENCODING,
+                    HeaderValue::from_static("identity"),
+                );
                 let resp = me
                     .upstream
-                    .hub(HubRequest { method: Method::HEAD, path_and_query: &up, auth: auth.as_ref(), headers, body: None })
+                    .hub(HubRequest {
+                        method: Method::HEAD,
+                        path_and_query: &up,
+                        auth: auth.as_ref(),
+                        headers,
+                        body: None,
+                    })
                     .await?;
                 let status = resp.status();
                 let h = resp.headers().clone();
@@ -255,11 +323,21 @@ impl Mirror {
                 let commit = header_str(&h, "x-repo-commit")
                     .filter(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))
                     .map(|c| c.to_ascii_lowercase())
-                    .ok_or_else(|| ApiError::BadUpstream("resolve answer without a valid X-Repo-Commit".into()))?;
+                    .ok_or_else(|| {
+                        ApiError::BadUpstream("resolve answer without a valid X-Repo-Commit".into())
+                    })?;
                 let linked_etag = header_str(&h, "x-linked-etag").map(|s| unquote(&s));
-                let etag = header_str(&h, header::ETAG).map(|s| unquote(&s)).unwrap_or_default();
+                let etag = header_str(&h, header::ETAG)
+                    .map(|s| unquote(&s))
+                    .unwrap_or_default();
                 let size = header_str(&h, "x-linked-size")
-                    .or_else(|| if status.is_success() { header_str(&h, header::CONTENT_LENGTH) } else { None })
+                    .or_else(|| {
+                        if status.is_success() {
+                            header_str(&h, header::CONTENT_LENGTH)
+                        } else {
+                            None
+                        }
+                    })
                     .and_then(|s| s.parse::<u64>().ok())
                     .ok_or_else(|| ApiError::BadUpstream("resolve answer without a size".into()))?;
                 let meta = FileMeta {
@@ -267,10 +345,16 @@ impl Mirror {
                     etag,
                     linked_etag,
                     xet_hash: header_str(&h, "x-xet-hash"),
-                    content_type: if status.is_success() { header_str(&h, header::CONTENT_TYPE) } else { None },
+                    content_type: if status.is_success() {
+                        header_str(&h, header::CONTENT_TYPE)
+                    } else {
+                        None
+                    },
                 };
                 if meta.blob_key().is_none() {
-                    return Err(ApiError::BadUpstream("resolve answer without a usable ETag".into()));
+                    return Err(ApiError::BadUpstream(
+                        "resolve answer without a usable ETag".into(),
+                    ));
                 }
                 let repo_key = repo.key();
                 me.access.allow(&repo_key, Scope::Files, &caller);
@@ -278,8 +362,15 @@ impl Mirror {
                     me.mark_public(&repo_key).await;
                 }
                 let file_key = format!("file|{repo_key}|{commit}|{}", path.as_str());
-                let rev_entry = (!rev.is_commit_sha())
-                    .then(|| (format!("rev|{repo_key}|{}", rev.as_str()), RevEntry { commit: commit.clone(), fetched_at: now() }));
+                let rev_entry = (!rev.is_commit_sha()).then(|| {
+                    (
+                        format!("rev|{repo_key}|{}", rev.as_str()),
+                        RevEntry {
+                            commit: commit.clone(),
+                            fetched_at: now(),
+                        },
+                    )
+                });
                 let m2 = meta.clone();
                 me.db(move |db| {
                     db.put_json(&file_key, &m2)?;
@@ -358,24 +449,49 @@ impl Mirror {
                     me.access.deny(&repo_key2, scope, &caller2, e.clone());
                     Err(e)
                 } else {
-                    Err(ApiError::from_upstream(status, resp.headers(), Bytes::new()))
+                    Err(ApiError::from_upstream(
+                        status,
+                        resp.headers(),
+                        Bytes::new(),
+                    ))
                 }
             })
             .await;
         match res {
-            Err(ApiError::Unavailable { .. }) if self.may_serve_without_upstream(&repo_key, scope, caller) => Ok(()),
+            Err(ApiError::Unavailable { .. })
+                if self.may_serve_without_upstream(&repo_key, scope, caller) =>
+            {
+                Ok(())
+            }
             other => other,
         }
     }
 
     /// A [`Source`] that fetches byte ranges of a file at a commit from the upstream.
-    pub fn file_source(&self, repo: &RepoRef, commit: &str, path: &RepoPath, auth: Option<&HeaderValue>, size: u64) -> Option<Arc<dyn Source>> {
+    pub fn file_source(
+        &self,
+        repo: &RepoRef,
+        commit: &str,
+        path: &RepoPath,
+        auth: Option<&HeaderValue>,
+        size: u64,
+    ) -> Option<Arc<dyn Source>> {
         if self.offline() {
             return None;
         }
         let revision = Revision::new(commit).ok()?;
-        let path = Route::Resolve { repo: repo.clone(), revision, path: path.clone() }.upstream_path();
-        Some(Arc::new(HubFileSource { upstream: self.upstream.clone(), path, auth: auth.cloned(), size }))
+        let path = Route::Resolve {
+            repo: repo.clone(),
+            revision,
+            path: path.clone(),
+        }
+        .upstream_path();
+        Some(Arc::new(HubFileSource {
+            upstream: self.upstream.clone(),
+            path,
+            auth: auth.cloned(),
+            size,
+        }))
     }
 
     /// An API call: served from the cache when fresh (commit-pinned responses never expire),
@@ -388,22 +504,29 @@ impl Mirror {
         form: Option<Bytes>,
         auth: Option<&HeaderValue>,
     ) -> Result<(Arc<CachedResponse>, &'static str), ApiError> {
-        let repo = route.repo().ok_or_else(|| ApiError::Internal("API route without a repo".into()))?.clone();
+        let repo = route
+            .repo()
+            .ok_or_else(|| ApiError::Internal("API route without a repo".into()))?
+            .clone();
         let caller = self.access.caller(auth);
         let up = route.upstream_path();
         let up_full = match query {
             Some(q) if !q.is_empty() => format!("{up}?{q}"),
             _ => up.clone(),
         };
-        let form_key = form.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        let form_key = form
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
         let key = format!("api|{up_full}|{form_key}");
         let immutable = route.revision().is_some_and(|r| r.is_commit_sha());
         let cached: Option<CachedResponse> = self.db.get_json(&key).ok().flatten();
-        if let Some(c) = &cached {
-            if immutable || self.offline() || now().saturating_sub(c.fetched_at) < self.ttl() {
-                self.check_access(&repo, Scope::Meta, &caller, auth, None).await?;
-                return Ok((Arc::new(c.clone()), "hit"));
-            }
+        if let Some(c) = &cached
+            && (immutable || self.offline() || now().saturating_sub(c.fetched_at) < self.ttl())
+        {
+            self.check_access(&repo, Scope::Meta, &caller, auth, None)
+                .await?;
+            return Ok((Arc::new(c.clone()), "hit"));
         }
         if self.offline() {
             return Err(offline_miss(&up_full));
@@ -416,22 +539,34 @@ impl Mirror {
             .run(flight_key, move || async move {
                 let mut headers = HeaderMap::new();
                 let method = if form.is_some() {
-                    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+                    headers.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/x-www-form-urlencoded"),
+                    );
                     Method::POST
                 } else {
                     Method::GET
                 };
                 let resp = me
                     .upstream
-                    .hub(HubRequest { method, path_and_query: &up_full, auth: auth2.as_ref(), headers, body: form })
+                    .hub(HubRequest {
+                        method,
+                        path_and_query: &up_full,
+                        auth: auth2.as_ref(),
+                        headers,
+                        body: form,
+                    })
                     .await?;
                 let status = resp.status();
                 let h = resp.headers().clone();
-                let body = resp.bytes().await.map_err(|e| ApiError::from(UpstreamError::Unreachable(e.without_url().to_string())))?;
+                let body = resp.bytes().await.map_err(|e| {
+                    ApiError::from(UpstreamError::Unreachable(e.without_url().to_string()))
+                })?;
                 if !status.is_success() {
                     return Err(ApiError::from_upstream(status, &h, body));
                 }
-                let body = String::from_utf8(body.to_vec()).map_err(|_| ApiError::BadUpstream("API answer is not UTF-8".into()))?;
+                let body = String::from_utf8(body.to_vec())
+                    .map_err(|_| ApiError::BadUpstream("API answer is not UTF-8".into()))?;
                 let c = CachedResponse {
                     status: status.as_u16(),
                     content_type: header_str(&h, header::CONTENT_TYPE),
@@ -449,9 +584,17 @@ impl Mirror {
             })
             .await;
         match res {
-            Ok(c) => Ok((c, if cached.is_some() { "revalidated" } else { "miss" })),
+            Ok(c) => Ok((
+                c,
+                if cached.is_some() {
+                    "revalidated"
+                } else {
+                    "miss"
+                },
+            )),
             Err(ApiError::Unavailable { .. })
-                if cached.is_some() && self.may_serve_without_upstream(&repo.key(), Scope::Meta, &caller) =>
+                if cached.is_some()
+                    && self.may_serve_without_upstream(&repo.key(), Scope::Meta, &caller) =>
             {
                 Ok((Arc::new(cached.expect("checked")), "stale"))
             }
@@ -460,18 +603,31 @@ impl Mirror {
     }
 
     /// Relays a request without caching (whoami).
-    pub async fn passthrough(&self, route: &Route, auth: Option<&HeaderValue>) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
+    pub async fn passthrough(
+        &self,
+        route: &Route,
+        auth: Option<&HeaderValue>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
         if self.offline() {
             return Err(offline_miss(&route.upstream_path()));
         }
         let up = route.upstream_path();
         let resp = self
             .upstream
-            .hub(HubRequest { method: Method::GET, path_and_query: &up, auth, headers: HeaderMap::new(), body: None })
+            .hub(HubRequest {
+                method: Method::GET,
+                path_and_query: &up,
+                auth,
+                headers: HeaderMap::new(),
+                body: None,
+            })
             .await?;
         let status = resp.status();
         let h = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| ApiError::from(UpstreamError::Unreachable(e.without_url().to_string())))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ApiError::from(UpstreamError::Unreachable(e.without_url().to_string())))?;
         if !status.is_success() {
             return Err(ApiError::from_upstream(status, &h, body));
         }
@@ -497,7 +653,11 @@ struct HubFileSource {
 
 #[async_trait]
 impl Source for HubFileSource {
-    async fn fetch(&self, start: u64, end: u64) -> Result<BoxStream<'static, Result<Bytes, SourceError>>, SourceError> {
+    async fn fetch(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, SourceError>>, SourceError> {
         let resp = self
             .upstream
             .get_following(&self.path, self.auth.as_ref(), Some((start, end)))
@@ -515,16 +675,30 @@ impl Source for HubFileSource {
                     .and_then(|(a, _)| a.parse::<u64>().ok())
                     == Some(start);
                 if !ok {
-                    return Err(SourceError::new(format!("upstream answered range {cr:?} for {start}-{end}"), Some(206)));
+                    return Err(SourceError::new(
+                        format!("upstream answered range {cr:?} for {start}-{end}"),
+                        Some(206),
+                    ));
                 }
                 0
             }
             // The whole file instead of the range: skip to the start.
             StatusCode::OK => start,
-            s => return Err(SourceError::new(format!("upstream answered {s}"), Some(s.as_u16()))),
+            s => {
+                return Err(SourceError::new(
+                    format!("upstream answered {s}"),
+                    Some(s.as_u16()),
+                ));
+            }
         };
         let _ = self.size;
-        Ok(limit(resp.bytes_stream().map_err(|e| SourceError::new(e.without_url().to_string(), None)).boxed(), skip, want))
+        Ok(limit(
+            resp.bytes_stream()
+                .map_err(|e| SourceError::new(e.without_url().to_string(), None))
+                .boxed(),
+            skip,
+            want,
+        ))
     }
 }
 

@@ -112,8 +112,14 @@ struct Progress {
 
 impl BlockFill {
     fn new() -> Arc<Self> {
-        let (progress, _) = watch::channel(Progress { len: 0, state: FillState::Running });
-        Arc::new(Self { chunks: Mutex::new(Vec::new()), progress })
+        let (progress, _) = watch::channel(Progress {
+            len: 0,
+            state: FillState::Running,
+        });
+        Arc::new(Self {
+            chunks: Mutex::new(Vec::new()),
+            progress,
+        })
     }
 
     fn push(&self, data: Bytes) {
@@ -160,7 +166,10 @@ pub struct BlobStatus {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -172,7 +181,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 impl BlobStore {
     /// A store keeping data files under `root`.
     pub fn new(root: PathBuf, db: Arc<MetaDb>, block_size: u64) -> Self {
-        Self { root, db, block_size: block_size.max(4096), open: Mutex::new(HashMap::new()) }
+        Self {
+            root,
+            db,
+            block_size: block_size.max(4096),
+            open: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The path of a blob's data file (inside the root by construction: hex names only).
@@ -183,20 +197,20 @@ impl BlobStore {
     /// Opens a blob of the given size, loading what is already cached. Every caller of the same
     /// key shares one [`Blob`], which is what makes fills single-flight.
     pub async fn open(&self, key: BlobKey, size: u64) -> Result<Arc<Blob>> {
-        if let Some(b) = self.lookup(&key) {
-            if b.size == size {
-                return Ok(b);
-            }
+        if let Some(b) = self.lookup(&key)
+            && b.size == size
+        {
+            return Ok(b);
         }
         let db = self.db.clone();
         let path = self.data_path(&key);
         let block_size = self.block_size;
         let blob = blocking(move || load_blob(db, key, size, block_size, &path)).await?;
         let mut open = self.open.lock().expect("open-blob registry lock");
-        if let Some(existing) = open.get(&key).and_then(Weak::upgrade) {
-            if existing.size == size {
-                return Ok(existing);
-            }
+        if let Some(existing) = open.get(&key).and_then(Weak::upgrade)
+            && existing.size == size
+        {
+            return Ok(existing);
         }
         if open.len() > 1024 {
             open.retain(|_, w| w.strong_count() > 0);
@@ -207,7 +221,11 @@ impl BlobStore {
     }
 
     fn lookup(&self, key: &BlobKey) -> Option<Arc<Blob>> {
-        self.open.lock().expect("open-blob registry lock").get(key).and_then(Weak::upgrade)
+        self.open
+            .lock()
+            .expect("open-blob registry lock")
+            .get(key)
+            .and_then(Weak::upgrade)
     }
 
     /// Streams bytes `start..=end` of the blob, filling missing blocks from `source` (or failing
@@ -239,7 +257,12 @@ fn load_blob(
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
     let file_len = file.metadata()?.len();
     let mut rec = db.blob(&key)?;
     let usable = matches!(&rec, Some(r) if r.size == size && file_len == size && r.block_size > 0);
@@ -248,7 +271,12 @@ fn load_blob(
         db.remove_blob(&key)?;
         file.set_len(0)?;
         file.set_len(size)?;
-        let r = BlobRecord { size, block_size, complete: false, created: now_secs() };
+        let r = BlobRecord {
+            size,
+            block_size,
+            complete: false,
+            created: now_secs(),
+        };
         db.put_blob(&key, &r)?;
         rec = Some(r);
     }
@@ -267,7 +295,11 @@ fn load_blob(
         block_size: rec.block_size,
         file: Arc::new(file),
         db,
-        state: Mutex::new(BlobState { slots, complete, verifying: false }),
+        state: Mutex::new(BlobState {
+            slots,
+            complete,
+            verifying: false,
+        }),
     })
 }
 
@@ -293,7 +325,11 @@ impl Blob {
         let st = self.state.lock().expect("blob state lock");
         BlobStatus {
             blocks: st.slots.len() as u32,
-            present: st.slots.iter().filter(|s| matches!(s, Slot::Present(_))).count() as u32,
+            present: st
+                .slots
+                .iter()
+                .filter(|s| matches!(s, Slot::Present(_)))
+                .count() as u32,
             complete: st.complete,
         }
     }
@@ -304,8 +340,13 @@ impl Blob {
             return true;
         }
         let st = self.state.lock().expect("blob state lock");
-        let (a, b) = ((start / self.block_size) as usize, (end / self.block_size) as usize);
-        st.slots[a..=b.min(st.slots.len() - 1)].iter().all(|s| matches!(s, Slot::Present(_)))
+        let (a, b) = (
+            (start / self.block_size) as usize,
+            (end / self.block_size) as usize,
+        );
+        st.slots[a..=b.min(st.slots.len() - 1)]
+            .iter()
+            .all(|s| matches!(s, Slot::Present(_)))
     }
 
     fn block_len(&self, idx: u32) -> u64 {
@@ -341,7 +382,8 @@ impl Blob {
                         self.invalidate(idx, crc).await;
                         continue;
                     }
-                    let slice = data.slice((pos - block_start) as usize..(want_end - block_start) as usize);
+                    let slice =
+                        data.slice((pos - block_start) as usize..(want_end - block_start) as usize);
                     if tx.send(Ok(slice)).await.is_err() {
                         return Ok(());
                     }
@@ -351,9 +393,15 @@ impl Blob {
                     let mut rx = fill.progress.subscribe();
                     loop {
                         let off = pos - block_start;
-                        let p = match rx.wait_for(|p| p.len > off || p.state != FillState::Running).await {
+                        let p = match rx
+                            .wait_for(|p| p.len > off || p.state != FillState::Running)
+                            .await
+                        {
                             Ok(p) => *p,
-                            Err(_) => Progress { len: 0, state: FillState::Failed },
+                            Err(_) => Progress {
+                                len: 0,
+                                state: FillState::Failed,
+                            },
                         };
                         if p.len > off {
                             let upto = p.len.min(want_end - block_start);
@@ -371,7 +419,10 @@ impl Blob {
                             failures += 1;
                             if failures >= MAX_FILL_ATTEMPTS {
                                 return Err(StoreError::Source(SourceError::new(
-                                    format!("upstream fill of {} failed {failures} times", self.key),
+                                    format!(
+                                        "upstream fill of {} failed {failures} times",
+                                        self.key
+                                    ),
                                     None,
                                 )));
                             }
@@ -394,7 +445,9 @@ impl Blob {
             Slot::Present(crc) => Step::Disk(*crc),
             Slot::Filling(f) => Step::Follow(f.clone()),
             Slot::Missing => {
-                let Some(source) = source else { return Step::NotCached };
+                let Some(source) = source else {
+                    return Step::NotCached;
+                };
                 let last = (end / self.block_size) as u32;
                 let mut stop = idx;
                 while stop <= last && matches!(st.slots[stop as usize], Slot::Missing) {
@@ -405,7 +458,12 @@ impl Blob {
                     st.slots[idx as usize + i] = Slot::Filling(f.clone());
                 }
                 let first = fills[0].clone();
-                let guard = FillGuard { blob: self.clone(), first: idx, next: idx, fills };
+                let guard = FillGuard {
+                    blob: self.clone(),
+                    first: idx,
+                    next: idx,
+                    fills,
+                };
                 tokio::spawn(run_fill(guard, source.clone()));
                 Step::Follow(first)
             }
@@ -458,14 +516,21 @@ impl Blob {
         let all_present = {
             let mut st = self.state.lock().expect("blob state lock");
             st.slots[idx as usize] = Slot::Present(crc);
-            let all = !st.complete && !st.verifying && st.slots.iter().all(|s| matches!(s, Slot::Present(_)));
+            let all = !st.complete
+                && !st.verifying
+                && st.slots.iter().all(|s| matches!(s, Slot::Present(_)));
             if all {
                 st.verifying = true;
             }
             all
         };
-        Ok(if all_present {
-            let me = BlobRef { file: self.file.clone(), db: self.db.clone(), key, size: self.size };
+        let _: () = if all_present {
+            let me = BlobRef {
+                file: self.file.clone(),
+                db: self.db.clone(),
+                key,
+                size: self.size,
+            };
             let ok = blocking(move || me.verify()).await.unwrap_or_else(|e| {
                 tracing::warn!(blob = %key, error = %e, "verification failed to run");
                 false
@@ -489,7 +554,8 @@ impl Blob {
                 let db = self.db.clone();
                 let _ = blocking(move || reset_blob_record(&db, &key)).await;
             }
-        })
+        };
+        Ok(())
     }
 }
 
@@ -540,11 +606,9 @@ impl BlobRef {
                 h.finalize().as_slice() == want
             }
         };
-        if ok {
-            if let Some(mut r) = self.db.blob(&self.key)? {
-                r.complete = true;
-                self.db.put_blob(&self.key, &r)?;
-            }
+        if ok && let Some(mut r) = self.db.blob(&self.key)? {
+            r.complete = true;
+            self.db.put_blob(&self.key, &r)?;
         }
         Ok(ok)
     }
@@ -568,10 +632,10 @@ impl Drop for FillGuard {
             if idx < self.next {
                 continue;
             }
-            if let Slot::Filling(cur) = &st.slots[idx as usize] {
-                if Arc::ptr_eq(cur, f) {
-                    st.slots[idx as usize] = Slot::Missing;
-                }
+            if let Slot::Filling(cur) = &st.slots[idx as usize]
+                && Arc::ptr_eq(cur, f)
+            {
+                st.slots[idx as usize] = Slot::Missing;
             }
             f.finish(FillState::Failed);
         }
@@ -592,7 +656,9 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
             let mut chunk = chunk?;
             while !chunk.is_empty() {
                 if cur >= end_block {
-                    return Err(StoreError::InvalidData("upstream sent more bytes than requested".into()));
+                    return Err(StoreError::InvalidData(
+                        "upstream sent more bytes than requested".into(),
+                    ));
                 }
                 let fill = &guard.fills[(cur - guard.first) as usize];
                 let blen = blob.block_len(cur);

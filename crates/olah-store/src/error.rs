@@ -37,7 +37,10 @@ pub struct SourceError {
 impl SourceError {
     /// A new error with a message and optional upstream status.
     pub fn new(message: impl Into<String>, status: Option<u16>) -> Self {
-        Self { message: message.into(), status }
+        Self {
+            message: message.into(),
+            status,
+        }
     }
 }
 

@@ -93,9 +93,16 @@ mod tests {
         assert_eq!(k.to_string().parse::<BlobKey>().unwrap(), k);
         let g = BlobKey::from_etag("W/\"c26a06598120fcdb4ada1894f4a68d491c854d87\"").unwrap();
         assert_eq!(g.kind(), "gitsha1");
-        assert_eq!(g.rel_path(), "gitsha1/c2/c26a06598120fcdb4ada1894f4a68d491c854d87");
+        assert_eq!(
+            g.rel_path(),
+            "gitsha1/c2/c26a06598120fcdb4ada1894f4a68d491c854d87"
+        );
         assert!(BlobKey::from_etag("\"abc\"").is_none());
         assert!(BlobKey::from_etag(&"z".repeat(40)).is_none());
-        assert!("sha256:c26a06598120fcdb4ada1894f4a68d491c854d87".parse::<BlobKey>().is_err());
+        assert!(
+            "sha256:c26a06598120fcdb4ada1894f4a68d491c854d87"
+                .parse::<BlobKey>()
+                .is_err()
+        );
     }
 }

@@ -166,7 +166,12 @@ mod tests {
         let db = MetaDb::open(&dir.path().join("meta.redb")).unwrap();
         let a = BlobKey::Sha256([1; 32]);
         let b = BlobKey::Sha256([2; 32]);
-        let rec = BlobRecord { size: 10, block_size: 4, complete: false, created: 1 };
+        let rec = BlobRecord {
+            size: 10,
+            block_size: 4,
+            complete: false,
+            created: 1,
+        };
         db.put_blob(&a, &rec).unwrap();
         db.put_block(&a, 0, 11).unwrap();
         db.put_block(&a, 2, 33).unwrap();
@@ -189,7 +194,10 @@ mod tests {
             db.put_json("rev|x", &vec!["a".to_string()]).unwrap();
         }
         let db = MetaDb::open(&p).unwrap();
-        assert_eq!(db.get_json::<Vec<String>>("rev|x").unwrap(), Some(vec!["a".to_string()]));
+        assert_eq!(
+            db.get_json::<Vec<String>>("rev|x").unwrap(),
+            Some(vec!["a".to_string()])
+        );
         db.delete("rev|x").unwrap();
         assert_eq!(db.get_json::<Vec<String>>("rev|x").unwrap(), None);
     }

@@ -39,7 +39,11 @@ impl MemSource {
 
 #[async_trait]
 impl Source for MemSource {
-    async fn fetch(&self, start: u64, end: u64) -> Result<BoxStream<'static, Result<Bytes, SourceError>>, SourceError> {
+    async fn fetch(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, SourceError>>, SourceError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         let body = self.data.slice(start as usize..=end as usize);
         let cut = if self.cut_count.load(Ordering::SeqCst) > 0 {
@@ -53,18 +57,22 @@ impl Source for MemSource {
         let mut off = 0usize;
         while off < body.len() {
             let n = 8192.min(body.len() - off);
-            if let Some(c) = cut {
-                if off as u64 + n as u64 > c {
-                    pieces.push(Err(SourceError::new("cut", None)));
-                    break;
-                }
+            if let Some(c) = cut
+                && off as u64 + n as u64 > c
+            {
+                pieces.push(Err(SourceError::new("cut", None)));
+                break;
             }
             pieces.push(Ok(body.slice(off..off + n)));
             off += n;
         }
         let counter = self.bytes.load(Ordering::SeqCst);
         let _ = counter;
-        let total = pieces.iter().filter_map(|p| p.as_ref().ok()).map(|b| b.len() as u64).sum::<u64>();
+        let total = pieces
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .map(|b| b.len() as u64)
+            .sum::<u64>();
         self.bytes.fetch_add(total, Ordering::SeqCst);
         Ok(futures::stream::iter(pieces)
             .then(move |p| async move {
@@ -123,7 +131,14 @@ async fn full_read_fills_once_then_serves_from_disk_and_verifies() {
     let d = data(300_000);
     let src = MemSource::new(d.clone());
     let blob = st.open(key_of(&d), d.len() as u64).await.unwrap();
-    let got = collect(BlobStore::read(blob.clone(), 0, d.len() as u64 - 1, Some(src.clone()))).await.unwrap();
+    let got = collect(BlobStore::read(
+        blob.clone(),
+        0,
+        d.len() as u64 - 1,
+        Some(src.clone()),
+    ))
+    .await
+    .unwrap();
     assert_eq!(got, d);
     assert_eq!(src.requests.load(Ordering::SeqCst), 1);
     // Verification runs when the last block lands.
@@ -134,7 +149,9 @@ async fn full_read_fills_once_then_serves_from_disk_and_verifies() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert!(blob.status().complete);
-    let again = collect(BlobStore::read(blob, 1000, 200_000, None)).await.unwrap();
+    let again = collect(BlobStore::read(blob, 1000, 200_000, None))
+        .await
+        .unwrap();
     assert_eq!(again, &d[1000..=200_000]);
     assert_eq!(src.requests.load(Ordering::SeqCst), 1);
 }
@@ -144,7 +161,10 @@ async fn concurrent_readers_share_one_upstream_transfer_and_stream_while_filling
     let dir = tempfile::tempdir().unwrap();
     let st = Arc::new(store(dir.path()));
     let d = data(600_000);
-    let src = Arc::new(MemSource { piece_delay_ms: 1, ..Arc::try_unwrap(MemSource::new(d.clone())).ok().unwrap() });
+    let src = Arc::new(MemSource {
+        piece_delay_ms: 1,
+        ..Arc::try_unwrap(MemSource::new(d.clone())).ok().unwrap()
+    });
     let key = key_of(&d);
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -153,13 +173,19 @@ async fn concurrent_readers_share_one_upstream_transfer_and_stream_while_filling
         let len = d.len() as u64;
         tasks.push(tokio::spawn(async move {
             let blob = st.open(key, len).await.unwrap();
-            collect(BlobStore::read(blob, 0, len - 1, Some(src))).await.unwrap()
+            collect(BlobStore::read(blob, 0, len - 1, Some(src)))
+                .await
+                .unwrap()
         }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), d);
     }
-    assert_eq!(src.bytes.load(Ordering::SeqCst), d.len() as u64, "each byte fetched exactly once");
+    assert_eq!(
+        src.bytes.load(Ordering::SeqCst),
+        d.len() as u64,
+        "each byte fetched exactly once"
+    );
 }
 
 #[tokio::test]
@@ -169,9 +195,20 @@ async fn range_read_fetches_only_covering_blocks() {
     let d = data(1_000_000);
     let src = MemSource::new(d.clone());
     let blob = st.open(key_of(&d), d.len() as u64).await.unwrap();
-    let got = collect(BlobStore::read(blob.clone(), 200_000, 200_099, Some(src.clone()))).await.unwrap();
+    let got = collect(BlobStore::read(
+        blob.clone(),
+        200_000,
+        200_099,
+        Some(src.clone()),
+    ))
+    .await
+    .unwrap();
     assert_eq!(got, &d[200_000..200_100]);
-    assert_eq!(src.bytes.load(Ordering::SeqCst), BS, "one block for a 100-byte range");
+    assert_eq!(
+        src.bytes.load(Ordering::SeqCst),
+        BS,
+        "one block for a 100-byte range"
+    );
     wait_present(&blob, 1).await;
     assert!(!blob.status().complete);
 }
@@ -187,12 +224,22 @@ async fn a_cut_fill_keeps_finished_blocks_and_the_reader_recovers() {
         ..Arc::try_unwrap(MemSource::new(d.clone())).ok().unwrap()
     });
     let blob = st.open(key_of(&d), d.len() as u64).await.unwrap();
-    let got = collect(BlobStore::read(blob.clone(), 0, d.len() as u64 - 1, Some(src.clone()))).await.unwrap();
+    let got = collect(BlobStore::read(
+        blob.clone(),
+        0,
+        d.len() as u64 - 1,
+        Some(src.clone()),
+    ))
+    .await
+    .unwrap();
     assert_eq!(got, d);
     assert_eq!(src.requests.load(Ordering::SeqCst), 2);
     // The second fill started at the first unfinished block (block 2 = 131072), not at 0.
     let fetched = src.bytes.load(Ordering::SeqCst);
-    assert!(fetched < d.len() as u64 + 150_000, "resumed, fetched {fetched}");
+    assert!(
+        fetched < d.len() as u64 + 150_000,
+        "resumed, fetched {fetched}"
+    );
 }
 
 #[tokio::test]
@@ -205,7 +252,14 @@ async fn corrupt_block_on_disk_is_refetched_never_served() {
         let st = store(dir.path());
         let src = MemSource::new(d.clone());
         let blob = st.open(key, d.len() as u64).await.unwrap();
-        collect(BlobStore::read(blob.clone(), 0, d.len() as u64 - 1, Some(src))).await.unwrap();
+        collect(BlobStore::read(
+            blob.clone(),
+            0,
+            d.len() as u64 - 1,
+            Some(src),
+        ))
+        .await
+        .unwrap();
         wait_present(&blob, 4).await;
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         path = st.data_path(&key);
@@ -221,9 +275,20 @@ async fn corrupt_block_on_disk_is_refetched_never_served() {
     let err = collect(BlobStore::read(blob.clone(), 0, d.len() as u64 - 1, None)).await;
     assert!(matches!(err, Err(StoreError::NotCached(_))), "{err:?}");
     let src = MemSource::new(d.clone());
-    let got = collect(BlobStore::read(blob, 0, d.len() as u64 - 1, Some(src.clone()))).await.unwrap();
+    let got = collect(BlobStore::read(
+        blob,
+        0,
+        d.len() as u64 - 1,
+        Some(src.clone()),
+    ))
+    .await
+    .unwrap();
     assert_eq!(got, d);
-    assert_eq!(src.bytes.load(Ordering::SeqCst), BS, "only the corrupt block refetched");
+    assert_eq!(
+        src.bytes.load(Ordering::SeqCst),
+        BS,
+        "only the corrupt block refetched"
+    );
 }
 
 #[tokio::test]
@@ -235,13 +300,22 @@ async fn wrong_upstream_content_is_never_marked_complete() {
     bad[5] ^= 1;
     let src = MemSource::new(Bytes::from(bad));
     let blob = st.open(key_of(&d), d.len() as u64).await.unwrap();
-    let _ = collect(BlobStore::read(blob.clone(), 0, d.len() as u64 - 1, Some(src))).await;
+    let _ = collect(BlobStore::read(
+        blob.clone(),
+        0,
+        d.len() as u64 - 1,
+        Some(src),
+    ))
+    .await;
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     let s = blob.status();
     assert!(!s.complete);
-    assert_eq!(s.present, 0, "blocks of a blob failing its hash are discarded");
+    assert_eq!(
+        s.present, 0,
+        "blocks of a blob failing its hash are discarded"
+    );
 }
 
 #[tokio::test]
@@ -252,13 +326,22 @@ async fn reopen_after_restart_serves_cached_blocks_without_upstream() {
     {
         let st = store(dir.path());
         let blob = st.open(key, d.len() as u64).await.unwrap();
-        collect(BlobStore::read(blob.clone(), 0, 99_999, Some(MemSource::new(d.clone())))).await.unwrap();
+        collect(BlobStore::read(
+            blob.clone(),
+            0,
+            99_999,
+            Some(MemSource::new(d.clone())),
+        ))
+        .await
+        .unwrap();
         wait_present(&blob, 2).await;
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let st = store(dir.path());
     let blob = st.open(key, d.len() as u64).await.unwrap();
     assert_eq!(blob.status().present, 2);
-    let got = collect(BlobStore::read(blob, 10, 120_000, None)).await.unwrap();
+    let got = collect(BlobStore::read(blob, 10, 120_000, None))
+        .await
+        .unwrap();
     assert_eq!(got, &d[10..=120_000]);
 }

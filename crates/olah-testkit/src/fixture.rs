@@ -120,7 +120,9 @@ impl Content {
 
     /// All bytes (tests only; small contents).
     pub fn to_vec(&self) -> Vec<u8> {
-        self.pieces(0, self.len()).flat_map(|b| b.to_vec()).collect()
+        self.pieces(0, self.len())
+            .flat_map(|b| b.to_vec())
+            .collect()
     }
 }
 
@@ -139,8 +141,16 @@ pub struct FileFixture {
 impl FileFixture {
     /// A file; LFS when larger than 10 MiB or with a weights extension.
     pub fn new(path: &str, content: Content) -> Self {
-        let lfs = content.len() > 10 << 20 || [".bin", ".safetensors", ".gguf", ".parquet"].iter().any(|e| path.ends_with(e));
-        Self { content, lfs, xet: false, hashes: Default::default() }
+        let lfs = content.len() > 10 << 20
+            || [".bin", ".safetensors", ".gguf", ".parquet"]
+                .iter()
+                .any(|e| path.ends_with(e));
+        Self {
+            content,
+            lfs,
+            xet: false,
+            hashes: Default::default(),
+        }
     }
 
     /// Literal bytes.
@@ -181,12 +191,18 @@ impl FileFixture {
 
     /// Git blob oid as the Hub reports it: of the content, or of the LFS pointer for LFS files.
     pub fn oid(&self) -> String {
-        if self.lfs { git_blob_sha1(lfs_pointer_text(&self.sha256(), self.size()).as_bytes()) } else { self.hashes().1.clone() }
+        if self.lfs {
+            git_blob_sha1(lfs_pointer_text(&self.sha256(), self.size()).as_bytes())
+        } else {
+            self.hashes().1.clone()
+        }
     }
 
     /// A deterministic fake Xet hash.
     pub fn xet_hash(&self) -> String {
-        hex::encode(sha2::Sha256::digest(format!("xet:{}", self.sha256()).as_bytes()))
+        hex::encode(sha2::Sha256::digest(
+            format!("xet:{}", self.sha256()).as_bytes(),
+        ))
     }
 }
 
@@ -232,15 +248,34 @@ pub struct RepoFixture {
 impl RepoFixture {
     /// A public repo with one commit on `main`.
     pub fn new(kind: Kind, id: &str, files: Vec<(&str, FileFixture)>) -> Self {
-        let mut r = Self { kind, id: id.into(), visibility: Visibility::Public, commits: Vec::new(), refs: BTreeMap::new() };
-        r.commit("initial commit", files.into_iter().map(|(p, f)| (p.to_string(), f)).collect(), &[]);
+        let mut r = Self {
+            kind,
+            id: id.into(),
+            visibility: Visibility::Public,
+            commits: Vec::new(),
+            refs: BTreeMap::new(),
+        };
+        r.commit(
+            "initial commit",
+            files.into_iter().map(|(p, f)| (p.to_string(), f)).collect(),
+            &[],
+        );
         r.refs.insert("refs/heads/main".into(), 0);
         r
     }
 
     /// Adds a commit: the previous tree with `changes` applied (`None` deletes), moving `main`.
-    pub fn commit(&mut self, title: &str, changes: BTreeMap<String, FileFixture>, deletes: &[&str]) -> usize {
-        let mut files = self.commits.last().map(|c| c.files.clone()).unwrap_or_default();
+    pub fn commit(
+        &mut self,
+        title: &str,
+        changes: BTreeMap<String, FileFixture>,
+        deletes: &[&str],
+    ) -> usize {
+        let mut files = self
+            .commits
+            .last()
+            .map(|c| c.files.clone())
+            .unwrap_or_default();
         for d in deletes {
             files.remove(*d);
         }
@@ -253,7 +288,11 @@ impl RepoFixture {
             h.update(p.as_bytes());
             h.update(f.size().to_le_bytes());
         }
-        self.commits.push(CommitFixture { sha: hex::encode(h.finalize()), title: title.into(), files });
+        self.commits.push(CommitFixture {
+            sha: hex::encode(h.finalize()),
+            title: title.into(),
+            files,
+        });
         let idx = self.commits.len() - 1;
         self.refs.insert("refs/heads/main".into(), idx);
         idx
@@ -302,27 +341,64 @@ impl Fixture {
             Kind::Model,
             "acme/tiny",
             vec![
-                ("README.md", FileFixture::new("README.md", txt("# tiny\nold readme\n"))),
-                ("config.json", FileFixture::new("config.json", txt("{\"model_type\": \"tiny\", \"v\": 1}\n"))),
-                ("old-only.txt", FileFixture::new("old-only.txt", txt("only in the first commit\n"))),
+                (
+                    "README.md",
+                    FileFixture::new("README.md", txt("# tiny\nold readme\n")),
+                ),
+                (
+                    "config.json",
+                    FileFixture::new("config.json", txt("{\"model_type\": \"tiny\", \"v\": 1}\n")),
+                ),
+                (
+                    "old-only.txt",
+                    FileFixture::new("old-only.txt", txt("only in the first commit\n")),
+                ),
             ],
         );
         tiny.refs.insert("refs/tags/v1.0".into(), 0);
         let mut c2 = BTreeMap::new();
-        c2.insert("model.bin".to_string(), FileFixture::new("model.bin", Content::Generated { seed: 1, len: 3 << 20 }));
-        c2.insert("sub/dir/a b.txt".to_string(), FileFixture::new("sub/dir/a b.txt", txt("nested file with a space\n")));
-        c2.insert("config.json".to_string(), FileFixture::new("config.json", txt("{\"model_type\": \"tiny\", \"v\": 2}\n")));
+        c2.insert(
+            "model.bin".to_string(),
+            FileFixture::new(
+                "model.bin",
+                Content::Generated {
+                    seed: 1,
+                    len: 3 << 20,
+                },
+            ),
+        );
+        c2.insert(
+            "sub/dir/a b.txt".to_string(),
+            FileFixture::new("sub/dir/a b.txt", txt("nested file with a space\n")),
+        );
+        c2.insert(
+            "config.json".to_string(),
+            FileFixture::new("config.json", txt("{\"model_type\": \"tiny\", \"v\": 2}\n")),
+        );
         let i2 = tiny.commit("add weights", c2, &["old-only.txt"]);
         tiny.refs.insert("refs/heads/dev".into(), i2);
         let mut c3 = BTreeMap::new();
         c3.insert(
             "model.safetensors".to_string(),
-            FileFixture::new("model.safetensors", Content::Generated { seed: 2, len: 5 << 20 }).xet(),
+            FileFixture::new(
+                "model.safetensors",
+                Content::Generated {
+                    seed: 2,
+                    len: 5 << 20,
+                },
+            )
+            .xet(),
         );
-        c3.insert("README.md".to_string(), FileFixture::new("README.md", txt("# tiny\nA tiny test model.\n")));
+        c3.insert(
+            "README.md".to_string(),
+            FileFixture::new("README.md", txt("# tiny\nA tiny test model.\n")),
+        );
         let i3 = tiny.commit("add safetensors", c3, &[]);
         let mut pr = BTreeMap::new();
-        pr.insert("pr.txt".to_string(), FileFixture::new("pr.txt", txt("from a pull request\n")));
+        pr.insert(
+            "pr.txt".to_string(),
+            FileFixture::new("pr.txt", txt("from a pull request\n")),
+        );
         let ipr = tiny.commit("pr", pr, &[]);
         tiny.refs.insert("refs/pr/1".into(), ipr);
         tiny.refs.insert("refs/heads/main".into(), i3);
@@ -330,14 +406,35 @@ impl Fixture {
         let big = RepoFixture::new(
             Kind::Model,
             "acme/big",
-            vec![("big.bin", FileFixture::new("big.bin", Content::Generated { seed: 3, len: big_size }))],
+            vec![(
+                "big.bin",
+                FileFixture::new(
+                    "big.bin",
+                    Content::Generated {
+                        seed: 3,
+                        len: big_size,
+                    },
+                ),
+            )],
         );
         let gpt2 = RepoFixture::new(
             Kind::Model,
             "gpt2",
             vec![
-                ("config.json", FileFixture::new("config.json", txt("{\"model_type\": \"gpt2\"}\n"))),
-                ("pytorch_model.bin", FileFixture::new("pytorch_model.bin", Content::Generated { seed: 4, len: 200_000 })),
+                (
+                    "config.json",
+                    FileFixture::new("config.json", txt("{\"model_type\": \"gpt2\"}\n")),
+                ),
+                (
+                    "pytorch_model.bin",
+                    FileFixture::new(
+                        "pytorch_model.bin",
+                        Content::Generated {
+                            seed: 4,
+                            len: 200_000,
+                        },
+                    ),
+                ),
             ],
         );
         let mut data_files: Vec<(String, FileFixture)> = (0..300)
@@ -347,33 +444,61 @@ impl Fixture {
                 (p, f)
             })
             .collect();
-        data_files.push(("README.md".into(), FileFixture::new("README.md", txt("# data\n"))));
+        data_files.push((
+            "README.md".into(),
+            FileFixture::new("README.md", txt("# data\n")),
+        ));
         let mut data = RepoFixture::new(Kind::Dataset, "acme/data", Vec::new());
         data.commits.clear();
         data.commit("data", data_files.into_iter().collect(), &[]);
         let mut pq = BTreeMap::new();
         pq.insert(
             "default/train/0000.parquet".to_string(),
-            FileFixture::new("default/train/0000.parquet", Content::Generated { seed: 5, len: 100_000 }),
+            FileFixture::new(
+                "default/train/0000.parquet",
+                Content::Generated {
+                    seed: 5,
+                    len: 100_000,
+                },
+            ),
         );
         let main_idx = data.refs["refs/heads/main"];
         let ipq = data.commit("parquet conversion", pq, &[]);
         data.refs.insert("refs/convert/parquet".into(), ipq);
         data.refs.insert("refs/heads/main".into(), main_idx);
-        let space = RepoFixture::new(Kind::Space, "acme/space", vec![("app.py", FileFixture::new("app.py", txt("print('hi')\n")))]);
+        let space = RepoFixture::new(
+            Kind::Space,
+            "acme/space",
+            vec![("app.py", FileFixture::new("app.py", txt("print('hi')\n")))],
+        );
         let mut gated = RepoFixture::new(
             Kind::Model,
             "acme/gated",
             vec![
-                ("config.json", FileFixture::new("config.json", txt("{\"gated\": true}\n"))),
-                ("weights.bin", FileFixture::new("weights.bin", Content::Generated { seed: 6, len: 300_000 })),
+                (
+                    "config.json",
+                    FileFixture::new("config.json", txt("{\"gated\": true}\n")),
+                ),
+                (
+                    "weights.bin",
+                    FileFixture::new(
+                        "weights.bin",
+                        Content::Generated {
+                            seed: 6,
+                            len: 300_000,
+                        },
+                    ),
+                ),
             ],
         );
         gated.visibility = Visibility::Gated(vec!["hf_granted".into()]);
         let mut private = RepoFixture::new(
             Kind::Model,
             "acme/private",
-            vec![("config.json", FileFixture::new("config.json", txt("{\"private\": true}\n")))],
+            vec![(
+                "config.json",
+                FileFixture::new("config.json", txt("{\"private\": true}\n")),
+            )],
         );
         private.visibility = Visibility::Private(vec!["hf_owner".into()]);
         Fixture {

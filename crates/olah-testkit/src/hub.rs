@@ -1,4 +1,5 @@
 //! The fake Hub and CDN servers.
+#![allow(clippy::result_large_err)] // handlers return axum Responses as their error values
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -95,7 +96,11 @@ impl FakeHub {
     }
 
     /// Starts both servers on the given ports (0 = ephemeral).
-    pub async fn start_on(mut fixture: Fixture, hub_port: u16, cdn_port: u16) -> std::io::Result<Self> {
+    pub async fn start_on(
+        mut fixture: Fixture,
+        hub_port: u16,
+        cdn_port: u16,
+    ) -> std::io::Result<Self> {
         if fixture.tree_page_size == 0 {
             fixture.tree_page_size = 1000;
         }
@@ -114,10 +119,18 @@ impl FakeHub {
         let cdn_app = Router::new().fallback(cdn).with_state(state.clone());
         let tasks = vec![
             tokio::spawn(async move {
-                let _ = axum::serve(hub_l, hub_app.into_make_service_with_connect_info::<SocketAddr>()).await;
+                let _ = axum::serve(
+                    hub_l,
+                    hub_app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .await;
             }),
             tokio::spawn(async move {
-                let _ = axum::serve(cdn_l, cdn_app.into_make_service_with_connect_info::<SocketAddr>()).await;
+                let _ = axum::serve(
+                    cdn_l,
+                    cdn_app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .await;
             }),
         ];
         Ok(Self { state, tasks })
@@ -198,8 +211,14 @@ impl HubState {
                 method: req.method().to_string(),
                 uri: req.uri().to_string(),
                 auth: h.contains_key(header::AUTHORIZATION),
-                range: h.get(header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_string),
-                user_agent: h.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
+                range: h
+                    .get(header::RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                user_agent: h
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
             });
         }
     }
@@ -242,17 +261,29 @@ fn err(status: StatusCode, code: &str, msg: &str) -> Response {
     let mut r = Response::new(Body::from(json!({ "error": msg }).to_string()));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if !code.is_empty() {
-        h.insert("x-error-code", HeaderValue::from_str(code).expect("ascii code"));
+        h.insert(
+            "x-error-code",
+            HeaderValue::from_str(code).expect("ascii code"),
+        );
     }
-    h.insert("x-error-message", HeaderValue::from_str(msg).expect("ascii message"));
+    h.insert(
+        "x-error-message",
+        HeaderValue::from_str(msg).expect("ascii message"),
+    );
     r
 }
 
 fn json_resp(v: &Value) -> Response {
     let mut r = Response::new(Body::from(v.to_string()));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     r
 }
 
@@ -268,26 +299,40 @@ enum Access {
 
 /// Repo-level access: private repos look missing to non-owners.
 fn repo_access(st: &HubState, repo: &RepoFixture, tok: &Option<String>) -> Access {
-    if let Visibility::Private(owners) = &repo.visibility {
-        if !tok.as_ref().is_some_and(|t| owners.contains(t)) {
-            return Access::Denied(not_found_repo(tok));
-        }
+    if let Visibility::Private(owners) = &repo.visibility
+        && !tok.as_ref().is_some_and(|t| owners.contains(t))
+    {
+        return Access::Denied(not_found_repo(tok));
     }
     let _ = st;
     Access::Ok
 }
 
 fn not_found_repo(tok: &Option<String>) -> Response {
-    let status = if tok.is_some() { StatusCode::NOT_FOUND } else { StatusCode::UNAUTHORIZED };
+    let status = if tok.is_some() {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
     err(status, "RepoNotFound", "Repository Not Found")
 }
 
 fn file_access(repo: &RepoFixture, tok: &Option<String>) -> Access {
     if let Visibility::Gated(granted) = &repo.visibility {
         match tok {
-            None => return Access::Denied(err(StatusCode::UNAUTHORIZED, "GatedRepo", "Access to this model is restricted. You must be authenticated.")),
+            None => {
+                return Access::Denied(err(
+                    StatusCode::UNAUTHORIZED,
+                    "GatedRepo",
+                    "Access to this model is restricted. You must be authenticated.",
+                ));
+            }
             Some(t) if !granted.contains(t) => {
-                return Access::Denied(err(StatusCode::FORBIDDEN, "GatedRepo", "Access to this model is restricted and you are not in the authorized list."));
+                return Access::Denied(err(
+                    StatusCode::FORBIDDEN,
+                    "GatedRepo",
+                    "Access to this model is restricted and you are not in the authorized list.",
+                ));
             }
             _ => {}
         }
@@ -300,17 +345,24 @@ fn decode(s: &str) -> String {
 }
 
 /// Splits `[datasets/|spaces/]{id…}` off the segments, trying two-segment ids first.
-fn find_repo<'a>(f: &'a Fixture, kind: Kind, segs: &[String], marker: &str) -> Option<(&'a RepoFixture, usize)> {
+fn find_repo<'a>(
+    f: &'a Fixture,
+    kind: Kind,
+    segs: &[String],
+    marker: &str,
+) -> Option<(&'a RepoFixture, usize)> {
     for n in [2usize, 1] {
-        if segs.len() > n && segs[n] == marker {
-            if let Some(r) = f.repo(kind, &segs[..n].join("/")) {
-                return Some((r, n));
-            }
+        if segs.len() > n
+            && segs[n] == marker
+            && let Some(r) = f.repo(kind, &segs[..n].join("/"))
+        {
+            return Some((r, n));
         }
-        if marker.is_empty() && segs.len() >= n {
-            if let Some(r) = f.repo(kind, &segs[..n].join("/")) {
-                return Some((r, n));
-            }
+        if marker.is_empty()
+            && segs.len() >= n
+            && let Some(r) = f.repo(kind, &segs[..n].join("/"))
+        {
+            return Some((r, n));
         }
     }
     None
@@ -338,20 +390,33 @@ async fn hub(State(st): State<Arc<HubState>>, req: Request) -> Response {
         let h = r.headers_mut();
         h.insert("retry-after", HeaderValue::from_static("1"));
         h.insert("ratelimit", HeaderValue::from_static("\"api\";r=0;t=1"));
-        h.insert("ratelimit-policy", HeaderValue::from_static("\"fixed window\";\"api\";q=500;w=300"));
+        h.insert(
+            "ratelimit-policy",
+            HeaderValue::from_static("\"fixed window\";\"api\";q=500;w=300"),
+        );
         return r;
     }
     let tok = token(req.headers());
-    if let Some(t) = &tok {
-        if !st.fixture.tokens.contains(t) {
-            return err(StatusCode::UNAUTHORIZED, "", "Invalid credentials in Authorization header");
-        }
+    if let Some(t) = &tok
+        && !st.fixture.tokens.contains(t)
+    {
+        return err(
+            StatusCode::UNAUTHORIZED,
+            "",
+            "Invalid credentials in Authorization header",
+        );
     }
-    let resp = route_hub(&st, req, tok, &faults, cut).await;
-    resp
+
+    route_hub(&st, req, tok, &faults, cut).await
 }
 
-async fn route_hub(st: &Arc<HubState>, req: Request, tok: Option<String>, faults: &Faults, cut: Option<u64>) -> Response {
+async fn route_hub(
+    st: &Arc<HubState>,
+    req: Request,
+    tok: Option<String>,
+    faults: &Faults,
+    cut: Option<u64>,
+) -> Response {
     let raw = req.uri().path().trim_start_matches('/').to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let segs: Vec<String> = raw.split('/').map(decode).collect();
@@ -365,7 +430,11 @@ async fn route_hub(st: &Arc<HubState>, req: Request, tok: Option<String>, faults
     };
     let Some((repo, n)) = find_repo(&st.fixture, kind, rest, "resolve") else {
         let exists_shape = rest.iter().any(|s| s == "resolve");
-        return if exists_shape { not_found_repo(&tok) } else { err(StatusCode::NOT_FOUND, "", "Not Found") };
+        return if exists_shape {
+            not_found_repo(&tok)
+        } else {
+            err(StatusCode::NOT_FOUND, "", "Not Found")
+        };
     };
     if rest.len() < n + 3 {
         return err(StatusCode::NOT_FOUND, "", "Not Found");
@@ -375,15 +444,26 @@ async fn route_hub(st: &Arc<HubState>, req: Request, tok: Option<String>, faults
     }
     let rev = &rest[n + 1];
     let Some(commit) = repo.resolve(rev) else {
-        return err(StatusCode::NOT_FOUND, "RevisionNotFound", &format!("Invalid rev id: {rev}"));
+        return err(
+            StatusCode::NOT_FOUND,
+            "RevisionNotFound",
+            &format!("Invalid rev id: {rev}"),
+        );
     };
     let fpath = rest[n + 2..].join("/");
     if let Access::Denied(r) = file_access(repo, &tok) {
         return r;
     }
     let Some(file) = commit.files.get(&fpath) else {
-        let mut r = err(StatusCode::NOT_FOUND, "EntryNotFound", &format!("{fpath} does not exist on \"{rev}\""));
-        r.headers_mut().insert("x-repo-commit", HeaderValue::from_str(&commit.sha).expect("hex"));
+        let mut r = err(
+            StatusCode::NOT_FOUND,
+            "EntryNotFound",
+            &format!("{fpath} does not exist on \"{rev}\""),
+        );
+        r.headers_mut().insert(
+            "x-repo-commit",
+            HeaderValue::from_str(&commit.sha).expect("hex"),
+        );
         return r;
     };
     let mut h = HeaderMap::new();
@@ -426,7 +506,16 @@ async fn route_hub(st: &Arc<HubState>, req: Request, tok: Option<String>, faults
     }
     h.insert(header::ETAG, hv(&format!("\"{}\"", file.oid())));
     h.insert(header::CONTENT_TYPE, hv(content_type(&fpath)));
-    serve_content(st, HUB, req.method() == Method::HEAD, req.headers(), file, h, faults, cut)
+    serve_content(
+        st,
+        HUB,
+        req.method() == Method::HEAD,
+        req.headers(),
+        file,
+        h,
+        faults,
+        cut,
+    )
 }
 
 fn content_type(path: &str) -> &'static str {
@@ -438,7 +527,10 @@ fn content_type(path: &str) -> &'static str {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -461,17 +553,30 @@ fn serve_content(
                 status = StatusCode::PARTIAL_CONTENT;
                 start = a;
                 end = b + 1;
-                h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes {a}-{b}/{size}")).expect("ascii"));
+                h.insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes {a}-{b}/{size}")).expect("ascii"),
+                );
             }
             Some(None) => {
-                let mut r = err(StatusCode::RANGE_NOT_SATISFIABLE, "", "Range Not Satisfiable");
-                r.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"));
+                let mut r = err(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "",
+                    "Range Not Satisfiable",
+                );
+                r.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
+                );
                 return r;
             }
             None => {}
         }
     }
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from_str(&(end - start).to_string()).expect("ascii"));
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from_str(&(end - start).to_string()).expect("ascii"),
+    );
     let body = if head {
         Body::empty()
     } else {
@@ -516,7 +621,11 @@ fn parse_single_range(v: &str, size: u64) -> Option<Option<(u64, u64)>> {
         (n > 0 && size > 0).then(|| (size.saturating_sub(n), size - 1))
     } else {
         let a: u64 = a.parse().ok()?;
-        let b: u64 = if b.is_empty() { size.saturating_sub(1) } else { b.parse::<u64>().ok()?.min(size.saturating_sub(1)) };
+        let b: u64 = if b.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            b.parse::<u64>().ok()?.min(size.saturating_sub(1))
+        };
         (a < size && a <= b).then_some((a, b))
     };
     Some(r)
@@ -532,18 +641,46 @@ async fn cdn(State(st): State<Arc<HubState>>, req: Request) -> Response {
     let Some(sha) = req.uri().path().strip_prefix("/lfs/") else {
         return err(StatusCode::NOT_FOUND, "", "Not Found");
     };
-    let q: BTreeMap<String, String> = serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
+    let q: BTreeMap<String, String> =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
     let expires: u64 = q.get("Expires").and_then(|e| e.parse().ok()).unwrap_or(0);
     if expires < now() || q.get("Signature") != Some(&st.sign(sha, expires)) {
-        return err(StatusCode::FORBIDDEN, "", "Request signature does not match");
+        return err(
+            StatusCode::FORBIDDEN,
+            "",
+            "Request signature does not match",
+        );
     }
-    let file = st.fixture.repos.iter().flat_map(|r| r.commits.iter()).flat_map(|c| c.files.values()).find(|f| f.lfs && f.sha256() == sha);
-    let Some(file) = file else { return err(StatusCode::NOT_FOUND, "", "NoSuchKey") };
+    let file = st
+        .fixture
+        .repos
+        .iter()
+        .flat_map(|r| r.commits.iter())
+        .flat_map(|c| c.files.values())
+        .find(|f| f.lfs && f.sha256() == sha);
+    let Some(file) = file else {
+        return err(StatusCode::NOT_FOUND, "", "NoSuchKey");
+    };
     let mut h = HeaderMap::new();
-    h.insert(header::ETAG, HeaderValue::from_str(&format!("\"{sha}\"")).expect("hex"));
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&format!("\"{sha}\"")).expect("hex"),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    serve_content(&st, CDN, req.method() == Method::HEAD, req.headers(), file, h, &faults, cut)
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    serve_content(
+        &st,
+        CDN,
+        req.method() == Method::HEAD,
+        req.headers(),
+        file,
+        h,
+        &faults,
+        cut,
+    )
 }
 
 async fn admin_route(st: &Arc<HubState>, what: &str, req: Request) -> Response {
@@ -554,7 +691,9 @@ async fn admin_route(st: &Arc<HubState>, what: &str, req: Request) -> Response {
             json_resp(&json!({"ok": true}))
         }
         "faults" => {
-            let body = axum::body::to_bytes(req.into_body(), 1 << 16).await.unwrap_or_default();
+            let body = axum::body::to_bytes(req.into_body(), 1 << 16)
+                .await
+                .unwrap_or_default();
             match serde_json::from_slice::<Faults>(&body) {
                 Ok(f) => {
                     *st.faults.lock().expect("faults lock") = f;
@@ -594,7 +733,8 @@ fn repo_info(repo: &RepoFixture, c: &CommitFixture, blobs: bool) -> Value {
                 s["size"] = json!(f.size());
                 if f.lfs {
                     let ptr = crate::fixture::lfs_pointer_text(&f.sha256(), f.size());
-                    s["lfs"] = json!({"sha256": f.sha256(), "size": f.size(), "pointerSize": ptr.len()});
+                    s["lfs"] =
+                        json!({"sha256": f.sha256(), "size": f.size(), "pointerSize": ptr.len()});
                 }
             }
             s
@@ -617,11 +757,23 @@ fn repo_info(repo: &RepoFixture, c: &CommitFixture, blobs: bool) -> Value {
     })
 }
 
-async fn api(st: &Arc<HubState>, req: Request, segs: &[String], query: &str, tok: Option<String>) -> Response {
+async fn api(
+    st: &Arc<HubState>,
+    req: Request,
+    segs: &[String],
+    query: &str,
+    tok: Option<String>,
+) -> Response {
     if segs == ["whoami-v2"] {
         return match tok {
-            Some(t) => json_resp(&json!({"type": "user", "name": format!("user-{}", &t[3..]), "auth": {"type": "access_token"}})),
-            None => err(StatusCode::UNAUTHORIZED, "", "Invalid username or password."),
+            Some(t) => json_resp(
+                &json!({"type": "user", "name": format!("user-{}", &t[3..]), "auth": {"type": "access_token"}}),
+            ),
+            None => err(
+                StatusCode::UNAUTHORIZED,
+                "",
+                "Invalid username or password.",
+            ),
         };
     }
     let kind = match segs.first().map(String::as_str) {
@@ -631,24 +783,42 @@ async fn api(st: &Arc<HubState>, req: Request, segs: &[String], query: &str, tok
         _ => return err(StatusCode::NOT_FOUND, "", "Not Found"),
     };
     let rest = &segs[1..];
-    const KW: &[&str] = &["revision", "tree", "paths-info", "refs", "commits", "xet-read-token"];
+    const KW: &[&str] = &[
+        "revision",
+        "tree",
+        "paths-info",
+        "refs",
+        "commits",
+        "xet-read-token",
+    ];
     let mut found = None;
     for n in [2usize, 1] {
-        if rest.len() >= n && (rest.len() == n || KW.contains(&rest[n].as_str())) {
-            if let Some(r) = st.fixture.repo(kind, &rest[..n].join("/")) {
-                found = Some((r, n));
-                break;
-            }
+        if rest.len() >= n
+            && (rest.len() == n || KW.contains(&rest[n].as_str()))
+            && let Some(r) = st.fixture.repo(kind, &rest[..n].join("/"))
+        {
+            found = Some((r, n));
+            break;
         }
     }
-    let Some((repo, n)) = found else { return not_found_repo(&tok) };
+    let Some((repo, n)) = found else {
+        return not_found_repo(&tok);
+    };
     if let Access::Denied(r) = repo_access(st, repo, &tok) {
         return r;
     }
     let q: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
     let qget = |k: &str| q.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
     let tail = &rest[n..];
-    let rev_of = |r: &str| repo.resolve(r).ok_or_else(|| err(StatusCode::NOT_FOUND, "RevisionNotFound", &format!("Invalid rev id: {r}")));
+    let rev_of = |r: &str| {
+        repo.resolve(r).ok_or_else(|| {
+            err(
+                StatusCode::NOT_FOUND,
+                "RevisionNotFound",
+                &format!("Invalid rev id: {r}"),
+            )
+        })
+    };
     let blobs = qget("blobs") == Some("true");
     match tail.first().map(String::as_str) {
         None => json_resp(&repo_info(repo, repo.main(), blobs)),
@@ -662,11 +832,20 @@ async fn api(st: &Arc<HubState>, req: Request, segs: &[String], query: &str, tok
             for (name, idx) in &repo.refs {
                 let sha = &repo.commits[*idx].sha;
                 if let Some(b) = name.strip_prefix("refs/heads/") {
-                    v["branches"].as_array_mut().expect("array").push(json!({"name": b, "ref": name, "targetCommit": sha}));
+                    v["branches"]
+                        .as_array_mut()
+                        .expect("array")
+                        .push(json!({"name": b, "ref": name, "targetCommit": sha}));
                 } else if let Some(t) = name.strip_prefix("refs/tags/") {
-                    v["tags"].as_array_mut().expect("array").push(json!({"name": t, "ref": name, "targetCommit": sha}));
+                    v["tags"]
+                        .as_array_mut()
+                        .expect("array")
+                        .push(json!({"name": t, "ref": name, "targetCommit": sha}));
                 } else if let Some(c) = name.strip_prefix("refs/convert/") {
-                    v["converts"].as_array_mut().expect("array").push(json!({"name": c, "ref": name, "targetCommit": sha}));
+                    v["converts"]
+                        .as_array_mut()
+                        .expect("array")
+                        .push(json!({"name": c, "ref": name, "targetCommit": sha}));
                 } else {
                     prs.push(json!({"name": name, "ref": name, "targetCommit": sha}));
                 }
@@ -678,7 +857,11 @@ async fn api(st: &Arc<HubState>, req: Request, segs: &[String], query: &str, tok
         }
         Some("commits") if tail.len() == 2 => match rev_of(&tail[1]) {
             Ok(c) => {
-                let idx = repo.commits.iter().position(|x| x.sha == c.sha).expect("commit of repo");
+                let idx = repo
+                    .commits
+                    .iter()
+                    .position(|x| x.sha == c.sha)
+                    .expect("commit of repo");
                 let list: Vec<Value> = repo.commits[..=idx]
                     .iter()
                     .rev()
@@ -698,7 +881,10 @@ async fn api(st: &Arc<HubState>, req: Request, segs: &[String], query: &str, tok
             let h = r.headers_mut();
             h.insert("x-xet-cas-url", HeaderValue::from_str(&cas).expect("ascii"));
             h.insert("x-xet-access-token", HeaderValue::from_static("xet_fake"));
-            h.insert("x-xet-token-expiration", HeaderValue::from_str(&exp.to_string()).expect("ascii"));
+            h.insert(
+                "x-xet-token-expiration",
+                HeaderValue::from_str(&exp.to_string()).expect("ascii"),
+            );
             r
         }
         Some("paths-info") if tail.len() == 2 => {
@@ -706,15 +892,21 @@ async fn api(st: &Arc<HubState>, req: Request, segs: &[String], query: &str, tok
                 Ok(c) => c,
                 Err(r) => return r,
             };
-            let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
-            let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
+            let form: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(&body).unwrap_or_default();
             let out: Vec<Value> = form
                 .iter()
                 .filter(|(k, _)| k == "paths")
                 .filter_map(|(_, p)| {
                     let p = p.trim_matches('/');
                     c.files.get(p).map(|f| entry(p, f)).or_else(|| {
-                        c.files.keys().any(|k| k.starts_with(&format!("{p}/"))).then(|| dir_entry(p))
+                        c.files
+                            .keys()
+                            .any(|k| k.starts_with(&format!("{p}/")))
+                            .then(|| dir_entry(p))
                     })
                 })
                 .collect();
@@ -732,16 +924,35 @@ async fn api(st: &Arc<HubState>, req: Request, segs: &[String], query: &str, tok
     }
 }
 
-fn tree(st: &Arc<HubState>, repo: &RepoFixture, c: &CommitFixture, base: &str, q: &[(String, String)]) -> Response {
+fn tree(
+    st: &Arc<HubState>,
+    repo: &RepoFixture,
+    c: &CommitFixture,
+    base: &str,
+    q: &[(String, String)],
+) -> Response {
     let qget = |k: &str| q.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
     let recursive = qget("recursive") == Some("true") || qget("recursive") == Some("True");
-    let prefix = if base.is_empty() { String::new() } else { format!("{base}/") };
-    if !base.is_empty() && !c.files.keys().any(|k| k.starts_with(&prefix)) && !c.files.contains_key(base) {
-        return err(StatusCode::NOT_FOUND, "EntryNotFound", &format!("{base} does not exist"));
+    let prefix = if base.is_empty() {
+        String::new()
+    } else {
+        format!("{base}/")
+    };
+    if !base.is_empty()
+        && !c.files.keys().any(|k| k.starts_with(&prefix))
+        && !c.files.contains_key(base)
+    {
+        return err(
+            StatusCode::NOT_FOUND,
+            "EntryNotFound",
+            &format!("{base} does not exist"),
+        );
     }
     let mut entries: BTreeMap<String, Value> = BTreeMap::new();
     for (p, f) in &c.files {
-        let Some(rel) = p.strip_prefix(&prefix) else { continue };
+        let Some(rel) = p.strip_prefix(&prefix) else {
+            continue;
+        };
         let parts: Vec<&str> = rel.split('/').collect();
         for i in 1..parts.len() {
             if recursive || i == 1 {
@@ -753,15 +964,23 @@ fn tree(st: &Arc<HubState>, repo: &RepoFixture, c: &CommitFixture, base: &str, q
             entries.insert(p.clone(), entry(p, f));
         }
     }
-    let page = qget("limit").and_then(|l| l.parse().ok()).unwrap_or(st.fixture.tree_page_size).max(1);
+    let page = qget("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(st.fixture.tree_page_size)
+        .max(1);
     let start: usize = qget("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
     let all: Vec<Value> = entries.into_values().collect();
     let end = (start + page).min(all.len());
     let mut r = json_resp(&json!(all[start.min(all.len())..end]));
     if end < all.len() {
-        let mut q2: Vec<(String, String)> = q.iter().filter(|(k, _)| k != "cursor").cloned().collect();
+        let mut q2: Vec<(String, String)> =
+            q.iter().filter(|(k, _)| k != "cursor").cloned().collect();
         q2.push(("cursor".into(), end.to_string()));
-        let path = if base.is_empty() { String::new() } else { format!("/{}", base.replace('/', "%2F")) };
+        let path = if base.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", base.replace('/', "%2F"))
+        };
         let link = format!(
             "<{}/api/{}/{}/tree/{}{path}?{}>; rel=\"next\"",
             st.hub_url,
@@ -770,7 +989,10 @@ fn tree(st: &Arc<HubState>, repo: &RepoFixture, c: &CommitFixture, base: &str, q
             c.sha,
             serde_urlencoded::to_string(&q2).expect("query")
         );
-        r.headers_mut().insert(header::LINK, HeaderValue::from_str(&link).expect("ascii link"));
+        r.headers_mut().insert(
+            header::LINK,
+            HeaderValue::from_str(&link).expect("ascii link"),
+        );
     }
     r
 }

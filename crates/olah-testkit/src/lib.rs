@@ -10,5 +10,8 @@
 pub mod fixture;
 pub mod hub;
 
-pub use fixture::{CommitFixture, Content, FileFixture, Fixture, Kind, RepoFixture, Visibility, git_blob_sha1, lfs_pointer_text};
+pub use fixture::{
+    CommitFixture, Content, FileFixture, Fixture, Kind, RepoFixture, Visibility, git_blob_sha1,
+    lfs_pointer_text,
+};
 pub use hub::{FakeHub, Faults, LoggedRequest, Stats};

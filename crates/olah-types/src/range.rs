@@ -50,7 +50,11 @@ pub fn parse_range_header(value: &str) -> Result<Vec<ByteRangeSpec>, RangeParseE
         };
         out.push(spec);
     }
-    if out.is_empty() { Err(RangeParseError) } else { Ok(out) }
+    if out.is_empty() {
+        Err(RangeParseError)
+    } else {
+        Ok(out)
+    }
 }
 
 impl ByteRangeSpec {
@@ -76,11 +80,28 @@ mod tests {
 
     #[test]
     fn parses_and_resolves() {
-        assert_eq!(parse_range_header("bytes=0-99").unwrap(), vec![FromTo(0, 99)]);
-        assert_eq!(parse_range_header(" bytes = 100- ").unwrap(), vec![From(100)]);
+        assert_eq!(
+            parse_range_header("bytes=0-99").unwrap(),
+            vec![FromTo(0, 99)]
+        );
+        assert_eq!(
+            parse_range_header(" bytes = 100- ").unwrap(),
+            vec![From(100)]
+        );
         assert_eq!(parse_range_header("bytes=-500").unwrap(), vec![Suffix(500)]);
-        assert_eq!(parse_range_header("bytes=0-1, 5-9").unwrap(), vec![FromTo(0, 1), FromTo(5, 9)]);
-        for bad in ["bytes=", "bytes=a-b", "items=0-1", "bytes=5-1", "bytes=-", "0-1", "bytes=1-2-3"] {
+        assert_eq!(
+            parse_range_header("bytes=0-1, 5-9").unwrap(),
+            vec![FromTo(0, 1), FromTo(5, 9)]
+        );
+        for bad in [
+            "bytes=",
+            "bytes=a-b",
+            "items=0-1",
+            "bytes=5-1",
+            "bytes=-",
+            "0-1",
+            "bytes=1-2-3",
+        ] {
             assert!(parse_range_header(bad).is_err(), "{bad}");
         }
         assert_eq!(FromTo(0, 99).resolve(50), Some((0, 49)));

@@ -88,7 +88,8 @@ pub struct RepoId(String);
 fn valid_id_segment(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 96
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         && !s.starts_with(['.', '-'])
         && !s.ends_with(['.', '-'])
         && !s.contains("--")
@@ -168,7 +169,11 @@ impl Revision {
 
     /// Exactly 40 lowercase hex digits.
     pub fn is_commit_sha(&self) -> bool {
-        self.0.len() == 40 && self.0.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        self.0.len() == 40
+            && self
+                .0
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     }
 }
 
@@ -201,13 +206,21 @@ impl RepoPath {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `/{prefix}{repo}/resolve/{rev}/{path}`
-    Resolve { repo: RepoRef, revision: Revision, path: RepoPath },
+    Resolve {
+        repo: RepoRef,
+        revision: Revision,
+        path: RepoPath,
+    },
     /// `/api/{t}s/{repo}`
     RepoInfo { repo: RepoRef },
     /// `/api/{t}s/{repo}/revision/{rev}`
     RevisionInfo { repo: RepoRef, revision: Revision },
     /// `/api/{t}s/{repo}/tree/{rev}[/{path}]`
-    Tree { repo: RepoRef, revision: Revision, path: Option<RepoPath> },
+    Tree {
+        repo: RepoRef,
+        revision: Revision,
+        path: Option<RepoPath>,
+    },
     /// `/api/{t}s/{repo}/paths-info/{rev}`
     PathsInfo { repo: RepoRef, revision: Revision },
     /// `/api/{t}s/{repo}/refs`
@@ -222,7 +235,14 @@ pub enum Route {
     Health,
 }
 
-const KEYWORDS: &[&str] = &["revision", "tree", "paths-info", "refs", "commits", "xet-read-token"];
+const KEYWORDS: &[&str] = &[
+    "revision",
+    "tree",
+    "paths-info",
+    "refs",
+    "commits",
+    "xet-read-token",
+];
 
 fn decode(seg: &str) -> Result<String, RouteError> {
     percent_decode_str(seg)
@@ -268,13 +288,21 @@ fn parse_resolve(s: &[&str]) -> Result<Route, RouteError> {
     let id = RepoId::new(&rest[..id_len].join("/"))?;
     let revision = Revision::new(rest[id_len + 1])?;
     let path = RepoPath::new(&rest[id_len + 2..].join("/"))?;
-    Ok(Route::Resolve { repo: RepoRef { kind, id }, revision, path })
+    Ok(Route::Resolve {
+        repo: RepoRef { kind, id },
+        revision,
+        path,
+    })
 }
 
 fn parse_api(kind: RepoType, rest: &[&str]) -> Result<Route, RouteError> {
     // Two-segment repo ids first; legacy one-segment ids second.
-    let two = (rest.len() >= 2).then(|| api_tail(kind, &rest[..2], &rest[2..])).flatten();
-    let one = (!rest.is_empty()).then(|| api_tail(kind, &rest[..1], &rest[1..])).flatten();
+    let two = (rest.len() >= 2)
+        .then(|| api_tail(kind, &rest[..2], &rest[2..]))
+        .flatten();
+    let one = (!rest.is_empty())
+        .then(|| api_tail(kind, &rest[..1], &rest[1..]))
+        .flatten();
     // `/api/models/gpt2/refs`: a legacy repo's refs, not the info of a repo named `gpt2/refs`.
     let prefer_one = rest.len() == 2 && KEYWORDS.contains(&rest[1]);
     let pick = if prefer_one { one.or(two) } else { two.or(one) };
@@ -289,22 +317,54 @@ fn api_tail(kind: RepoType, id: &[&str], tail: &[&str]) -> Option<Result<Route, 
     match tail {
         [] => build(&|repo| Ok(Route::RepoInfo { repo })),
         ["refs"] => build(&|repo| Ok(Route::Refs { repo })),
-        ["revision", r] => build(&|repo| Ok(Route::RevisionInfo { repo, revision: rev(r)? })),
-        ["paths-info", r] => build(&|repo| Ok(Route::PathsInfo { repo, revision: rev(r)? })),
-        ["commits", r] => build(&|repo| Ok(Route::Commits { repo, revision: rev(r)? })),
-        ["xet-read-token", r] => build(&|repo| Ok(Route::XetReadToken { repo, revision: rev(r)? })),
+        ["revision", r] => build(&|repo| {
+            Ok(Route::RevisionInfo {
+                repo,
+                revision: rev(r)?,
+            })
+        }),
+        ["paths-info", r] => build(&|repo| {
+            Ok(Route::PathsInfo {
+                repo,
+                revision: rev(r)?,
+            })
+        }),
+        ["commits", r] => build(&|repo| {
+            Ok(Route::Commits {
+                repo,
+                revision: rev(r)?,
+            })
+        }),
+        ["xet-read-token", r] => build(&|repo| {
+            Ok(Route::XetReadToken {
+                repo,
+                revision: rev(r)?,
+            })
+        }),
         ["tree", r, path @ ..] => build(&|repo| {
             let joined = path.join("/");
             let joined = joined.trim_end_matches('/');
-            let path = if joined.is_empty() { None } else { Some(RepoPath::new(joined)?) };
-            Ok(Route::Tree { repo, revision: rev(r)?, path })
+            let path = if joined.is_empty() {
+                None
+            } else {
+                Some(RepoPath::new(joined)?)
+            };
+            Ok(Route::Tree {
+                repo,
+                revision: rev(r)?,
+                path,
+            })
         }),
         _ => None,
     }
 }
 
 /// Everything but unreserved characters is encoded.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 fn enc(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
@@ -318,10 +378,19 @@ impl Route {
     /// Canonical percent-encoded upstream path (no host, no query).
     pub fn upstream_path(&self) -> String {
         let api = |repo: &RepoRef, tail: &str| {
-            format!("/api/{}/{}{}", repo.kind.api_plural(), enc_path(repo.id.as_str()), tail)
+            format!(
+                "/api/{}/{}{}",
+                repo.kind.api_plural(),
+                enc_path(repo.id.as_str()),
+                tail
+            )
         };
         match self {
-            Route::Resolve { repo, revision, path } => format!(
+            Route::Resolve {
+                repo,
+                revision,
+                path,
+            } => format!(
                 "/{}{}/resolve/{}/{}",
                 repo.kind.url_prefix(),
                 enc_path(repo.id.as_str()),
@@ -329,17 +398,27 @@ impl Route {
                 enc_path(path.as_str())
             ),
             Route::RepoInfo { repo } => api(repo, ""),
-            Route::RevisionInfo { repo, revision } => api(repo, &format!("/revision/{}", enc(revision.as_str()))),
-            Route::Tree { repo, revision, path } => api(
+            Route::RevisionInfo { repo, revision } => {
+                api(repo, &format!("/revision/{}", enc(revision.as_str())))
+            }
+            Route::Tree {
+                repo,
+                revision,
+                path,
+            } => api(
                 repo,
                 &match path {
                     Some(p) => format!("/tree/{}/{}", enc(revision.as_str()), enc(p.as_str())),
                     None => format!("/tree/{}", enc(revision.as_str())),
                 },
             ),
-            Route::PathsInfo { repo, revision } => api(repo, &format!("/paths-info/{}", enc(revision.as_str()))),
+            Route::PathsInfo { repo, revision } => {
+                api(repo, &format!("/paths-info/{}", enc(revision.as_str())))
+            }
             Route::Refs { repo } => api(repo, "/refs"),
-            Route::Commits { repo, revision } => api(repo, &format!("/commits/{}", enc(revision.as_str()))),
+            Route::Commits { repo, revision } => {
+                api(repo, &format!("/commits/{}", enc(revision.as_str())))
+            }
             Route::XetReadToken { repo, revision } => {
                 api(repo, &format!("/xet-read-token/{}", enc(revision.as_str())))
             }

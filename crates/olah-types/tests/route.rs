@@ -4,20 +4,37 @@ use olah_types::*;
 use proptest::prelude::*;
 
 fn model(id: &str) -> RepoRef {
-    RepoRef { kind: RepoType::Model, id: RepoId::new(id).unwrap() }
+    RepoRef {
+        kind: RepoType::Model,
+        id: RepoId::new(id).unwrap(),
+    }
 }
 
 fn resolve(repo: RepoRef, rev: &str, path: &str) -> Route {
-    Route::Resolve { repo, revision: Revision::new(rev).unwrap(), path: RepoPath::new(path).unwrap() }
+    Route::Resolve {
+        repo,
+        revision: Revision::new(rev).unwrap(),
+        path: RepoPath::new(path).unwrap(),
+    }
 }
 
 #[test]
 fn resolve_forms() {
-    assert_eq!(parse_route("/acme/tiny/resolve/main/config.json").unwrap(), resolve(model("acme/tiny"), "main", "config.json"));
-    assert_eq!(parse_route("/gpt2/resolve/main/config.json").unwrap(), resolve(model("gpt2"), "main", "config.json"));
-    let ds = RepoRef { kind: RepoType::Dataset, id: RepoId::new("acme/data").unwrap() };
     assert_eq!(
-        parse_route("/datasets/acme/data/resolve/refs%2Fconvert%2Fparquet/default/train/0.parquet").unwrap(),
+        parse_route("/acme/tiny/resolve/main/config.json").unwrap(),
+        resolve(model("acme/tiny"), "main", "config.json")
+    );
+    assert_eq!(
+        parse_route("/gpt2/resolve/main/config.json").unwrap(),
+        resolve(model("gpt2"), "main", "config.json")
+    );
+    let ds = RepoRef {
+        kind: RepoType::Dataset,
+        id: RepoId::new("acme/data").unwrap(),
+    };
+    assert_eq!(
+        parse_route("/datasets/acme/data/resolve/refs%2Fconvert%2Fparquet/default/train/0.parquet")
+            .unwrap(),
         resolve(ds, "refs/convert/parquet", "default/train/0.parquet")
     );
     assert_eq!(
@@ -28,43 +45,97 @@ fn resolve_forms() {
     assert_eq!(sp.repo().unwrap().kind, RepoType::Space);
     let k = parse_route("/kernels/acme/k/resolve/v1/build.toml").unwrap();
     assert_eq!(k.repo().unwrap().kind, RepoType::Kernel);
-    assert_eq!(parse_route("/acme/tiny/resolve/main/x%2Fy.txt").unwrap(), resolve(model("acme/tiny"), "main", "x/y.txt"));
+    assert_eq!(
+        parse_route("/acme/tiny/resolve/main/x%2Fy.txt").unwrap(),
+        resolve(model("acme/tiny"), "main", "x/y.txt")
+    );
 }
 
 #[test]
 fn api_forms() {
     let r = model("acme/tiny");
-    assert_eq!(parse_route("/api/models/acme/tiny").unwrap(), Route::RepoInfo { repo: r.clone() });
-    assert_eq!(parse_route("/api/models/gpt2").unwrap(), Route::RepoInfo { repo: model("gpt2") });
-    assert_eq!(parse_route("/api/models/gpt2/refs").unwrap(), Route::Refs { repo: model("gpt2") });
-    assert_eq!(parse_route("/api/models/acme/tiny/refs").unwrap(), Route::Refs { repo: r.clone() });
+    assert_eq!(
+        parse_route("/api/models/acme/tiny").unwrap(),
+        Route::RepoInfo { repo: r.clone() }
+    );
+    assert_eq!(
+        parse_route("/api/models/gpt2").unwrap(),
+        Route::RepoInfo {
+            repo: model("gpt2")
+        }
+    );
+    assert_eq!(
+        parse_route("/api/models/gpt2/refs").unwrap(),
+        Route::Refs {
+            repo: model("gpt2")
+        }
+    );
+    assert_eq!(
+        parse_route("/api/models/acme/tiny/refs").unwrap(),
+        Route::Refs { repo: r.clone() }
+    );
     assert_eq!(
         parse_route("/api/models/acme/tiny/revision/refs%2Fpr%2F1").unwrap(),
-        Route::RevisionInfo { repo: r.clone(), revision: Revision::new("refs/pr/1").unwrap() }
+        Route::RevisionInfo {
+            repo: r.clone(),
+            revision: Revision::new("refs/pr/1").unwrap()
+        }
     );
     assert_eq!(
         parse_route("/api/models/gpt2/revision/main").unwrap(),
-        Route::RevisionInfo { repo: model("gpt2"), revision: Revision::new("main").unwrap() }
+        Route::RevisionInfo {
+            repo: model("gpt2"),
+            revision: Revision::new("main").unwrap()
+        }
     );
     let tree = |p: Option<&str>| Route::Tree {
         repo: r.clone(),
         revision: Revision::new("main").unwrap(),
         path: p.map(|p| RepoPath::new(p).unwrap()),
     };
-    assert_eq!(parse_route("/api/models/acme/tiny/tree/main").unwrap(), tree(None));
-    assert_eq!(parse_route("/api/models/acme/tiny/tree/main/").unwrap(), tree(None));
-    assert_eq!(parse_route("/api/models/acme/tiny/tree/main/sub%2Fdir").unwrap(), tree(Some("sub/dir")));
-    assert_eq!(parse_route("/api/models/acme/tiny/tree/main/sub/dir").unwrap(), tree(Some("sub/dir")));
-    assert!(matches!(parse_route("/api/datasets/acme/data/paths-info/main").unwrap(), Route::PathsInfo { .. }));
-    assert!(matches!(parse_route("/api/spaces/acme/s/commits/main").unwrap(), Route::Commits { .. }));
-    assert!(matches!(parse_route("/api/models/acme/tiny/xet-read-token/abc").unwrap(), Route::XetReadToken { .. }));
+    assert_eq!(
+        parse_route("/api/models/acme/tiny/tree/main").unwrap(),
+        tree(None)
+    );
+    assert_eq!(
+        parse_route("/api/models/acme/tiny/tree/main/").unwrap(),
+        tree(None)
+    );
+    assert_eq!(
+        parse_route("/api/models/acme/tiny/tree/main/sub%2Fdir").unwrap(),
+        tree(Some("sub/dir"))
+    );
+    assert_eq!(
+        parse_route("/api/models/acme/tiny/tree/main/sub/dir").unwrap(),
+        tree(Some("sub/dir"))
+    );
+    assert!(matches!(
+        parse_route("/api/datasets/acme/data/paths-info/main").unwrap(),
+        Route::PathsInfo { .. }
+    ));
+    assert!(matches!(
+        parse_route("/api/spaces/acme/s/commits/main").unwrap(),
+        Route::Commits { .. }
+    ));
+    assert!(matches!(
+        parse_route("/api/models/acme/tiny/xet-read-token/abc").unwrap(),
+        Route::XetReadToken { .. }
+    ));
     assert_eq!(parse_route("/api/whoami-v2").unwrap(), Route::Whoami);
     assert_eq!(parse_route("/health").unwrap(), Route::Health);
 }
 
 #[test]
 fn unknown_and_hostile_paths_never_route() {
-    for p in ["/", "/api/agent-harnesses", "/api/foo/a/b", "/a/b", "/a/b/c", "/api/models/a/b/c/d/e", "nope"] {
+    for p in [
+        "/",
+        "/api/agent-harnesses",
+        "/api/foo/a/b",
+        "/a/b",
+        "/a/b/c",
+        "/api/models/a/b/c/d/e",
+        "nope",
+    ] {
         assert!(parse_route(p).is_err(), "{p}");
     }
     for p in [
@@ -80,7 +151,13 @@ fn unknown_and_hostile_paths_never_route() {
         "/../tiny/resolve/main/x",
         "/acme/tiny/resolve/main/%ff",
     ] {
-        assert!(matches!(parse_route(p), Err(RouteError::BadRequest(_)) | Err(RouteError::NotFound)), "{p}");
+        assert!(
+            matches!(
+                parse_route(p),
+                Err(RouteError::BadRequest(_)) | Err(RouteError::NotFound)
+            ),
+            "{p}"
+        );
     }
 }
 
@@ -89,20 +166,43 @@ fn id_seg() -> impl Strategy<Value = String> {
 }
 
 fn arb_route() -> impl Strategy<Value = Route> {
-    let kind = prop_oneof![Just(RepoType::Model), Just(RepoType::Dataset), Just(RepoType::Space)];
-    let id = prop_oneof![id_seg(), (id_seg(), id_seg()).prop_map(|(a, b)| format!("{a}/{b}"))];
-    let rev = prop_oneof![Just("main".to_string()), Just("refs/pr/3".to_string()), "[a-f0-9]{40}", "[a-zA-Z0-9 ._+é-]{1,12}"]
-        .prop_filter("valid", |r| Revision::new(r).is_ok());
+    let kind = prop_oneof![
+        Just(RepoType::Model),
+        Just(RepoType::Dataset),
+        Just(RepoType::Space)
+    ];
+    let id = prop_oneof![
+        id_seg(),
+        (id_seg(), id_seg()).prop_map(|(a, b)| format!("{a}/{b}"))
+    ];
+    let rev = prop_oneof![
+        Just("main".to_string()),
+        Just("refs/pr/3".to_string()),
+        "[a-f0-9]{40}",
+        "[a-zA-Z0-9 ._+é-]{1,12}"
+    ]
+    .prop_filter("valid", |r| Revision::new(r).is_ok());
     let path = proptest::collection::vec("[a-zA-Z0-9 ._%#?+é-]{1,8}", 1..4)
         .prop_map(|v| v.join("/"))
         .prop_filter("valid", |p| RepoPath::new(p).is_ok());
     (kind, id, rev, path, 0..3u8).prop_map(|(kind, id, rev, path, which)| {
-        let repo = RepoRef { kind, id: RepoId::new(&id).unwrap() };
+        let repo = RepoRef {
+            kind,
+            id: RepoId::new(&id).unwrap(),
+        };
         let revision = Revision::new(&rev).unwrap();
         let path = RepoPath::new(&path).unwrap();
         match which {
-            0 => Route::Resolve { repo, revision, path },
-            1 => Route::Tree { repo, revision, path: Some(path) },
+            0 => Route::Resolve {
+                repo,
+                revision,
+                path,
+            },
+            1 => Route::Tree {
+                repo,
+                revision,
+                path: Some(path),
+            },
             _ => Route::RevisionInfo { repo, revision },
         }
     })

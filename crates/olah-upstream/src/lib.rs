@@ -33,7 +33,11 @@ impl UpstreamError {
     fn from_reqwest(e: reqwest::Error) -> Self {
         // Never include the URL: it may carry signed query parameters.
         let e = e.without_url();
-        if e.is_timeout() { Self::Timeout(e.to_string()) } else { Self::Unreachable(e.to_string()) }
+        if e.is_timeout() {
+            Self::Timeout(e.to_string())
+        } else {
+            Self::Unreachable(e.to_string())
+        }
     }
 }
 
@@ -60,24 +64,30 @@ impl AllowList {
             }
         }
         let host = hub.host_str().unwrap_or_default().to_ascii_lowercase();
-        let suffixes = if host == "huggingface.co" || host == "hf.co" || host.ends_with(".huggingface.co") {
-            vec![".huggingface.co".to_string(), ".hf.co".to_string()]
-        } else {
-            Vec::new()
-        };
+        let suffixes =
+            if host == "huggingface.co" || host == "hf.co" || host.ends_with(".huggingface.co") {
+                vec![".huggingface.co".to_string(), ".hf.co".to_string()]
+            } else {
+                Vec::new()
+            };
         Self { exact, suffixes }
     }
 
     /// Whether a URL may be fetched.
     pub fn allows(&self, url: &Url) -> bool {
-        if !matches!(url.scheme(), "http" | "https") || url.username() != "" || url.password().is_some() {
+        if !matches!(url.scheme(), "http" | "https")
+            || url.username() != ""
+            || url.password().is_some()
+        {
             return false;
         }
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
         if self.exact.contains(&netloc(url)) || self.exact.contains(&host) && url.port().is_none() {
             return true;
         }
-        url.scheme() == "https" && url.port().is_none() && self.suffixes.iter().any(|s| host.ends_with(s.as_str()))
+        url.scheme() == "https"
+            && url.port().is_none()
+            && self.suffixes.iter().any(|s| host.ends_with(s.as_str()))
     }
 }
 
@@ -128,7 +138,12 @@ impl Upstream {
             .build()
             .map_err(|e| e.to_string())?;
         let allow = AllowList::new(&hub, extra_hosts);
-        Ok(Self { client, hub_base: hub_base.trim_end_matches('/').to_string(), hub, allow })
+        Ok(Self {
+            client,
+            hub_base: hub_base.trim_end_matches('/').to_string(),
+            hub,
+            allow,
+        })
     }
 
     /// `scheme://netloc` of the Hub, without a trailing slash.
@@ -144,9 +159,15 @@ impl Upstream {
     /// Sends one request to the Hub. Redirects are NOT followed except relative ones that stay
     /// on the Hub origin (renamed repos answer `307 Location: /new/name/…`).
     pub async fn hub(&self, req: HubRequest<'_>) -> Result<reqwest::Response> {
-        let mut url = self.hub.join(req.path_and_query).map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
+        let mut url = self
+            .hub
+            .join(req.path_and_query)
+            .map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
         for _ in 0..=MAX_REDIRECTS {
-            let mut rb = self.client.request(req.method.clone(), url.clone()).headers(req.headers.clone());
+            let mut rb = self
+                .client
+                .request(req.method.clone(), url.clone())
+                .headers(req.headers.clone());
             if let Some(a) = req.auth {
                 rb = rb.header(header::AUTHORIZATION, a.clone());
             }
@@ -157,9 +178,13 @@ impl Upstream {
             if !resp.status().is_redirection() {
                 return Ok(resp);
             }
-            let Some(loc) = location(&resp) else { return Ok(resp) };
+            let Some(loc) = location(&resp) else {
+                return Ok(resp);
+            };
             if is_same_origin_relative(&loc) {
-                url = url.join(&loc).map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
+                url = url
+                    .join(&loc)
+                    .map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
                 continue;
             }
             return Ok(resp);
@@ -175,23 +200,32 @@ impl Upstream {
         auth: Option<&HeaderValue>,
         range: Option<(u64, u64)>,
     ) -> Result<reqwest::Response> {
-        let mut url = self.hub.join(path_and_query).map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
+        let mut url = self
+            .hub
+            .join(path_and_query)
+            .map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
         for _ in 0..=MAX_REDIRECTS {
-            let mut rb = self.client.get(url.clone()).header(header::ACCEPT_ENCODING, "identity");
+            let mut rb = self
+                .client
+                .get(url.clone())
+                .header(header::ACCEPT_ENCODING, "identity");
             if let Some((a, b)) = range {
                 rb = rb.header(header::RANGE, format!("bytes={a}-{b}"));
             }
-            if same_origin(&url, &self.hub) {
-                if let Some(a) = auth {
-                    rb = rb.header(header::AUTHORIZATION, a.clone());
-                }
+            if same_origin(&url, &self.hub)
+                && let Some(a) = auth
+            {
+                rb = rb.header(header::AUTHORIZATION, a.clone());
             }
             let resp = rb.send().await.map_err(UpstreamError::from_reqwest)?;
             if !resp.status().is_redirection() || resp.status() == StatusCode::NOT_MODIFIED {
                 return Ok(resp);
             }
-            let loc = location(&resp).ok_or_else(|| UpstreamError::BadRedirect("redirect without Location".into()))?;
-            let next = url.join(&loc).map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
+            let loc = location(&resp)
+                .ok_or_else(|| UpstreamError::BadRedirect("redirect without Location".into()))?;
+            let next = url
+                .join(&loc)
+                .map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
             if !self.allow.allows(&next) {
                 return Err(UpstreamError::DisallowedRedirect(netloc(&next)));
             }
@@ -202,7 +236,11 @@ impl Upstream {
 }
 
 fn location(resp: &reqwest::Response) -> Option<String> {
-    resp.headers().get(header::LOCATION)?.to_str().ok().map(str::to_string)
+    resp.headers()
+        .get(header::LOCATION)?
+        .to_str()
+        .ok()
+        .map(str::to_string)
 }
 
 fn is_same_origin_relative(loc: &str) -> bool {
@@ -210,7 +248,9 @@ fn is_same_origin_relative(loc: &str) -> bool {
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 #[cfg(test)]

@@ -31,11 +31,17 @@ async fn main() -> std::io::Result<()> {
     let mut files = serde_json::Map::new();
     for r in &fixture.repos {
         for (name, idx) in &r.refs {
-            let short = ["refs/heads/", "refs/tags/"].iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name);
+            let short = ["refs/heads/", "refs/tags/"]
+                .iter()
+                .find_map(|p| name.strip_prefix(p))
+                .unwrap_or(name);
             let c = &r.commits[*idx];
             for (p, f) in &c.files {
                 let v = json!({"sha256": f.sha256(), "size": f.size(), "oid": f.oid(), "lfs": f.lfs, "commit": c.sha});
-                files.insert(format!("{}/{}@{short}:{p}", r.kind.plural(), r.id), v.clone());
+                files.insert(
+                    format!("{}/{}@{short}:{p}", r.kind.plural(), r.id),
+                    v.clone(),
+                );
                 files.insert(format!("{}/{}@{}:{p}", r.kind.plural(), r.id, c.sha), v);
             }
         }

@@ -187,3 +187,25 @@ def test_flipped_byte_on_disk_is_never_served(hub, make_mirror):
     body = get(url)[2]
     assert hashlib.sha256(body).hexdigest() == want["sha256"]
     assert 0 < hub.stats()["cdn_bytes"] <= 2 << 20, "only the corrupt block is fetched again"
+
+
+def test_cached_content_is_served_while_the_upstream_fails(hub, make_mirror, run_client, tmp_path):
+    # TTL 0: every branch request revalidates, so this exercises stale-if-error.
+    m = make_mirror("--metadata-cache-ttl", "0")
+    code = """
+    from huggingface_hub import hf_hub_download
+    p = hf_hub_download("acme/tiny", "model.bin")
+    print(json.dumps({"sha": hashlib.sha256(open(p, "rb").read()).hexdigest()}))
+    """
+    rc, out, err = run_client(m.url, code, home=tmp_path / "a")
+    assert rc == 0, err
+    get(f"{m.url}/api/models/acme/tiny/revision/main")  # warm the API cache too
+    hub.faults(fail_5xx=1000)
+    try:
+        rc, out2, err = run_client(m.url, code, home=tmp_path / "b")
+        status, _, body = get(f"{m.url}/api/models/acme/tiny/revision/main")
+    finally:
+        hub.faults()
+    assert rc == 0, err
+    assert out2 == out == {"sha": hub.file("models/acme/tiny@main:model.bin")["sha256"]}
+    assert status == 200 and json.loads(body)["sha"] == hub.file("models/acme/tiny@main:model.bin")["commit"]

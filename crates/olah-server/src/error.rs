@@ -84,6 +84,15 @@ impl ApiError {
         }
     }
 
+    /// The upstream is down or failing (unreachable, timeout, 5xx): cached data may stand in.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            Self::Unavailable { .. } => true,
+            Self::Upstream { status, .. } => status.is_server_error(),
+            _ => false,
+        }
+    }
+
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {

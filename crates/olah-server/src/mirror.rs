@@ -237,7 +237,7 @@ impl Mirror {
                     cache,
                 })
             }
-            Err(e @ ApiError::Unavailable { .. }) => {
+            Err(e) if e.is_outage() => {
                 // stale-if-error: an expired branch entry still names a commit we know.
                 if let Some(commit) = stale_commit
                     && let Some(meta) = self.cached_meta(&repo_key, &commit, path)
@@ -592,8 +592,9 @@ impl Mirror {
                     "miss"
                 },
             )),
-            Err(ApiError::Unavailable { .. })
-                if cached.is_some()
+            Err(e)
+                if e.is_outage()
+                    && cached.is_some()
                     && self.may_serve_without_upstream(&repo.key(), Scope::Meta, &caller) =>
             {
                 Ok((Arc::new(cached.expect("checked")), "stale"))

@@ -1,20 +1,46 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: Rust tests, then the real-client suite
-# (huggingface_hub + hf_xet from the Python package index, in .venv) against the test kit's
-# fake Hub and the mirror.
+# The whole test suite, from a fresh machine (Rust toolchain, cargo-nextest optional, python3 + pip):
+#   1. .venv at the repo root with the pinned real clients (tests/python/requirements.txt),
+#   2. debug build of every binary (olah-cli, olah-fakehub, ...),
+#   3. Rust tests (cargo nextest, or cargo test without it),
+#   4. the real-client suite (pytest tests/python) against the fake Hub and the mirror.
+# Extra arguments go to pytest (e.g. `scripts/test.sh -k snapshot -x`).
+# Env: OLAH_TEST_TARGET=direct runs the Python suite against the fake Hub without the mirror;
+#      OLAH_TEST_SKIP_RUST=1 skips step 3; PYTHON picks the interpreter for the venv (default python3);
+#      OLAH_TEST_TIMEOUT is the per-test timeout in seconds (default 300).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
+PYTHON="${PYTHON:-python3}"
+VENV=.venv
+REQ=tests/python/requirements.txt
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "== creating $VENV"
+  "$PYTHON" -m venv "$VENV"
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+# Install only when the requirements changed since the last successful install.
+stamp="$VENV/.olah-test-requirements.sha256"
+want="$(sha256sum "$REQ" | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "== installing $REQ"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ"
+  echo "$want" > "$stamp"
+fi
 
+echo "== cargo build --workspace --bins"
 cargo build --workspace --bins
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
-else
-  cargo test --workspace --no-fail-fast
+
+if [ "${OLAH_TEST_SKIP_RUST:-0}" != "1" ]; then
+  if cargo nextest --version >/dev/null 2>&1; then
+    echo "== cargo nextest run --workspace"
+    cargo nextest run --workspace --no-fail-fast
+  else
+    echo "== cargo test --workspace (cargo-nextest not found)"
+    cargo test --workspace --no-fail-fast
+  fi
 fi
 
-OLAH_BIN_DIR="$PWD/target/debug" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider --timeout 300
+echo "== pytest tests/python (target: ${OLAH_TEST_TARGET:-mirror})"
+OLAH_BIN_DIR="$PWD/target/debug" "$VENV/bin/python" -m pytest tests/python -q \
+  --timeout "${OLAH_TEST_TIMEOUT:-300}" "$@"

@@ -1,211 +1,433 @@
-"""What only a mirror does: cache hits without upstream traffic, single-flight, resume, no leaks."""
+"""What only a mirror does: cache hits without upstream traffic, access control on cached content,
+single-flight, resume, integrity, offline mode, config rules, and never leaking the upstream."""
 
 import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
-import urllib.request
+import time
 
-from conftest import mirror_only, sha256_file
+import pytest
+
+from conftest import http, mirror_only, sha256_file
 
 pytestmark = mirror_only
 
-
-def get(url, headers=None):
-    req = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=120) as r:
-        return r.status, r.headers, r.read()
+MiB = 1 << 20
 
 
-def test_second_download_makes_zero_upstream_requests(hub, make_mirror, run_client, tmp_path):
+def assert_no_upstream(stats, what=""):
+    assert (stats.requests("hub"), stats.requests("cdn"), stats.bytes("hub"), stats.bytes("cdn")) == (0, 0, 0, 0), (
+        what,
+        stats.summary(),
+    )
+
+
+SNAP = """
+from huggingface_hub import snapshot_download
+p = snapshot_download({repo!r}, repo_type={kind!r}, revision={rev!r})
+emit(tree_hashes(p))
+"""
+
+DL = """
+from huggingface_hub import hf_hub_download
+emit({{f: sha(hf_hub_download({repo!r}, f, repo_type={kind!r}, revision={rev!r})) for f in {files!r}}})
+"""
+
+
+@pytest.mark.parametrize(
+    "what,repo,kind,disable_xet",
+    [
+        ("snapshot", "acme/tiny", "model", True),
+        ("snapshot", "acme/tiny", "model", False),
+        ("snapshot", "acme/data", "dataset", False),
+        ("files", "acme/tiny", "model", False),
+        ("files", "gpt2", "model", False),
+    ],
+)
+def test_second_download_makes_zero_upstream_requests(hub, hub_admin, make_mirror, client_env, tmp_path, what, repo, kind, disable_xet):
     m = make_mirror()
-    code = """
-    from huggingface_hub import snapshot_download
-    p = snapshot_download("acme/tiny", revision={rev!r})
-    print(json.dumps(sorted(os.listdir(p))))
-    """
-    commit = hub.file("models/acme/tiny@main:config.json")["commit"]
-    rc, first, err = run_client(m.url, code.format(rev=commit), home=tmp_path / "a")
-    assert rc == 0, err
-    hub.reset()
-    rc, second, err = run_client(m.url, code.format(rev=commit), home=tmp_path / "b")
-    assert rc == 0, err
-    assert second == first
-    s = hub.stats()
-    assert (s["hub_requests"], s["cdn_requests"], s["hub_bytes"], s["cdn_bytes"]) == (0, 0, 0, 0), s["log"]
+    rev = hub.commit(repo, "main", kind)
+    want = {p: v["sha256"] for p, v in hub.tree(repo, rev, kind).items()}
+    if what == "snapshot":
+        code = SNAP.format(repo=repo, kind=kind, rev=rev)
+    else:
+        want = {p: h for p, h in want.items() if p.endswith((".bin", ".json", ".safetensors"))}
+        code = DL.format(repo=repo, kind=kind, rev=rev, files=sorted(want))
+    first = client_env(code, endpoint=m.url, home=tmp_path / "a", disable_xet=disable_xet)
+    assert first.out == want
+    hub_admin.reset()
+    second = client_env(code, endpoint=m.url, home=tmp_path / "b", disable_xet=disable_xet)
+    assert second.out == want
+    assert_no_upstream(hub_admin.stats(), "commit-pinned cache hit")
 
 
-def test_branch_hits_within_ttl_make_zero_upstream_requests(hub, make_mirror):
+def test_branch_downloads_within_ttl_make_zero_upstream_requests(hub, hub_admin, make_mirror, client_env, tmp_path):
+    m = make_mirror("--metadata-cache-ttl", "600")
+    code = DL.format(repo="acme/tiny", kind="model", rev="main", files=["config.json", "model.bin", "model.safetensors"])
+    want = {f: hub.file("acme/tiny", f)["sha256"] for f in ["config.json", "model.bin", "model.safetensors"]}
+    assert client_env(code, endpoint=m.url, home=tmp_path / "a").out == want
+    hub_admin.reset()
+    assert client_env(code, endpoint=m.url, home=tmp_path / "b").out == want
+    assert_no_upstream(hub_admin.stats(), "branch within TTL")
+
+
+GATED = """
+from huggingface_hub import hf_hub_download
+r = catch(lambda: sha(hf_hub_download({repo!r}, {path!r}, revision={rev!r})))
+emit(r)
+"""
+
+
+@pytest.mark.parametrize(
+    "repo,path,owner,others,exc",
+    [
+        ("acme/gated", "weights.bin", "hf_granted", [None, "hf_other"], "GatedRepoError"),
+        ("acme/gated", "config.json", "hf_granted", [None, "hf_other"], "GatedRepoError"),
+        ("acme/private", "config.json", "hf_owner", [None, "hf_other"], "RepositoryNotFoundError"),
+    ],
+)
+def test_cached_non_public_content_is_refused_to_others(hub, make_mirror, client_env, tmp_path, repo, path, owner, others, exc):
     m = make_mirror()
-    url = f"{m.url}/acme/tiny/resolve/main/model.bin"
-    body1 = get(url)[2]
-    hub.reset()
-    body2 = get(url)[2]
-    assert body1 == body2
-    assert hashlib.sha256(body2).hexdigest() == hub.file("models/acme/tiny@main:model.bin")["sha256"]
-    assert hub.stats()["hub_requests"] == 0 and hub.stats()["cdn_requests"] == 0
+    want = hub.file(repo, path)
+    commit = want["commit"]
+    for rev in ("main", commit):
+        out = client_env(GATED.format(repo=repo, path=path, rev=rev), endpoint=m.url, token=owner, home=tmp_path / f"owner-{rev}").out
+        assert out == {"ok": want["sha256"]}
+    for tok in others:
+        for rev in ("main", commit):
+            out = client_env(GATED.format(repo=repo, path=path, rev=rev), endpoint=m.url, token=tok, home=tmp_path / f"{tok}-{rev}").out
+            assert out.get("err") == exc, (tok, rev, out)
+    # Raw HTTP, on the cache-hit path (commit-pinned), GET and HEAD.
+    url = f"{m.url}/{repo}/resolve/{commit}/{path}"
+    for method in ("GET", "HEAD"):
+        for tok in others:
+            headers = {"Authorization": f"Bearer {tok}"} if tok else {}
+            status, h, body = http(url, method=method, headers=headers)
+            assert status in (401, 403, 404), (method, tok, status)
+            assert h.get("X-Error-Code") == ("GatedRepo" if exc == "GatedRepoError" else "RepoNotFound"), (method, tok, dict(h))
+            assert want["sha256"] not in json.dumps(dict(h)), "no metadata of the file leaks"
+            assert len(body) < 4096
+    status, _, body = http(url, headers={"Authorization": f"Bearer {owner}"})
+    assert status == 200 and hashlib.sha256(body).hexdigest() == want["sha256"]
 
 
-def test_eight_concurrent_cold_clients_cost_one_upstream_transfer(hub, make_mirror):
+READY_GO = """
+from huggingface_hub import hf_hub_download
+open(os.environ["READY"], "w").close()
+deadline = time.time() + 60
+while not os.path.exists(os.environ["GO"]) and time.time() < deadline:
+    time.sleep(0.01)
+p = hf_hub_download("acme/big", "big.bin")
+emit({"sha": sha(p)})
+"""
+
+
+@pytest.mark.parametrize("clients", ["hf_hub_download", "raw-http"])
+def test_eight_concurrent_cold_clients_cost_one_upstream_transfer(hub, hub_admin, make_mirror, client_env, tmp_path, clients):
     m = make_mirror()
-    want = hub.file("models/acme/big@main:big.bin")
-    hub.reset()
-    hub.faults(bandwidth_bytes_per_sec=200 << 20, scope="cdn")
-    try:
-        with concurrent.futures.ThreadPoolExecutor(8) as ex:
-            digests = list(ex.map(lambda _: hashlib.sha256(get(f"{m.url}/acme/big/resolve/main/big.bin")[2]).hexdigest(), range(8)))
-    finally:
-        hub.faults()
-    assert digests == [want["sha256"]] * 8
-    cdn = hub.stats()["cdn_bytes"]
-    assert want["size"] <= cdn <= want["size"] * 1.02, (cdn, want["size"])
+    want = hub.file("acme/big", "big.bin")
+    n = 8
+    hub_admin.reset()
+    # Slow the CDN so that every client arrives while the first fill is still running.
+    with hub_admin.faulted(bandwidth_bytes_per_sec=32 * MiB, scope="cdn"):
+        if clients == "hf_hub_download":
+            go = tmp_path / "go"
+            handles = []
+            for i in range(n):
+                ready = tmp_path / f"ready{i}"
+                handles.append((ready, client_env.spawn(READY_GO, endpoint=m.url, env={"READY": str(ready), "GO": str(go)})))
+            deadline = time.time() + 60
+            while not all(r.exists() for r, _ in handles) and time.time() < deadline:
+                time.sleep(0.05)
+            go.touch()
+            digests = [client_env.finish(h, timeout=240).out["sha"] for _, h in handles]
+        else:
+
+            def fetch(_):
+                status, _, body = http(f"{m.url}/acme/big/resolve/main/big.bin", follow=True, timeout=240)
+                assert status == 200
+                return hashlib.sha256(body).hexdigest()
+
+            with concurrent.futures.ThreadPoolExecutor(n) as ex:
+                digests = list(ex.map(fetch, range(n)))
+    assert digests == [want["sha256"]] * n
+    s = hub_admin.stats()
+    cdn = s.bytes("cdn")
+    assert want["size"] <= cdn <= want["size"] * 1.02, (cdn, want["size"], s.summary())
 
 
-def test_range_requests(hub, make_mirror):
+@pytest.mark.parametrize("cut_after,cuts", [(10 * MiB, 1), (3 * MiB, 3)])
+def test_download_survives_upstream_cuts(hub, hub_admin, make_mirror, client_env, cut_after, cuts):
     m = make_mirror()
-    url = f"{m.url}/acme/big/resolve/main/big.bin"
-    hub.reset()
-    status, h, body = get(url, {"Range": "bytes=100-199"})
-    assert status == 206 and len(body) == 100
-    assert h["Content-Range"] == f"bytes 100-199/{64 << 20}"
-    assert hub.stats()["cdn_bytes"] <= 8 << 20, "a small range pulls at most a few blocks"
-    direct = get(f"{hub.hub}/acme/big/resolve/main/big.bin", {"Range": "bytes=100-199"})[2]
-    assert body == direct
-    status, h, body = get(url, {"Range": "bytes=-10"})
-    assert status == 206 and len(body) == 10
-    status, h, body = get(url, {"Range": f"bytes={(64 << 20) - 5}-"})
-    assert status == 206 and len(body) == 5
-    try:
-        get(url, {"Range": f"bytes={64 << 20}-"})
-        raise AssertionError("expected 416")
-    except urllib.error.HTTPError as e:
-        assert e.code == 416
-        assert e.headers["Content-Range"] == f"bytes */{64 << 20}"
-
-
-def test_resume_after_upstream_cut(hub, make_mirror, run_client, tmp_path):
-    m = make_mirror()
-    want = hub.file("models/acme/big@main:big.bin")
-    hub.faults(cut_after_bytes=10 << 20, cut_count=1, scope="cdn")
-    try:
-        rc, out, err = run_client(
-            m.url,
+    want = hub.file("acme/big", "big.bin")
+    hub_admin.reset()
+    with hub_admin.faulted(cut_after_bytes=cut_after, cut_count=cuts, scope="cdn"):
+        out = client_env(
             """
             from huggingface_hub import hf_hub_download
-            p = hf_hub_download("acme/big", "big.bin")
-            print(json.dumps({"sha": hashlib.sha256(open(p, "rb").read()).hexdigest()}))
+            emit({"sha": sha(hf_hub_download("acme/big", "big.bin"))})
             """,
-        )
-    finally:
-        hub.faults()
-    assert rc == 0, err
+            endpoint=m.url,
+            timeout=240,
+        ).out
     assert out["sha"] == want["sha256"]
+    s = hub_admin.stats()
+    cdn_gets = s.entries(host="cdn", method="GET")
+    assert len(cdn_gets) > cuts, "the cut upstream bodies were retried"
+    # Finished blocks are kept: a restart from byte 0 after every cut would cost size + cuts*cut_after.
+    assert s.bytes("cdn") <= want["size"] + cuts * cut_after // 2, (s.bytes("cdn"), [r.get("range") for r in cdn_gets])
 
 
-def test_curl_follows_and_gets_exact_bytes(hub, mirror, tmp_path):
+def test_range_requests(hub, hub_admin, make_mirror, big_file):
+    m = make_mirror()
+    size = hub.file("acme/big", "big.bin")["size"]
+    url = f"{m.url}/acme/big/resolve/main/big.bin"
+
+    def expect(a, n):
+        with open(big_file, "rb") as f:
+            f.seek(a)
+            return f.read(n)
+
+    hub_admin.reset()
+    status, h, body = http(url, headers={"Range": "bytes=100-199"}, follow=True)
+    assert status == 206 and body == expect(100, 100)
+    assert h["Content-Range"] == f"bytes 100-199/{size}"
+    assert hub_admin.stats().bytes("cdn") <= 8 * MiB, "a small range pulls at most a few blocks"
+    status, h, body = http(url, headers={"Range": "bytes=-10"}, follow=True)
+    assert status == 206 and body == expect(size - 10, 10)
+    status, h, body = http(url, headers={"Range": f"bytes={size - 5}-"}, follow=True)
+    assert status == 206 and body == expect(size - 5, 5)
+    status, h, body = http(url, headers={"Range": f"bytes={size}-"}, follow=True)
+    assert status == 416
+    assert h["Content-Range"] == f"bytes */{size}"
+
+
+def test_curl_follows_and_gets_exact_bytes_from_the_mirror(hub, hub_admin, make_mirror, tmp_path):
     if not shutil.which("curl"):
-        import pytest
-
         pytest.skip("curl not installed")
-    out = tmp_path / "model.bin"
-    subprocess.run(["curl", "-sfL", "-o", str(out), f"{mirror.url}/acme/tiny/resolve/main/model.bin"], check=True)
-    assert sha256_file(out) == hub.file("models/acme/tiny@main:model.bin")["sha256"]
+    m = make_mirror()
+    cases = [
+        ("acme/tiny/resolve/main/model.bin", hub.file("acme/tiny", "model.bin")),
+        ("acme/tiny/resolve/main/model.safetensors", hub.file("acme/tiny", "model.safetensors")),
+        ("acme/tiny/resolve/main/sub/dir/a%20b.txt", hub.file("acme/tiny", "sub/dir/a b.txt")),
+        ("acme/tiny/resolve/refs%2Fpr%2F1/pr.txt", hub.file("acme/tiny", "pr.txt", "refs/pr/1")),
+        (
+            "datasets/acme/data/resolve/refs%2Fconvert%2Fparquet/default/train/0000.parquet",
+            hub.file("acme/data", "default/train/0000.parquet", "refs/convert/parquet", "dataset"),
+        ),
+    ]
+    for path, want in cases:
+        out = tmp_path / "out"
+        # --proto-redir: curl may only be redirected over http; the Location is checked below.
+        p = subprocess.run(
+            ["curl", "-sS", "-f", "-L", "--max-redirs", "5", "--noproxy", "*", "-o", str(out), "-w", "%{url_effective}", f"{m.url}/{path}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert p.returncode == 0, (path, p.stderr)
+        assert p.stdout.startswith(m.url + "/"), f"curl ended on {p.stdout}, not on the mirror"
+        assert sha256_file(out) == want["sha256"], path
 
 
-def test_metadata_headers_match_the_hub_and_nothing_points_upstream(hub, mirror, run_client):
-    up_hosts = [hub.hub.split("//")[1], hub.cdn.split("//")[1]]
-    rc, out, err = run_client(
-        mirror.url,
+UPSTREAM_PROBES = [
+    ("HEAD", "/acme/tiny/resolve/main/config.json"),
+    ("HEAD", "/acme/tiny/resolve/main/model.bin"),
+    ("HEAD", "/acme/tiny/resolve/main/model.safetensors"),
+    ("GET", "/acme/tiny/resolve/main/model.safetensors"),
+    ("GET", "/acme/tiny/resolve/refs%2Fpr%2F1/pr.txt"),
+    ("GET", "/gpt2/resolve/main/pytorch_model.bin"),
+    ("HEAD", "/acme/tiny/resolve/main/nope.txt"),
+    ("GET", "/api/models/acme/tiny"),
+    ("GET", "/api/models/acme/tiny/revision/main?blobs=true"),
+    ("GET", "/api/models/acme/tiny/tree/main?recursive=true&expand=false"),
+    ("GET", "/api/models/acme/tiny/tree/main/sub%2Fdir?recursive=false&expand=false"),
+    ("GET", "/api/datasets/acme/data/tree/main?recursive=true&expand=false"),
+    ("GET", "/api/datasets/acme/data/tree/main/data?recursive=false&expand=false"),
+    ("POST", "/api/models/acme/tiny/paths-info/main"),
+    ("GET", "/api/models/acme/tiny/refs?include_prs=1"),
+    ("GET", "/api/models/acme/tiny/commits/main"),
+    ("GET", "/api/models/acme/nope"),
+]
+
+
+def _urls_in_link(value):
+    return re.findall(r"<([^>]*)>", value or "")
+
+
+def test_no_response_points_at_the_upstream(hub, mirror):
+    """Raw HTTP through the mirror: no header or body names the fake's hub or CDN, redirects stay
+    on the mirror, tree listings carry no Xet hashes, and pagination links point at the mirror."""
+    for method, path in UPSTREAM_PROBES:
+        data = b"paths=config.json&paths=model.safetensors&paths=sub&expand=false" if method == "POST" else None
+        headers = {"Content-Type": "application/x-www-form-urlencoded"} if data else {}
+        url = mirror.url + path
+        for hop in range(6):
+            status, h, body = http(url, method=method, data=data, headers=headers)
+            text = json.dumps([list(kv) for kv in h.items()]) + body.decode(errors="replace")
+            for netloc in hub.netlocs:
+                assert netloc not in text, (method, url, status, netloc)
+            assert "xetHash" not in text and "xet_hash" not in text, (method, url)
+            assert not any(k.lower().startswith("x-xet-") for k in h.keys()), (method, url, dict(h))
+            for link in _urls_in_link(h.get("Link")):
+                assert link.startswith(mirror.url + "/") or link.startswith("/"), (url, h.get("Link"))
+            if "/tree/" in path and "acme/data" in path:
+                assert status == 200
+                assert 'rel="next"' in (h.get("Link") or ""), "300+ entries span several pages"
+            loc = h.get("Location")
+            if not (300 <= status < 400 and loc):
+                break
+            assert loc.startswith("/") or loc.startswith(mirror.url + "/"), (url, loc)
+            url = loc if loc.startswith("http") else mirror.url + loc
+        else:
+            raise AssertionError(f"redirect loop for {path}")
+
+
+def test_pagination_links_are_followable_through_the_mirror(hub, mirror):
+    url = f"{mirror.url}/api/datasets/acme/data/tree/main?recursive=true&expand=false"
+    seen = []
+    for _ in range(20):
+        status, h, body = http(url)
+        assert status == 200, (url, status)
+        seen += [e["path"] for e in json.loads(body)]
+        nxt = [u for u in _urls_in_link(h.get("Link")) if 'rel="next"' in (h.get("Link") or "")]
+        if not nxt:
+            break
+        url = nxt[0] if nxt[0].startswith("http") else mirror.url + nxt[0]
+        assert url.startswith(mirror.url + "/")
+    assert len(seen) == len(set(seen))
+    assert set(hub.tree("acme/data", "main", "dataset")) <= set(seen)
+
+
+@pytest.mark.parametrize("how", ["flag", "toml"])
+def test_offline_mirror_serves_its_cache_without_upstream(hub, hub_admin, make_mirror, client_env, tmp_path, how):
+    warm = make_mirror()
+    commit = hub.commit("acme/tiny")
+    files = ["config.json", "model.bin", "model.safetensors"]
+    want = {f: hub.file("acme/tiny", f)["sha256"] for f in files}
+    for rev in ("main", commit):
+        code = DL.format(repo="acme/tiny", kind="model", rev=rev, files=files)
+        assert client_env(code, endpoint=warm.url, home=tmp_path / f"warm-{rev}").out == want
+    warm.stop()
+    if how == "flag":
+        off = make_mirror("--offline", repos=warm.repos)
+    else:
+        off = make_mirror(config="[accessibility]\noffline = true\n", repos=warm.repos)
+    hub_admin.reset()
+    for rev in ("main", commit):
+        code = DL.format(repo="acme/tiny", kind="model", rev=rev, files=files)
+        assert client_env(code, endpoint=off.url, home=tmp_path / f"off-{rev}").out == want, rev
+    # Uncached content is an error (raw HTTP: the client would spend ~20 s retrying a 5xx).
+    for path in ["/gpt2/resolve/main/config.json", "/acme/tiny/resolve/main/README.md", "/api/models/gpt2"]:
+        status, _, _ = http(off.url + path)
+        assert status >= 400, (path, status)
+    assert_no_upstream(hub_admin.stats(), "offline mirror")
+
+
+def test_proxy_rules_from_the_config_file(hub, hub_admin, make_mirror, client_env):
+    m = make_mirror(config='[[accessibility.proxy]]\nrepo = "acme/*"\nallow = true\n')
+    hub_admin.reset()
+    out = client_env(
         """
-        from huggingface_hub import get_hf_file_metadata, hf_hub_url
-        r = {}
-        for f in ["config.json", "model.bin", "model.safetensors"]:
-            m = get_hf_file_metadata(hf_hub_url("acme/tiny", f))
-            r[f] = {"commit": m.commit_hash, "etag": m.etag, "size": m.size, "xet": m.xet_file_data is not None}
-        print(json.dumps(r))
+        from huggingface_hub import hf_hub_download
+        emit({
+            "allowed": catch(lambda: sha(hf_hub_download("acme/tiny", "config.json"))),
+            "denied": catch(lambda: hf_hub_download("gpt2", "config.json")),
+        })
         """,
-    )
-    assert rc == 0, err
-    for f, meta in out.items():
-        want = hub.file(f"models/acme/tiny@main:{f}")
-        assert meta["commit"] == want["commit"]
-        assert meta["size"] == want["size"]
-        assert meta["etag"] == (want["sha256"] if want["lfs"] else want["oid"])
-        assert meta["xet"] is False, "Xet info is stripped until the mirror serves Xet"
-    for path in [
-        "/acme/tiny/resolve/main/model.safetensors",
-        "/api/models/acme/tiny/tree/main?recursive=true",
-        "/api/datasets/acme/data/tree/main?recursive=true",
-        "/api/models/acme/tiny/revision/main?blobs=true",
-    ]:
-        _, h, body = get(mirror.url + path)
-        blob = json.dumps(dict(h)) + body.decode(errors="replace")
-        for host in up_hosts:
-            assert host not in blob, (path, host)
-        assert "xetHash" not in blob and "x-xet" not in blob.lower()
-        if "data/tree" in path:
-            assert h["Link"].startswith(f"<{mirror.url}/api/datasets/acme/data/tree/")
+        endpoint=m.url,
+    ).out
+    assert out["allowed"] == {"ok": hub.file("acme/tiny", "config.json")["sha256"]}
+    assert out["denied"].get("err") == "RepositoryNotFoundError", out
+    assert not hub_admin.stats().entries(contains="gpt2"), "a denied repo causes no upstream traffic"
 
 
-def test_kill_9_mid_fill_then_restart_serves_exact_bytes(hub, make_mirror):
+def test_cache_rules_from_the_config_file(hub, hub_admin, make_mirror, client_env, tmp_path):
+    m = make_mirror(config='[[accessibility.cache]]\nrepo = "*"\nallow = true\n\n[[accessibility.cache]]\nrepo = "gpt2"\nallow = false\n')
+    for repo in ("acme/tiny", "gpt2"):
+        code = DL.format(repo=repo, kind="model", rev=hub.commit(repo), files=["config.json"])
+        want = {"config.json": hub.file(repo, "config.json")["sha256"]}
+        assert client_env(code, endpoint=m.url, home=tmp_path / f"{repo}-a").out == want
+        hub_admin.reset()
+        assert client_env(code, endpoint=m.url, home=tmp_path / f"{repo}-b").out == want, "cache-deny still proxies"
+        upstream = hub_admin.stats().requests("hub")
+        if repo == "gpt2":
+            assert upstream > 0, "a cache-denied repo is fetched from upstream every time"
+        else:
+            assert upstream == 0
+
+
+def test_kill_9_mid_fill_then_restart_serves_exact_bytes(hub, hub_admin, make_mirror):
     m = make_mirror()
-    want = hub.file("models/acme/big@main:big.bin")
-    hub.faults(bandwidth_bytes_per_sec=20 << 20, scope="cdn")
-    try:
-        req = urllib.request.urlopen(f"{m.url}/acme/big/resolve/main/big.bin", timeout=60)
-        req.read(5 << 20)
-        m.proc.kill9()
-        req.close()
-    finally:
-        hub.faults()
-    m.log.close()
+    want = hub.file("acme/big", "big.bin")
+    url = f"{m.url}/acme/big/resolve/main/big.bin"
+    import urllib.request
+
+    with hub_admin.faulted(bandwidth_bytes_per_sec=20 * MiB, scope="cdn"):
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        resp = opener.open(url, timeout=60)
+        resp.read(5 * MiB)
+        m.kill9()
+        resp.close()
     m.start()
-    body = get(f"{m.url}/acme/big/resolve/main/big.bin")[2]
-    assert hashlib.sha256(body).hexdigest() == want["sha256"]
-    hub.reset()
-    body = get(f"{m.url}/acme/big/resolve/main/big.bin")[2]
-    assert hashlib.sha256(body).hexdigest() == want["sha256"]
-    assert hub.stats()["cdn_bytes"] == 0
+    status, _, body = http(url, follow=True)
+    assert status == 200 and hashlib.sha256(body).hexdigest() == want["sha256"]
+    hub_admin.reset()
+    status, _, body = http(url, follow=True)
+    assert status == 200 and hashlib.sha256(body).hexdigest() == want["sha256"]
+    assert hub_admin.stats().bytes("cdn") == 0
 
 
-def test_flipped_byte_on_disk_is_never_served(hub, make_mirror):
+def test_flipped_byte_on_disk_is_never_served(hub, hub_admin, make_mirror):
     m = make_mirror()
-    want = hub.file("models/acme/tiny@main:model.bin")
+    want = hub.file("acme/tiny", "model.bin")
     url = f"{m.url}/acme/tiny/resolve/main/model.bin"
-    get(url)
+    assert hashlib.sha256(http(url, follow=True)[2]).hexdigest() == want["sha256"]
     m.stop()
-    blob = os.path.join(m.repos, "blobs", "sha256", want["sha256"][:2], want["sha256"])
-    with open(blob, "r+b") as f:
+    blobs = [os.path.join(d, n) for d, _, ns in os.walk(m.repos) for n in ns if n == want["sha256"]]
+    assert len(blobs) == 1, f"cannot find the cached blob file named {want['sha256']} under {m.repos}"
+    with open(blobs[0], "r+b") as f:
         f.seek(1234)
         b = f.read(1)
         f.seek(1234)
         f.write(bytes([b[0] ^ 0xFF]))
     m.start()
-    hub.reset()
-    body = get(url)[2]
-    assert hashlib.sha256(body).hexdigest() == want["sha256"]
-    assert 0 < hub.stats()["cdn_bytes"] <= 2 << 20, "only the corrupt block is fetched again"
+    hub_admin.reset()
+    status, _, body = http(url, follow=True)
+    assert status == 200 and hashlib.sha256(body).hexdigest() == want["sha256"]
+    assert 0 < hub_admin.stats().bytes("cdn") <= 2 * MiB, "only the corrupt block is fetched again"
 
 
-def test_cached_content_is_served_while_the_upstream_fails(hub, make_mirror, run_client, tmp_path):
+def test_upstream_outage_is_a_gateway_error_not_not_found(hub_admin, make_mirror):
+    m = make_mirror()
+    with hub_admin.faulted(fail_5xx=1000, scope="hub"):
+        status, h, _ = http(f"{m.url}/acme/tiny/resolve/main/README.md")
+    assert status in (502, 503, 504), status
+    assert h.get("X-Error-Code") not in ("RepoNotFound", "EntryNotFound", "RevisionNotFound")
+
+
+def test_rate_limit_is_relayed(hub_admin, make_mirror):
+    m = make_mirror()
+    with hub_admin.faulted(fail_429=1, scope="hub"):
+        status, h, _ = http(f"{m.url}/api/models/acme/tiny")
+    assert status == 429
+    assert h["Retry-After"] == "1"
+    assert "RateLimit" in h
+
+
+def test_cached_content_is_served_while_the_upstream_fails(hub, make_mirror, hub_admin, client_env, tmp_path):
     # TTL 0: every branch request revalidates, so this exercises stale-if-error.
     m = make_mirror("--metadata-cache-ttl", "0")
-    code = """
-    from huggingface_hub import hf_hub_download
-    p = hf_hub_download("acme/tiny", "model.bin")
-    print(json.dumps({"sha": hashlib.sha256(open(p, "rb").read()).hexdigest()}))
-    """
-    rc, out, err = run_client(m.url, code, home=tmp_path / "a")
-    assert rc == 0, err
-    get(f"{m.url}/api/models/acme/tiny/revision/main")  # warm the API cache too
-    hub.faults(fail_5xx=1000)
-    try:
-        rc, out2, err = run_client(m.url, code, home=tmp_path / "b")
-        status, _, body = get(f"{m.url}/api/models/acme/tiny/revision/main")
-    finally:
-        hub.faults()
-    assert rc == 0, err
-    assert out2 == out == {"sha": hub.file("models/acme/tiny@main:model.bin")["sha256"]}
-    assert status == 200 and json.loads(body)["sha"] == hub.file("models/acme/tiny@main:model.bin")["commit"]
+    code = DL.format(repo="acme/tiny", kind="model", rev="main", files=["model.bin"])
+    want = {"model.bin": hub.file("acme/tiny", "model.bin")["sha256"]}
+    assert client_env(code, endpoint=m.url, home=tmp_path / "a").out == want
+    assert http(f"{m.url}/api/models/acme/tiny/revision/main")[0] == 200  # warm the API cache too
+    with hub_admin.faulted(fail_5xx=100000):
+        second = client_env(code, endpoint=m.url, home=tmp_path / "b").out
+        status, _, body = http(f"{m.url}/api/models/acme/tiny/revision/main")
+    assert second == want
+    assert status == 200 and json.loads(body)["sha"] == hub.commit("acme/tiny")

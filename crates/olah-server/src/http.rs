@@ -76,6 +76,16 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
     let span = tracing::Span::current();
     if let Some(r) = route.repo() {
         span.record("repo", r.key());
+        if !m.proxy_allowed(r) {
+            return Err(ApiError::Hub {
+                status: StatusCode::FORBIDDEN,
+                code: "RepoNotFound",
+                message: format!(
+                    "{} is not allowed by this mirror's proxy rules",
+                    r.id.as_str()
+                ),
+            });
+        }
     }
     if let Some(r) = route.revision() {
         span.record("revision", r.as_str());
@@ -264,6 +274,21 @@ async fn resolve(
     }
     let body = if is_head || len == 0 {
         Body::empty()
+    } else if !m.cache_allowed(repo) {
+        // Cache-denied repo: stream straight from the upstream, keep nothing.
+        let source = m
+            .file_source(repo, &res.commit, path, a.as_ref(), size)
+            .ok_or_else(|| {
+                ApiError::from(olah_store::StoreError::NotCached(path.as_str().into()))
+            })?;
+        let stream = source
+            .fetch(start, end)
+            .await
+            .map_err(|e| ApiError::Unavailable {
+                timeout: false,
+                message: e.message,
+            })?;
+        Body::from_stream(stream.map(|r| r.map_err(|e| std::io::Error::other(e.message))))
     } else {
         let key = meta
             .blob_key()

@@ -148,6 +148,16 @@ impl Mirror {
         })
     }
 
+    /// Whether `[[accessibility.proxy]]` lets the mirror fetch this repo at all.
+    pub fn proxy_allowed(&self, repo: &RepoRef) -> bool {
+        olah_config::decide(&self.cfg.proxy_rules, repo.id.as_str())
+    }
+
+    /// Whether `[[accessibility.cache]]` lets the mirror keep (and serve from disk) this repo.
+    pub fn cache_allowed(&self, repo: &RepoRef) -> bool {
+        olah_config::decide(&self.cfg.cache_rules, repo.id.as_str())
+    }
+
     fn ttl(&self) -> u64 {
         self.cfg.metadata_cache_ttl
     }
@@ -195,7 +205,10 @@ impl Mirror {
         let repo_key = repo.key();
         let caller = self.access.caller(auth);
         let rev_key = format!("rev|{repo_key}|{}", rev.as_str());
-        let (pinned, stale_commit) = if rev.is_commit_sha() {
+        let keep = self.cache_allowed(repo);
+        let (pinned, stale_commit) = if !keep {
+            (None, None)
+        } else if rev.is_commit_sha() {
             (Some(rev.as_str().to_string()), None)
         } else {
             match self.db.get_json::<RevEntry>(&rev_key).ok().flatten() {
@@ -371,6 +384,9 @@ impl Mirror {
                         },
                     )
                 });
+                if !me.cache_allowed(&repo) {
+                    return Ok((commit, meta));
+                }
                 let m2 = meta.clone();
                 me.db(move |db| {
                     db.put_json(&file_key, &m2)?;
@@ -520,7 +536,12 @@ impl Mirror {
             .unwrap_or_default();
         let key = format!("api|{up_full}|{form_key}");
         let immutable = route.revision().is_some_and(|r| r.is_commit_sha());
-        let cached: Option<CachedResponse> = self.db.get_json(&key).ok().flatten();
+        let keep = self.cache_allowed(&repo);
+        let cached: Option<CachedResponse> = if keep {
+            self.db.get_json(&key).ok().flatten()
+        } else {
+            None
+        };
         if let Some(c) = &cached
             && (immutable || self.offline() || now().saturating_sub(c.fetched_at) < self.ttl())
         {
@@ -578,8 +599,10 @@ impl Mirror {
                 if caller2.is_anon() {
                     me.mark_public(&repo_key).await;
                 }
-                let c2 = c.clone();
-                me.db(move |db| db.put_json(&key, &c2)).await?;
+                if keep {
+                    let c2 = c.clone();
+                    me.db(move |db| db.put_json(&key, &c2)).await?;
+                }
                 Ok(Arc::new(c))
             })
             .await;

@@ -206,6 +206,46 @@ def test_range_requests(hub, hub_admin, make_mirror, big_file):
     assert h["Content-Range"] == f"bytes */{size}"
 
 
+def test_concurrent_identical_metadata_requests_are_coalesced(hub, hub_admin, make_mirror):
+    m = make_mirror()
+    hub_admin.reset()
+    urls = [f"{m.url}/acme/tiny/resolve/main/config.json"] * 8 + [f"{m.url}/api/models/acme/tiny/tree/main"] * 8
+    with hub_admin.faulted(latency_ms=300, scope="hub"):
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            results = list(ex.map(lambda u: http(u, method="HEAD")[0], urls))
+    assert results == [200] * 16
+    heads = hub_admin.stats().entries(host="hub", contains="/resolve/")
+    trees = hub_admin.stats().entries(host="hub", contains="/tree/")
+    assert len(heads) == 1, heads
+    assert len(trees) == 1, trees
+
+
+def test_multi_range_answers_multipart_byteranges(hub, make_mirror, big_file):
+    import email.parser
+
+    m = make_mirror()
+    size = hub.file("acme/big", "big.bin")["size"]
+    url = f"{m.url}/acme/big/resolve/main/big.bin"
+    status, h, body = http(url, headers={"Range": f"bytes=0-9, 5000000-5000099, -7, {size}-"})
+    assert status == 206
+    ctype = h["Content-Type"]
+    assert ctype.startswith("multipart/byteranges; boundary=")
+    assert int(h["Content-Length"]) == len(body)
+    msg = email.parser.BytesParser().parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body)
+    parts = [(p["Content-Range"], p.get_payload(decode=True)) for p in msg.get_payload()]
+    with open(big_file, "rb") as f:
+        def at(a, n):
+            f.seek(a)
+            return f.read(n)
+
+        want = [
+            (f"bytes 0-9/{size}", at(0, 10)),
+            (f"bytes 5000000-5000099/{size}", at(5000000, 100)),
+            (f"bytes {size - 7}-{size - 1}/{size}", at(size - 7, 7)),
+        ]
+    assert parts == want, "the unsatisfiable part is dropped, the others are exact"
+
+
 def test_curl_follows_and_gets_exact_bytes_from_the_mirror(hub, hub_admin, make_mirror, tmp_path):
     if not shutil.which("curl"):
         pytest.skip("curl not installed")

@@ -249,58 +249,167 @@ async fn resolve(
         *r.headers_mut() = h;
         return Ok(r);
     }
-    // Range: a single range is honoured; several ranges are answered with the whole file (allowed by RFC 9110).
-    let range = match req_headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(v) if if_range_ok(req_headers, &etag) => match parse_range_header(v) {
-            Ok(specs) if specs.len() == 1 => {
-                Some(range_of(&specs[0], size).ok_or(ApiError::RangeNotSatisfiable { size })?)
-            }
+    // Range: one range → 206; several → 206 multipart/byteranges (unsatisfiable parts dropped,
+    // at most MAX_RANGES); none satisfiable → 416.
+    let ranges: Option<Vec<(u64, u64)>> =
+        match req_headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+            Some(v) if if_range_ok(req_headers, &etag) => match parse_range_header(v) {
+                Ok(specs) if specs.len() <= MAX_RANGES => {
+                    let r: Vec<(u64, u64)> =
+                        specs.iter().filter_map(|s| range_of(s, size)).collect();
+                    if r.is_empty() {
+                        return Err(ApiError::RangeNotSatisfiable { size });
+                    }
+                    Some(r)
+                }
+                _ => None,
+            },
             _ => None,
-        },
-        _ => None,
+        };
+    let target = FileTarget {
+        mirror: m.clone(),
+        repo: repo.clone(),
+        commit: res.commit.clone(),
+        path: path.clone(),
+        auth: a.clone(),
+        size,
+        key: meta.blob_key(),
     };
-    let (status, start, end) = match range {
-        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b),
-        None => (StatusCode::OK, 0, size.saturating_sub(1)),
+    let (status, body, len) = match ranges.as_deref() {
+        None | Some([_]) => {
+            let (status, start, end) = match ranges.as_deref() {
+                Some([(a, b)]) => (StatusCode::PARTIAL_CONTENT, *a, *b),
+                _ => (StatusCode::OK, 0, size.saturating_sub(1)),
+            };
+            if status == StatusCode::PARTIAL_CONTENT {
+                put(
+                    &mut h,
+                    "content-range",
+                    &format!("bytes {start}-{end}/{size}"),
+                );
+            }
+            let len = if size == 0 { 0 } else { end - start + 1 };
+            let body = if is_head || len == 0 {
+                Body::empty()
+            } else {
+                Body::from_stream(target.stream(start, end).await?)
+            };
+            (status, body, len)
+        }
+        Some(many) => {
+            let boundary = format!("olah-{:016x}", rand::random::<u64>());
+            let ct = meta
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into());
+            let part_head = |a: u64, b: u64| {
+                format!(
+                    "\r\n--{boundary}\r\nContent-Type: {ct}\r\nContent-Range: bytes {a}-{b}/{size}\r\n\r\n"
+                )
+            };
+            let tail = format!("\r\n--{boundary}--\r\n");
+            let len = many
+                .iter()
+                .map(|&(a, b)| part_head(a, b).len() as u64 + b - a + 1)
+                .sum::<u64>()
+                + tail.len() as u64;
+            put(
+                &mut h,
+                "content-type",
+                &format!("multipart/byteranges; boundary={boundary}"),
+            );
+            let body = if is_head {
+                Body::empty()
+            } else {
+                let parts: Vec<(String, u64, u64)> =
+                    many.iter().map(|&(a, b)| (part_head(a, b), a, b)).collect();
+                let stream = futures::stream::iter(parts)
+                    .then(move |(head, a, b)| {
+                        let target = target.clone();
+                        async move {
+                            let head = futures::stream::once(futures::future::ready(Ok(
+                                Bytes::from(head),
+                            )));
+                            match target.stream(a, b).await {
+                                Ok(s) => head.chain(s).boxed(),
+                                Err(e) => head
+                                    .chain(futures::stream::once(futures::future::ready(Err(
+                                        std::io::Error::other(format!("{e:?}")),
+                                    ))))
+                                    .boxed(),
+                            }
+                        }
+                    })
+                    .flatten()
+                    .chain(futures::stream::once(futures::future::ready(Ok(
+                        Bytes::from(tail),
+                    ))));
+                Body::from_stream(stream)
+            };
+            (StatusCode::PARTIAL_CONTENT, body, len)
+        }
     };
-    let len = if size == 0 { 0 } else { end - start + 1 };
     put(&mut h, "content-length", &len.to_string());
-    if status == StatusCode::PARTIAL_CONTENT {
-        put(
-            &mut h,
-            "content-range",
-            &format!("bytes {start}-{end}/{size}"),
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    *r.headers_mut() = h;
+    Ok(r)
+}
+
+/// Most byte ranges honoured in one multipart request.
+const MAX_RANGES: usize = 32;
+
+type IoStream = futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// Everything needed to stream byte ranges of one file at one commit.
+#[derive(Clone)]
+struct FileTarget {
+    mirror: AppState,
+    repo: RepoRef,
+    commit: String,
+    path: RepoPath,
+    auth: Option<HeaderValue>,
+    size: u64,
+    key: Option<olah_store::BlobKey>,
+}
+
+impl FileTarget {
+    /// Bytes `start..=end`: through the blob store (cache, in-flight fill, or a new fill), or
+    /// straight from the upstream for a cache-denied repo.
+    async fn stream(&self, start: u64, end: u64) -> Result<IoStream, ApiError> {
+        let m = &self.mirror;
+        let source = m.file_source(
+            &self.repo,
+            &self.commit,
+            &self.path,
+            self.auth.as_ref(),
+            self.size,
         );
-    }
-    let body = if is_head || len == 0 {
-        Body::empty()
-    } else if !m.cache_allowed(repo) {
-        // Cache-denied repo: stream straight from the upstream, keep nothing.
-        let source = m
-            .file_source(repo, &res.commit, path, a.as_ref(), size)
-            .ok_or_else(|| {
-                ApiError::from(olah_store::StoreError::NotCached(path.as_str().into()))
+        if !m.cache_allowed(&self.repo) {
+            let source = source.ok_or_else(|| {
+                ApiError::from(olah_store::StoreError::NotCached(self.path.as_str().into()))
             })?;
-        let stream = source
-            .fetch(start, end)
-            .await
-            .map_err(|e| ApiError::Unavailable {
-                timeout: false,
-                message: e.message,
-            })?;
-        Body::from_stream(stream.map(|r| r.map_err(|e| std::io::Error::other(e.message))))
-    } else {
-        let key = meta
-            .blob_key()
+            let s = source
+                .fetch(start, end)
+                .await
+                .map_err(|e| ApiError::Unavailable {
+                    timeout: false,
+                    message: e.message,
+                })?;
+            return Ok(s
+                .map(|r| r.map_err(|e| std::io::Error::other(e.message)))
+                .boxed());
+        }
+        let key = self
+            .key
             .ok_or_else(|| ApiError::Internal("cached file without a content key".into()))?;
-        let blob = m.blobs.open(key, size).await?;
-        let source = m.file_source(repo, &res.commit, path, a.as_ref(), size);
-        let stream = BlobStore::read(blob, start, end, source);
+        let blob = m.blobs.open(key, self.size).await?;
+        let want = end - start + 1;
         let span = tracing::Span::current();
-        let counted = stream.scan(0u64, move |sent, item| {
+        let counted = BlobStore::read(blob, start, end, source).scan(0u64, move |sent, item| {
             if let Ok(b) = &item {
                 *sent += b.len() as u64;
-                if *sent == len {
+                if *sent == want {
                     span.in_scope(|| tracing::debug!(bytes = *sent, "body complete"));
                 }
             }
@@ -309,12 +418,8 @@ async fn resolve(
                 std::io::Error::other(e.to_string())
             })))
         });
-        Body::from_stream(counted)
-    };
-    let mut r = Response::new(body);
-    *r.status_mut() = status;
-    *r.headers_mut() = h;
-    Ok(r)
+        Ok(counted.boxed())
+    }
 }
 
 /// `If-Range` with a different ETag means "send the whole file".
@@ -327,11 +432,6 @@ fn if_range_ok(h: &HeaderMap, etag: &str) -> bool {
 
 fn range_of(spec: &ByteRangeSpec, size: u64) -> Option<(u64, u64)> {
     spec.resolve(size)
-}
-
-#[allow(dead_code)]
-fn bytes_body(b: Bytes) -> Body {
-    Body::from(b)
 }
 
 #[cfg(test)]

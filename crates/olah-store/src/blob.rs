@@ -461,8 +461,7 @@ impl Blob {
                 let guard = FillGuard {
                     blob: self.clone(),
                     first: idx,
-                    next: idx,
-                    fills,
+                    fills: fills.into_iter().map(Some).collect(),
                 };
                 tokio::spawn(run_fill(guard, source.clone()));
                 Step::Follow(first)
@@ -620,8 +619,9 @@ impl BlobRef {
 struct FillGuard {
     blob: Arc<Blob>,
     first: u32,
-    next: u32,
-    fills: Vec<Arc<BlockFill>>,
+    /// Unfinished blocks' fills. A finished block's entry is dropped at once, so the fill holds
+    /// at most one block in memory however large the file (followers keep their own `Arc`).
+    fills: Vec<Option<Arc<BlockFill>>>,
 }
 
 impl Drop for FillGuard {
@@ -629,9 +629,7 @@ impl Drop for FillGuard {
         let mut st = self.blob.state.lock().expect("blob state lock");
         for (i, f) in self.fills.iter().enumerate() {
             let idx = self.first + i as u32;
-            if idx < self.next {
-                continue;
-            }
+            let Some(f) = f else { continue };
             if let Slot::Filling(cur) = &st.slots[idx as usize]
                 && Arc::ptr_eq(cur, f)
             {
@@ -660,7 +658,9 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
                         "upstream sent more bytes than requested".into(),
                     ));
                 }
-                let fill = &guard.fills[(cur - guard.first) as usize];
+                let fill = guard.fills[(cur - guard.first) as usize]
+                    .clone()
+                    .expect("the current block's fill is held until it is done");
                 let blen = blob.block_len(cur);
                 let take = (blen - filled).min(chunk.len() as u64) as usize;
                 let part = chunk.split_to(take);
@@ -672,8 +672,8 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
                     let sum = std::mem::take(&mut crc).finalize();
                     blob.commit_block(cur, data, sum).await?;
                     fill.finish(FillState::Done);
+                    guard.fills[(cur - guard.first) as usize] = None;
                     cur += 1;
-                    guard.next = cur;
                     filled = 0;
                 }
             }

@@ -113,6 +113,18 @@ def test_cached_non_public_content_is_refused_to_others(hub, make_mirror, client
             assert len(body) < 4096
     status, _, body = http(url, headers={"Authorization": f"Bearer {owner}"})
     assert status == 200 and hashlib.sha256(body).hexdigest() == want["sha256"]
+    # Tokens are never written to disk: not in the cache, the database, or the logs.
+    m.stop()
+    for root, _, names in os.walk(m.dir):
+        for n in names:
+            with open(os.path.join(root, n), "rb") as f:
+                data = f.read()
+            for tok in [owner, "hf_other"]:
+                assert tok.encode() not in data, (tok, os.path.join(root, n))
+    logs = os.path.join(m.dir, "logs")
+    text = b"".join(open(os.path.join(logs, f), "rb").read() for f in os.listdir(logs))
+    assert f'repo="models/{repo}"'.encode() in text and b'cache="hit"' in text, "--log-path gets one line per request"
+    assert b"\x1b[" not in text, "no terminal colours in the log file"
 
 
 READY_GO = """

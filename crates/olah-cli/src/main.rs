@@ -1,10 +1,12 @@
 //! `olah-cli`: a self-hosted Hugging Face Hub mirror, drop-in for the Python olah.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Context;
 use olah_config::{Command, Config};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -22,10 +24,27 @@ fn init_logging(cfg: &Config) -> anyhow::Result<tracing_appender::non_blocking::
     let filter = EnvFilter::try_from_env("OLAH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr),
+        )
+        // A field formatter of its own type: span fields formatted for one layer are cached per
+        // formatter type, so sharing DefaultFields would leak stderr's colours (and duplicate
+        // recorded fields) into the file.
         .with(
             tracing_subscriber::fmt::layer()
                 .with_ansi(false)
+                .fmt_fields(
+                    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+                        if field.name() == "message" {
+                            write!(w, "{value:?}")
+                        } else {
+                            write!(w, "{field}={value:?}")
+                        }
+                    })
+                    .delimited(" "),
+                )
                 .with_writer(file_writer),
         )
         .init();

@@ -87,26 +87,49 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
     let _guard = init_logging(&cfg)?;
-    match command {
-        Command::Serve => {}
-        Command::ModelBin { .. } => anyhow::bail!("model-bin mode is not implemented yet"),
-    }
-    if cfg.ssl_key.is_some() || cfg.ssl_cert.is_some() {
-        anyhow::bail!("TLS (--ssl-key/--ssl-cert) is not implemented yet");
-    }
+    // TLS material is checked before anything else: a wrong key file stops start-up clearly.
+    let tls = match (&cfg.ssl_cert, &cfg.ssl_key) {
+        (Some(cert), Some(key)) => {
+            Some(olah_server::tls::load_acceptor(cert, key).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
+    };
     let addr = format!("{}:{}", cfg.host, cfg.port);
-    let listener = tokio::net::TcpListener::bind(&addr)
+    let tcp = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    let cfg = Arc::new(cfg);
-    let mirror = Arc::new(olah_server::Mirror::open(cfg.clone()).map_err(anyhow::Error::msg)?);
-    tracing::info!(
-        listen = %listener.local_addr()?,
-        upstream = %cfg.hf_url(),
-        repos_path = %cfg.repos_path.display(),
-        offline = cfg.offline,
-        "olah-rs mirror ready"
-    );
-    olah_server::serve(mirror, listener, shutdown_signal()).await?;
+    let local = tcp.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let app = match command {
+        Command::Serve => {
+            let cfg = Arc::new(cfg);
+            let mirror =
+                Arc::new(olah_server::Mirror::open(cfg.clone()).map_err(anyhow::Error::msg)?);
+            tracing::info!(
+                listen = %format!("{scheme}://{local}"),
+                upstream = %cfg.hf_url(),
+                repos_path = %cfg.repos_path.display(),
+                offline = cfg.offline,
+                "olah-rs mirror ready"
+            );
+            olah_server::router(mirror)
+        }
+        Command::ModelBin { path } => {
+            anyhow::bail!("model-bin mode is not implemented yet ({})", path.display())
+        }
+    };
+    match tls {
+        Some(acceptor) => {
+            let listener = olah_server::tls::TlsListener::new(tcp, acceptor)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+        }
+        None => {
+            axum::serve(tcp, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?
+        }
+    }
     Ok(())
 }

@@ -108,7 +108,7 @@ pub struct Mirror {
     /// Metadata database.
     pub db: Arc<MetaDb>,
     /// Blob store.
-    pub blobs: BlobStore,
+    pub blobs: Arc<BlobStore>,
     /// Upstream client.
     pub upstream: Upstream,
     /// Access answers.
@@ -131,7 +131,19 @@ impl Mirror {
         let block = cfg
             .cache_block_size
             .unwrap_or(olah_store::DEFAULT_BLOCK_SIZE);
-        let blobs = BlobStore::new(root.join("blobs"), db.clone(), block);
+        let strategy = match cfg.cache_clean_strategy {
+            olah_config::CleanStrategy::Lru => olah_store::Strategy::Lru,
+            olah_config::CleanStrategy::Fifo => olah_store::Strategy::Fifo,
+            olah_config::CleanStrategy::LargeFirst => olah_store::Strategy::LargeFirst,
+        };
+        let blobs = Arc::new(BlobStore::with_limit(
+            root.join("blobs"),
+            db.clone(),
+            block,
+            cfg.cache_size_limit,
+            strategy,
+        ));
+        blobs.start_evictor();
         let mut extra = cfg.upstream_hosts.clone();
         extra.push(cfg.hf_lfs_netloc.clone());
         let upstream = Upstream::new(&cfg.hf_url(), &extra)?;

@@ -21,7 +21,7 @@
 //! recorded. When the last block is present the whole blob is hashed against its key (sha256 or
 //! git blob sha1); only then is it marked complete. A mismatch discards the blob.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,7 @@ use sha1::Digest as _;
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Result, SourceError, StoreError};
+use crate::evict::{Strategy, Usage};
 use crate::key::BlobKey;
 use crate::meta::{BlobRecord, MetaDb};
 
@@ -65,7 +66,16 @@ pub struct BlobStore {
     root: PathBuf,
     db: Arc<MetaDb>,
     block_size: u64,
-    open: Mutex<HashMap<BlobKey, Weak<Blob>>>,
+    registry: Mutex<Registry>,
+    usage: Arc<Usage>,
+    /// Last read (ms) per blob, flushed to the database by eviction passes.
+    access: Mutex<HashMap<BlobKey, u64>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    open: HashMap<BlobKey, Weak<Blob>>,
+    evicting: HashSet<BlobKey>,
 }
 
 /// One open blob (shared by every reader and fill of it).
@@ -75,6 +85,7 @@ pub struct Blob {
     block_size: u64,
     file: Arc<File>,
     db: Arc<MetaDb>,
+    usage: Arc<Usage>,
     state: Mutex<BlobState>,
 }
 
@@ -165,28 +176,86 @@ pub struct BlobStatus {
     pub complete: bool,
 }
 
-fn now_secs() -> u64 {
+fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
 }
 
 impl BlobStore {
-    /// A store keeping data files under `root`.
+    /// A store keeping data files under `root`, without a size limit.
     pub fn new(root: PathBuf, db: Arc<MetaDb>, block_size: u64) -> Self {
+        Self::with_limit(root, db, block_size, None, Strategy::Lru)
+    }
+
+    /// A store with a size limit enforced by [`BlobStore::start_evictor`]. Reads the current
+    /// usage from the database (once, at start-up).
+    pub fn with_limit(
+        root: PathBuf,
+        db: Arc<MetaDb>,
+        block_size: u64,
+        limit: Option<u64>,
+        strategy: Strategy,
+    ) -> Self {
+        let usage = Arc::new(Usage::new(limit, strategy));
+        match db.usage() {
+            Ok(list) => usage.set(list.iter().map(|u| u.bytes).sum()),
+            Err(e) => tracing::warn!(error = %e, "cannot read cache usage"),
+        }
         Self {
             root,
             db,
             block_size: block_size.max(4096),
-            open: Mutex::new(HashMap::new()),
+            registry: Mutex::new(Registry::default()),
+            usage,
+            access: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Bytes cached and the limit.
+    pub fn usage(&self) -> &Usage {
+        &self.usage
+    }
+
+    pub(crate) fn usage_arc(&self) -> Arc<Usage> {
+        self.usage.clone()
+    }
+
+    pub(crate) fn db(&self) -> Arc<MetaDb> {
+        self.db.clone()
+    }
+
+    pub(crate) fn access_times(&self) -> Vec<(BlobKey, u64)> {
+        std::mem::take(&mut *self.access.lock().expect("access map lock"))
+            .into_iter()
+            .collect()
+    }
+
+    /// Marks a blob as being evicted unless it is open (read or filled right now).
+    pub(crate) fn begin_evict(&self, key: &BlobKey) -> bool {
+        let mut r = self.registry.lock().expect("open-blob registry lock");
+        if r.open.get(key).is_some_and(|w| w.strong_count() > 0) {
+            return false;
+        }
+        r.open.remove(key);
+        r.evicting.insert(*key)
+    }
+
+    pub(crate) fn end_evict(&self, key: &BlobKey) {
+        self.registry
+            .lock()
+            .expect("open-blob registry lock")
+            .evicting
+            .remove(key);
     }
 
     /// The path of a blob's data file (inside the root by construction: hex names only).
@@ -195,37 +264,47 @@ impl BlobStore {
     }
 
     /// Opens a blob of the given size, loading what is already cached. Every caller of the same
-    /// key shares one [`Blob`], which is what makes fills single-flight.
+    /// key shares one [`Blob`], which is what makes fills single-flight. Waits while the blob is
+    /// being evicted.
     pub async fn open(&self, key: BlobKey, size: u64) -> Result<Arc<Blob>> {
-        if let Some(b) = self.lookup(&key)
-            && b.size == size
-        {
-            return Ok(b);
+        self.access
+            .lock()
+            .expect("access map lock")
+            .insert(key, now_ms());
+        let mut waited = 0;
+        loop {
+            let evicting = {
+                let r = self.registry.lock().expect("open-blob registry lock");
+                if let Some(b) = r.open.get(&key).and_then(Weak::upgrade)
+                    && b.size == size
+                {
+                    return Ok(b);
+                }
+                r.evicting.contains(&key)
+            };
+            if !evicting || waited > 2000 {
+                break;
+            }
+            waited += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         let db = self.db.clone();
         let path = self.data_path(&key);
         let block_size = self.block_size;
-        let blob = blocking(move || load_blob(db, key, size, block_size, &path)).await?;
-        let mut open = self.open.lock().expect("open-blob registry lock");
-        if let Some(existing) = open.get(&key).and_then(Weak::upgrade)
+        let usage = self.usage.clone();
+        let blob = blocking(move || load_blob(db, usage, key, size, block_size, &path)).await?;
+        let mut r = self.registry.lock().expect("open-blob registry lock");
+        if let Some(existing) = r.open.get(&key).and_then(Weak::upgrade)
             && existing.size == size
         {
             return Ok(existing);
         }
-        if open.len() > 1024 {
-            open.retain(|_, w| w.strong_count() > 0);
+        if r.open.len() > 1024 {
+            r.open.retain(|_, w| w.strong_count() > 0);
         }
         let blob = Arc::new(blob);
-        open.insert(key, Arc::downgrade(&blob));
+        r.open.insert(key, Arc::downgrade(&blob));
         Ok(blob)
-    }
-
-    fn lookup(&self, key: &BlobKey) -> Option<Arc<Blob>> {
-        self.open
-            .lock()
-            .expect("open-blob registry lock")
-            .get(key)
-            .and_then(Weak::upgrade)
     }
 
     /// Streams bytes `start..=end` of the blob, filling missing blocks from `source` (or failing
@@ -249,6 +328,7 @@ impl BlobStore {
 
 fn load_blob(
     db: Arc<MetaDb>,
+    usage: Arc<Usage>,
     key: BlobKey,
     size: u64,
     block_size: u64,
@@ -268,6 +348,17 @@ fn load_blob(
     let usable = matches!(&rec, Some(r) if r.size == size && file_len == size && r.block_size > 0);
     if !usable {
         // New blob, or a record that does not match the file on disk: start from scratch.
+        if let Some(old) = &rec {
+            let gone: u64 = db
+                .blocks(&key)?
+                .iter()
+                .map(|(i, _)| {
+                    old.block_size
+                        .min(old.size.saturating_sub(*i as u64 * old.block_size))
+                })
+                .sum();
+            usage.sub(gone);
+        }
         db.remove_blob(&key)?;
         file.set_len(0)?;
         file.set_len(size)?;
@@ -275,7 +366,8 @@ fn load_blob(
             size,
             block_size,
             complete: false,
-            created: now_secs(),
+            created: now_ms(),
+            last_access: 0,
         };
         db.put_blob(&key, &r)?;
         rec = Some(r);
@@ -295,6 +387,7 @@ fn load_blob(
         block_size: rec.block_size,
         file: Arc::new(file),
         db,
+        usage,
         state: Mutex::new(BlobState {
             slots,
             complete,
@@ -488,6 +581,7 @@ impl Blob {
             if matches!(st.slots[idx as usize], Slot::Present(c) if c == crc) {
                 st.slots[idx as usize] = Slot::Missing;
                 st.complete = false;
+                self.usage.sub(self.block_len(idx));
             }
         }
         let db = self.db.clone();
@@ -515,6 +609,7 @@ impl Blob {
         let all_present = {
             let mut st = self.state.lock().expect("blob state lock");
             st.slots[idx as usize] = Slot::Present(crc);
+            self.usage.add(self.block_len(idx));
             let all = !st.complete
                 && !st.verifying
                 && st.slots.iter().all(|s| matches!(s, Slot::Present(_)));
@@ -540,11 +635,14 @@ impl Blob {
                 if ok {
                     st.complete = true;
                 } else {
-                    for s in st.slots.iter_mut() {
+                    let mut gone = 0;
+                    for (i, s) in st.slots.iter_mut().enumerate() {
                         if matches!(s, Slot::Present(_)) {
                             *s = Slot::Missing;
+                            gone += self.block_size.min(self.size - i as u64 * self.block_size);
                         }
                     }
+                    self.usage.sub(gone);
                 }
                 !ok
             };

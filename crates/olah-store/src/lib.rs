@@ -8,10 +8,12 @@
 
 pub mod blob;
 pub mod error;
+pub mod evict;
 pub mod key;
 pub mod meta;
 
 pub use blob::{Blob, BlobStatus, BlobStore, ByteStream, DEFAULT_BLOCK_SIZE, Source};
 pub use error::{Result, SourceError, StoreError};
+pub use evict::{Strategy, Usage};
 pub use key::BlobKey;
-pub use meta::{BlobRecord, MetaDb};
+pub use meta::{BlobRecord, BlobUsage, MetaDb};

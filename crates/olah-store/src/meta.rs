@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use redb::{Database, Durability, TableDefinition};
+use redb::{Database, Durability, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::error::Result;
@@ -25,8 +25,24 @@ pub struct BlobRecord {
     pub block_size: u64,
     /// Every block is present and the whole content matched its content hash.
     pub complete: bool,
-    /// Unix seconds when the blob was first created.
+    /// Unix milliseconds when the blob was first created (FIFO order).
     pub created: u64,
+    /// Unix milliseconds of the last read, persisted lazily (LRU order across restarts).
+    #[serde(default)]
+    pub last_access: u64,
+}
+
+/// Disk usage of one blob, for eviction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobUsage {
+    /// The blob.
+    pub key: BlobKey,
+    /// Bytes of its present blocks.
+    pub bytes: u64,
+    /// Creation time (ms).
+    pub created: u64,
+    /// Last access time (ms).
+    pub last_access: u64,
 }
 
 /// The metadata database.
@@ -129,6 +145,60 @@ impl MetaDb {
         Ok(())
     }
 
+    /// Every blob with the bytes its present blocks occupy.
+    pub fn usage(&self) -> Result<Vec<BlobUsage>> {
+        let tx = self.db.begin_read()?;
+        let blobs = tx.open_table(BLOBS)?;
+        let blocks = tx.open_table(BLOCKS)?;
+        let mut out = Vec::new();
+        for item in blobs.iter()? {
+            let (k, v) = item?;
+            let Ok(key) = k.value().parse::<BlobKey>() else {
+                continue;
+            };
+            let Ok(rec) = serde_json::from_slice::<BlobRecord>(v.value()) else {
+                continue;
+            };
+            let ks = k.value().to_string();
+            let mut bytes = 0u64;
+            for b in blocks.range((ks.as_str(), 0u32)..=(ks.as_str(), u32::MAX))? {
+                let (idx, _) = b?;
+                let start = idx.value().1 as u64 * rec.block_size;
+                bytes += rec.block_size.min(rec.size.saturating_sub(start));
+            }
+            out.push(BlobUsage {
+                key,
+                bytes,
+                created: rec.created,
+                last_access: rec.last_access.max(rec.created),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Persists last-access times (ms) of blobs that still exist.
+    pub fn touch_many(&self, times: &[(BlobKey, u64)]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(BLOBS)?;
+            for (key, at) in times {
+                let k = key.to_string();
+                let rec = t
+                    .get(k.as_str())?
+                    .and_then(|v| serde_json::from_slice::<BlobRecord>(v.value()).ok());
+                if let Some(mut rec) = rec
+                    && rec.last_access < *at
+                {
+                    rec.last_access = *at;
+                    let bytes = serde_json::to_vec(&rec).expect("blob records always serialize");
+                    t.insert(k.as_str(), bytes.as_slice())?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Forgets one block (after a checksum mismatch).
     pub fn remove_block(&self, key: &BlobKey, idx: u32) -> Result<()> {
         let k = key.to_string();
@@ -171,6 +241,7 @@ mod tests {
             block_size: 4,
             complete: false,
             created: 1,
+            last_access: 0,
         };
         db.put_blob(&a, &rec).unwrap();
         db.put_block(&a, 0, 11).unwrap();

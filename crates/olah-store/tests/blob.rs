@@ -345,3 +345,101 @@ async fn reopen_after_restart_serves_cached_blocks_without_upstream() {
         .unwrap();
     assert_eq!(got, &d[10..=120_000]);
 }
+
+async fn fill_blob(st: &BlobStore, d: &Bytes) -> BlobKey {
+    let key = key_of(d);
+    let blob = st.open(key, d.len() as u64).await.unwrap();
+    collect(BlobStore::read(
+        blob.clone(),
+        0,
+        d.len() as u64 - 1,
+        Some(MemSource::new(d.clone())),
+    ))
+    .await
+    .unwrap();
+    wait_present(&blob, d.len().div_ceil(BS as usize) as u32).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    key
+}
+
+fn limited(dir: &std::path::Path, limit: u64, s: olah_store::Strategy) -> Arc<BlobStore> {
+    let db = Arc::new(MetaDb::open(&dir.join("meta.redb")).unwrap());
+    Arc::new(BlobStore::with_limit(
+        dir.join("blobs"),
+        db,
+        BS,
+        Some(limit),
+        s,
+    ))
+}
+
+/// Fills a (2 blocks), b (4 blocks), touches a, then c (1 block) pushes the store over its
+/// limit of 6 blocks; returns which of a, b, c survive.
+async fn evict_scenario(s: olah_store::Strategy) -> [bool; 3] {
+    let dir = tempfile::tempdir().unwrap();
+    let st = limited(dir.path(), 6 * BS, s);
+    let (a, b, c) = (
+        data(2 * BS as usize),
+        data(4 * BS as usize + 1).slice(1..),
+        data(BS as usize - 7),
+    );
+    let ka = fill_blob(&st, &a).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let kb = fill_blob(&st, &b).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    drop(st.open(ka, a.len() as u64).await.unwrap()); // a read again: most recent
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let kc = fill_blob(&st, &c).await;
+    assert!(st.usage().bytes() > 6 * BS);
+    st.evict_pass().await.unwrap();
+    assert!(
+        st.usage().bytes() <= 6 * BS / 10 * 9,
+        "{}",
+        st.usage().bytes()
+    );
+    [ka, kb, kc].map(|k| st.data_path(&k).exists())
+}
+
+#[tokio::test]
+async fn eviction_strategies_pick_the_right_victims() {
+    use olah_store::Strategy::*;
+    assert_eq!(
+        evict_scenario(Lru).await,
+        [true, false, true],
+        "LRU: b is least recently used"
+    );
+    assert_eq!(
+        evict_scenario(LargeFirst).await,
+        [true, false, true],
+        "LARGE_FIRST: b is largest"
+    );
+    assert_eq!(
+        evict_scenario(Fifo).await,
+        [false, true, true],
+        "FIFO: a is oldest"
+    );
+}
+
+#[tokio::test]
+async fn an_open_blob_is_never_evicted_and_the_evictor_runs_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = limited(dir.path(), 4 * BS, olah_store::Strategy::LargeFirst);
+    st.start_evictor();
+    let big = data(3 * BS as usize);
+    let small = data(2 * BS as usize - 3);
+    let kb = fill_blob(&st, &big).await;
+    let held = st.open(kb, big.len() as u64).await.unwrap(); // a reader holds the big blob
+    let ks = fill_blob(&st, &small).await; // over the limit: the evictor wakes
+    for _ in 0..200 {
+        if !st.data_path(&ks).exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(st.data_path(&kb).exists(), "the open blob stays");
+    assert!(!st.data_path(&ks).exists(), "the other blob went instead");
+    let got = collect(BlobStore::read(held, 0, big.len() as u64 - 1, None))
+        .await
+        .unwrap();
+    assert_eq!(got, big, "the reader is not cut");
+}

@@ -1,0 +1,171 @@
+//! Keeping the cache under `cache-size-limit`.
+//!
+//! The store keeps a running total of the bytes of present blocks (initialised from the
+//! database at start-up, updated on every block write, invalidation and eviction). When a write
+//! pushes it over the limit the evictor task wakes at once (not hourly, as olah does) and deletes
+//! whole blobs in strategy order until the total is under 90 % of the limit. A blob that is open
+//! — being read or filled — is never evicted; its database records go first, then its file, so a
+//! crash mid-eviction leaves at worst an orphan file, never a record without bytes that passes
+//! its CRC.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::Notify;
+
+use crate::blob::BlobStore;
+use crate::error::Result;
+use crate::key::BlobKey;
+
+/// Which blobs go first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Least recently read first.
+    Lru,
+    /// First created first.
+    Fifo,
+    /// Largest first.
+    LargeFirst,
+}
+
+/// The running total and the limit.
+#[derive(Debug, Default)]
+pub struct Usage {
+    bytes: AtomicU64,
+    limit: Option<u64>,
+    strategy: Option<Strategy>,
+    wake: Notify,
+}
+
+impl Usage {
+    pub(crate) fn new(limit: Option<u64>, strategy: Strategy) -> Self {
+        Self {
+            bytes: AtomicU64::new(0),
+            limit,
+            strategy: Some(strategy),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Bytes of present blocks.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn add(&self, n: u64) {
+        let now = self.bytes.fetch_add(n, Ordering::SeqCst) + n;
+        if self.limit.is_some_and(|l| now > l) {
+            self.wake.notify_one();
+        }
+    }
+
+    pub(crate) fn sub(&self, n: u64) {
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                Some(b.saturating_sub(n))
+            });
+    }
+
+    pub(crate) fn set(&self, n: u64) {
+        self.bytes.store(n, Ordering::SeqCst);
+    }
+}
+
+impl BlobStore {
+    /// Sets the size limit and starts the evictor task (one pass right away).
+    pub fn start_evictor(self: &Arc<Self>) {
+        let Some(limit) = self.usage().limit else {
+            return;
+        };
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(store) = me.upgrade() else { return };
+                if store.usage().bytes() > limit {
+                    match store.evict_pass().await {
+                        Ok(n) if n > 0 => tracing::info!(
+                            evicted = n,
+                            bytes = store.usage().bytes(),
+                            limit,
+                            "cache eviction"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cache eviction failed"),
+                    }
+                }
+                let usage = store.usage_arc();
+                let still_over = usage.bytes() > limit;
+                drop(store);
+                if still_over {
+                    // Everything left was open (being read or filled): try again shortly.
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_millis(500),
+                        usage.wake.notified(),
+                    )
+                    .await;
+                } else {
+                    usage.wake.notified().await;
+                }
+            }
+        });
+    }
+
+    /// Deletes blobs in strategy order until usage is under 90 % of the limit. Returns how many
+    /// blobs were deleted.
+    pub async fn evict_pass(&self) -> Result<usize> {
+        let usage = self.usage_arc();
+        let (Some(limit), Some(strategy)) = (usage.limit, usage.strategy) else {
+            return Ok(0);
+        };
+        let target = limit / 10 * 9;
+        let times = self.access_times();
+        let db = self.db();
+        let mut list = crate::blob::blocking(move || {
+            db.touch_many(&times)?;
+            db.usage()
+        })
+        .await?;
+        // The database is the truth: resynchronise the running total.
+        usage.set(list.iter().map(|u| u.bytes).sum());
+        match strategy {
+            Strategy::Lru => list.sort_by_key(|u| (u.last_access, u.created)),
+            Strategy::Fifo => list.sort_by_key(|u| u.created),
+            Strategy::LargeFirst => list.sort_by_key(|u| std::cmp::Reverse(u.bytes)),
+        }
+        let mut evicted = 0;
+        for u in list {
+            if usage.bytes() <= target {
+                break;
+            }
+            if u.bytes == 0 || !self.begin_evict(&u.key) {
+                continue;
+            }
+            let res = self.delete_blob(u.key).await;
+            self.end_evict(&u.key);
+            match res {
+                Ok(()) => {
+                    usage.sub(u.bytes);
+                    evicted += 1;
+                    tracing::debug!(blob = %u.key, bytes = u.bytes, "evicted");
+                }
+                Err(e) => tracing::warn!(blob = %u.key, error = %e, "could not evict"),
+            }
+        }
+        Ok(evicted)
+    }
+
+    async fn delete_blob(&self, key: BlobKey) -> Result<()> {
+        let db = self.db();
+        let path = self.data_path(&key);
+        crate::blob::blocking(move || {
+            db.remove_blob(&key)?;
+            match std::fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+}

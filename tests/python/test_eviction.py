@@ -1,0 +1,58 @@
+"""cache-size-limit + cache-clean-strategy: prompt eviction in strategy order, never under a
+reader, and a consistent cache afterwards (an evicted file is fetched again, exact)."""
+
+import hashlib
+import os
+import time
+
+import pytest
+
+from conftest import http, mirror_only
+
+pytestmark = mirror_only
+
+A = ("acme/tiny", "model.bin")  # 3 MiB
+B = ("acme/tiny", "model.safetensors")  # 5 MiB
+C = ("gpt2", "pytorch_model.bin")  # 200 kB
+
+
+def blob_path(m, hub, f):
+    sha = hub.file(*f)["sha256"]
+    return os.path.join(m.repos, "blobs", "sha256", sha[:2], sha)
+
+
+def fetch(m, hub, f):
+    status, _, body = http(f"{m.url}/{f[0]}/resolve/main/{f[1]}", follow=True)
+    assert status == 200 and hashlib.sha256(body).hexdigest() == hub.file(*f)["sha256"]
+    time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    "strategy,order,victim",
+    [
+        ("LRU", [B, A, B, C], A),  # A is the least recently read
+        ("FIFO", [A, B, C], A),  # A came first
+        ("LARGE_FIRST", [A, B, C], B),  # B is the largest
+    ],
+)
+def test_eviction_strategy_picks_its_victim_promptly(hub, make_mirror, strategy, order, victim):
+    m = make_mirror("--cache-size-limit", "8M", "--cache-clean-strategy", strategy)
+    for f in order:
+        fetch(m, hub, f)
+    deadline = time.time() + 10
+    while os.path.exists(blob_path(m, hub, victim)) and time.time() < deadline:
+        time.sleep(0.05)
+    present = {f: os.path.exists(blob_path(m, hub, f)) for f in (A, B, C)}
+    assert present == {f: f != victim for f in (A, B, C)}, present
+    # Consistent afterwards: the victim is fetched again, exact, and cached again.
+    hub.admin.reset()
+    fetch(m, hub, victim)
+    assert hub.admin.stats().bytes("cdn") == hub.file(*victim)["size"]
+
+
+def test_no_eviction_without_a_limit(hub, make_mirror):
+    m = make_mirror()
+    for f in (A, B, C):
+        fetch(m, hub, f)
+    time.sleep(0.5)
+    assert all(os.path.exists(blob_path(m, hub, f)) for f in (A, B, C))

@@ -70,10 +70,10 @@ pub enum Known {
 }
 
 impl AccessCache {
-    /// A cache whose answers stay fresh for `ttl`.
-    pub fn new(ttl: Duration) -> Self {
+    /// A cache whose answers stay fresh for `ttl`; caller ids are hashed with `salt`.
+    pub fn new(ttl: Duration, salt: [u8; 16]) -> Self {
         Self {
-            salt: rand::random(),
+            salt,
             ttl,
             answers: Mutex::new(HashMap::new()),
         }
@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn public_repos_admit_everyone_and_grants_are_per_caller() {
-        let c = AccessCache::new(Duration::from_secs(60));
+        let c = AccessCache::new(Duration::from_secs(60), [1; 16]);
         let a = c.caller(Some(&HeaderValue::from_static("Bearer hf_a")));
         let b = c.caller(Some(&HeaderValue::from_static("Bearer hf_b")));
         assert_ne!(a, b);
@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn answers_expire() {
-        let c = AccessCache::new(Duration::from_millis(0));
+        let c = AccessCache::new(Duration::from_millis(0), [1; 16]);
         let a = c.caller(Some(&HeaderValue::from_static("Bearer hf_a")));
         c.allow("models/x/y", Scope::Files, &a);
         assert!(matches!(

@@ -149,7 +149,7 @@ impl Mirror {
         let upstream = Upstream::new(&cfg.hf_url(), &extra)?;
         let ttl = Duration::from_secs(cfg.metadata_cache_ttl);
         Ok(Self {
-            access: AccessCache::new(ttl),
+            access: AccessCache::new(ttl, salt(&db)?),
             cfg,
             db,
             blobs,
@@ -189,17 +189,62 @@ impl Mirror {
             .map_err(|e| ApiError::Internal(e.to_string()))
     }
 
-    fn is_public_persisted(&self, repo_key: &str) -> bool {
+    /// Whether the Hub ever served this scope of the repo to an anonymous caller. Per scope: a
+    /// gated repo's metadata is public but its files are not.
+    fn is_public_persisted(&self, repo_key: &str, scope: Scope) -> bool {
         self.db
-            .get_json::<u64>(&format!("public|{repo_key}"))
+            .get_json::<u64>(&format!("public|{scope:?}|{repo_key}"))
             .ok()
             .flatten()
             .is_some()
     }
 
-    async fn mark_public(&self, repo_key: &str) {
-        let k = format!("public|{repo_key}");
-        if !self.is_public_persisted(repo_key) {
+    /// The Hub allowed `caller`: remember it (in memory for the TTL; a token's grant also on disk
+    /// as its salted hash, for offline mode; an anonymous allow marks the repo public).
+    async fn granted(&self, repo_key: &str, scope: Scope, caller: &Caller) {
+        self.access.allow(repo_key, scope, caller);
+        if caller.is_anon() {
+            self.mark_public(repo_key, scope).await;
+            if scope == Scope::Files {
+                self.mark_public(repo_key, Scope::Meta).await;
+            }
+        } else {
+            let k = grant_key(repo_key, scope, caller);
+            if self.db.get_json::<u64>(&k).ok().flatten().is_none() {
+                let _ = self.db(move |db| db.put_json(&k, &now())).await;
+            }
+        }
+    }
+
+    /// The Hub refused `caller`: remember it and forget any offline grant.
+    async fn refused(&self, repo_key: &str, scope: Scope, caller: &Caller, err: ApiError) {
+        self.access.deny(repo_key, scope, caller, err);
+        if !caller.is_anon() {
+            let k = grant_key(repo_key, scope, caller);
+            let _ = self.db(move |db| db.delete(&k)).await;
+        }
+    }
+
+    fn has_grant(&self, repo_key: &str, scope: Scope, caller: &Caller) -> bool {
+        !caller.is_anon()
+            && (self
+                .db
+                .get_json::<u64>(&grant_key(repo_key, scope, caller))
+                .ok()
+                .flatten()
+                .is_some()
+                || (scope == Scope::Meta
+                    && self
+                        .db
+                        .get_json::<u64>(&grant_key(repo_key, Scope::Files, caller))
+                        .ok()
+                        .flatten()
+                        .is_some()))
+    }
+
+    async fn mark_public(&self, repo_key: &str, scope: Scope) {
+        let k = format!("public|{scope:?}|{repo_key}");
+        if !self.is_public_persisted(repo_key, scope) {
             let _ = self.db(move |db| db.put_json(&k, &now())).await;
         }
     }
@@ -289,7 +334,7 @@ impl Mirror {
 
     fn may_serve_without_upstream(&self, repo_key: &str, scope: Scope, caller: &Caller) -> bool {
         self.access.was_public(repo_key, scope)
-            || self.is_public_persisted(repo_key)
+            || self.is_public_persisted(repo_key, scope)
             || matches!(self.access.check(repo_key, scope, caller), Known::Allowed)
     }
 
@@ -382,10 +427,7 @@ impl Mirror {
                     ));
                 }
                 let repo_key = repo.key();
-                me.access.allow(&repo_key, Scope::Files, &caller);
-                if caller.is_anon() {
-                    me.mark_public(&repo_key).await;
-                }
+                me.granted(&repo_key, Scope::Files, &caller).await;
                 let file_key = format!("file|{repo_key}|{commit}|{}", path.as_str());
                 let rev_entry = (!rev.is_commit_sha()).then(|| {
                     (
@@ -430,7 +472,9 @@ impl Mirror {
             Known::Unknown => {}
         }
         if self.offline() {
-            return if self.is_public_persisted(&repo_key) {
+            return if self.is_public_persisted(&repo_key, scope)
+                || self.has_grant(&repo_key, scope, caller)
+            {
                 Ok(())
             } else {
                 Err(ApiError::Hub {
@@ -467,14 +511,11 @@ impl Mirror {
                     .await?;
                 let status = resp.status();
                 if status.is_success() || status.is_redirection() {
-                    me.access.allow(&repo_key2, scope, &caller2);
-                    if caller2.is_anon() {
-                        me.mark_public(&repo_key2).await;
-                    }
+                    me.granted(&repo_key2, scope, &caller2).await;
                     Ok(())
                 } else if matches!(status.as_u16(), 401 | 403 | 404) {
                     let e = ApiError::from_upstream(status, resp.headers(), Bytes::new());
-                    me.access.deny(&repo_key2, scope, &caller2, e.clone());
+                    me.refused(&repo_key2, scope, &caller2, e.clone()).await;
                     Err(e)
                 } else {
                     Err(ApiError::from_upstream(
@@ -607,10 +648,7 @@ impl Mirror {
                     body,
                     fetched_at: now(),
                 };
-                me.access.allow(&repo_key, Scope::Meta, &caller2);
-                if caller2.is_anon() {
-                    me.mark_public(&repo_key).await;
-                }
+                me.granted(&repo_key, Scope::Meta, &caller2).await;
                 if keep {
                     let c2 = c.clone();
                     me.db(move |db| db.put_json(&key, &c2)).await?;
@@ -669,6 +707,25 @@ impl Mirror {
         }
         Ok((status, h, body))
     }
+}
+
+/// The salt of caller ids, kept in the database so persisted grants survive restarts.
+fn salt(db: &MetaDb) -> Result<[u8; 16], String> {
+    if let Some(h) = db.get_json::<String>("salt").ok().flatten()
+        && let Ok(v) = hex::decode(&h)
+        && let Ok(salt) = <[u8; 16]>::try_from(v.as_slice())
+    {
+        return Ok(salt);
+    }
+    let salt: [u8; 16] = rand::random();
+    db.put_json("salt", &hex::encode(salt))
+        .map_err(|e| format!("cannot write to the metadata database: {e}"))?;
+    Ok(salt)
+}
+
+/// Database key of a persisted grant: the caller id is a salted hash, never the token.
+fn grant_key(repo_key: &str, scope: Scope, caller: &Caller) -> String {
+    format!("grant|{repo_key}|{scope:?}|{}", caller.id())
 }
 
 fn offline_miss(what: &str) -> ApiError {

@@ -1,0 +1,11 @@
+//! olah-xet: Xet content addressing, without I/O — chunk/xorb/file hashes and their string form,
+//! content-defined chunking, and xorb chunk records (PROTOCOL.md §4.4–4.5). Built on the
+//! `blake3`, `gearhash` and `lz4_flex` crates the official xet-core uses, and checked against
+//! hashes produced by the official `hf_xet` (tests/fixtures).
+
+pub mod chunk;
+pub mod hash;
+pub mod xorb;
+
+pub use chunk::{chunk_hashes, chunk_lengths};
+pub use hash::{XetHash, chunk_hash, file_hash, merkle_root, verification_hash, xorb_hash};

@@ -44,3 +44,11 @@ fi
 echo "== pytest tests/python (target: ${OLAH_TEST_TARGET:-mirror})"
 OLAH_BIN_DIR="$PWD/target/debug" "$VENV/bin/python" -m pytest tests/python -q \
   --timeout "${OLAH_TEST_TIMEOUT:-300}" "$@"
+
+# The same suite with the client talking straight to the fake Hub (no mirror): keeps the fake
+# honest against the real client, Xet CAS included. Skipped when a target was chosen explicitly.
+if [ -z "${OLAH_TEST_TARGET:-}" ]; then
+  echo "== pytest tests/python (target: direct, checks the fake Hub against the real client)"
+  OLAH_TEST_TARGET=direct OLAH_BIN_DIR="$PWD/target/debug" "$VENV/bin/python" -m pytest tests/python -q \
+    --timeout "${OLAH_TEST_TIMEOUT:-300}" "$@"
+fi

@@ -60,6 +60,18 @@ pub enum Content {
         /// Length.
         len: u64,
     },
+    /// Generated from a seed, with `patch` written over it at offset `at` (a new revision of a
+    /// large file that differs in a small region).
+    Patched {
+        /// Seed.
+        seed: u64,
+        /// Length.
+        len: u64,
+        /// Offset of the patch.
+        at: u64,
+        /// Replacement bytes.
+        patch: Bytes,
+    },
 }
 
 const GEN_BLOCK: u64 = 64 * 1024;
@@ -83,7 +95,7 @@ impl Content {
     pub fn len(&self) -> u64 {
         match self {
             Content::Bytes(b) => b.len() as u64,
-            Content::Generated { len, .. } => *len,
+            Content::Generated { len, .. } | Content::Patched { len, .. } => *len,
         }
     }
 
@@ -105,11 +117,19 @@ impl Content {
                     let e = end.min(pos + GEN_BLOCK);
                     b.slice(pos as usize..e as usize)
                 }
-                Content::Generated { seed, .. } => {
+                Content::Generated { seed, .. } | Content::Patched { seed, .. } => {
                     let block = pos / GEN_BLOCK;
                     let bstart = block * GEN_BLOCK;
                     let bend = (bstart + GEN_BLOCK).min(end);
-                    let data = gen_block(*seed, block, (bend - bstart) as usize);
+                    let mut data = gen_block(*seed, block, (bend - bstart) as usize);
+                    if let Content::Patched { at, patch, .. } = &this {
+                        let (ps, pe) = (*at, *at + patch.len() as u64);
+                        let (s, e) = (ps.max(bstart), pe.min(bend));
+                        if s < e {
+                            data[(s - bstart) as usize..(e - bstart) as usize]
+                                .copy_from_slice(&patch[(s - ps) as usize..(e - ps) as usize]);
+                        }
+                    }
                     Bytes::from(data).slice((pos - bstart) as usize..)
                 }
             };
@@ -136,6 +156,7 @@ pub struct FileFixture {
     /// Also announced as Xet-backed (`xetHash`, `X-Xet-Hash`).
     pub xet: bool,
     hashes: std::sync::Arc<OnceLock<(String, String)>>,
+    xet_chunks: std::sync::Arc<OnceLock<Vec<(olah_xet::XetHash, u64)>>>,
 }
 
 impl FileFixture {
@@ -150,6 +171,7 @@ impl FileFixture {
             lfs,
             xet: false,
             hashes: Default::default(),
+            xet_chunks: Default::default(),
         }
     }
 
@@ -198,11 +220,27 @@ impl FileFixture {
         }
     }
 
-    /// A deterministic fake Xet hash.
+    /// The Xet chunks of the content `(chunk hash, length)`, computed once, streaming.
+    pub fn xet_chunks(&self) -> &[(olah_xet::XetHash, u64)] {
+        self.xet_chunks.get_or_init(|| {
+            let mut ck = olah_xet::Chunker::default();
+            let mut out = Vec::new();
+            let mut add = |chunks: Vec<Vec<u8>>| {
+                for c in chunks {
+                    out.push((olah_xet::chunk_hash(&c), c.len() as u64));
+                }
+            };
+            for p in self.content.pieces(0, self.size()) {
+                add(ck.push(&p));
+            }
+            add(ck.finish());
+            out
+        })
+    }
+
+    /// The real Xet file hash (string form), as the CAS serves it.
     pub fn xet_hash(&self) -> String {
-        hex::encode(sha2::Sha256::digest(
-            format!("xet:{}", self.sha256()).as_bytes(),
-        ))
+        olah_xet::file_hash(self.xet_chunks()).to_hex()
     }
 }
 

@@ -68,6 +68,8 @@ pub struct Stats {
     pub hub_bytes: u64,
     /// Body bytes sent by the CDN host.
     pub cdn_bytes: u64,
+    /// Of `cdn_bytes`, the xorb bytes served to Xet clients.
+    pub xorb_bytes: u64,
     /// Recent requests (at most 2000).
     pub log: Vec<LoggedRequest>,
 }
@@ -81,6 +83,9 @@ pub struct HubState {
     faults: Mutex<Faults>,
     log: Mutex<Vec<LoggedRequest>>,
     counters: [AtomicU64; 4],
+    cas: crate::cas::Cas,
+    xet_tokens: Mutex<std::collections::HashSet<String>>,
+    xorb_bytes: AtomicU64,
 }
 
 /// A running fake Hub.
@@ -106,7 +111,16 @@ impl FakeHub {
         }
         let hub_l = tokio::net::TcpListener::bind(("127.0.0.1", hub_port)).await?;
         let cdn_l = tokio::net::TcpListener::bind(("127.0.0.1", cdn_port)).await?;
+        let cas = tokio::task::spawn_blocking({
+            let f = fixture.clone();
+            move || crate::cas::Cas::build(&f)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
         let state = Arc::new(HubState {
+            cas,
+            xet_tokens: Mutex::default(),
+            xorb_bytes: AtomicU64::new(0),
             fixture,
             hub_url: format!("http://{}", hub_l.local_addr()?),
             cdn_url: format!("http://{}", cdn_l.local_addr()?),
@@ -190,6 +204,7 @@ impl HubState {
             cdn_requests: self.counters[1].load(Ordering::SeqCst),
             hub_bytes: self.counters[2].load(Ordering::SeqCst),
             cdn_bytes: self.counters[3].load(Ordering::SeqCst),
+            xorb_bytes: self.xorb_bytes.load(Ordering::SeqCst),
             log: self.log.lock().expect("log lock").clone(),
         }
     }
@@ -198,6 +213,7 @@ impl HubState {
         for c in &self.counters {
             c.store(0, Ordering::SeqCst);
         }
+        self.xorb_bytes.store(0, Ordering::SeqCst);
         self.log.lock().expect("log lock").clear();
     }
 
@@ -380,6 +396,11 @@ async fn hub(State(st): State<Arc<HubState>>, req: Request) -> Response {
         return admin_route(&st, admin, req).await;
     }
     st.record(HUB, &req);
+    if path == "/v1/telemetry" {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        return r;
+    }
     let (faults, fail5, fail429, cut) = st.faults_for(HUB);
     apply_latency(&faults).await;
     if fail5 {
@@ -395,6 +416,9 @@ async fn hub(State(st): State<Arc<HubState>>, req: Request) -> Response {
             HeaderValue::from_static("\"fixed window\";\"api\";q=500;w=300"),
         );
         return r;
+    }
+    if let Some(rest) = path.strip_prefix("/cas/") {
+        return cas_route(&st, rest, &req);
     }
     let tok = token(req.headers());
     if let Some(t) = &tok
@@ -638,6 +662,9 @@ async fn cdn(State(st): State<Arc<HubState>>, req: Request) -> Response {
     if fail5 {
         return err(StatusCode::SERVICE_UNAVAILABLE, "", "injected 503");
     }
+    if let Some(hash) = req.uri().path().strip_prefix("/xorb/default/") {
+        return xorb_route(&st, hash, &req);
+    }
     let Some(sha) = req.uri().path().strip_prefix("/lfs/") else {
         return err(StatusCode::NOT_FOUND, "", "Not Found");
     };
@@ -877,10 +904,18 @@ async fn api(
             }
             let exp = now() + 3600;
             let cas = format!("{}/cas", st.hub_url);
-            let mut r = json_resp(&json!({"accessToken": "xet_fake", "exp": exp, "casUrl": cas}));
+            let xet_token = format!("xet_{}", hex::encode(rand::random::<[u8; 12]>()));
+            st.xet_tokens
+                .lock()
+                .expect("token set lock")
+                .insert(xet_token.clone());
+            let mut r = json_resp(&json!({"accessToken": xet_token, "exp": exp, "casUrl": cas}));
             let h = r.headers_mut();
             h.insert("x-xet-cas-url", HeaderValue::from_str(&cas).expect("ascii"));
-            h.insert("x-xet-access-token", HeaderValue::from_static("xet_fake"));
+            h.insert(
+                "x-xet-access-token",
+                HeaderValue::from_str(&xet_token).expect("ascii"),
+            );
             h.insert(
                 "x-xet-token-expiration",
                 HeaderValue::from_str(&exp.to_string()).expect("ascii"),
@@ -994,5 +1029,115 @@ fn tree(
             HeaderValue::from_str(&link).expect("ascii link"),
         );
     }
+    r
+}
+
+/// `bytes=a-b` (inclusive) or `bytes=a-`.
+fn simple_range(h: &HeaderMap) -> Option<(u64, u64)> {
+    let v = h
+        .get(header::RANGE)?
+        .to_str()
+        .ok()?
+        .trim()
+        .strip_prefix("bytes=")?;
+    let (a, b) = v.split_once('-')?;
+    let a = a.trim().parse().ok()?;
+    let b = if b.trim().is_empty() {
+        u64::MAX
+    } else {
+        b.trim().parse().ok()?
+    };
+    (a <= b).then_some((a, b))
+}
+
+/// `/cas/v1|v2/reconstructions/{file_hash}` with a CAS token from the token route.
+fn cas_route(st: &Arc<HubState>, rest: &str, req: &Request) -> Response {
+    let tok = token(req.headers());
+    if !tok.is_some_and(|t| st.xet_tokens.lock().expect("token set lock").contains(&t)) {
+        return err(StatusCode::UNAUTHORIZED, "", "invalid CAS token");
+    }
+    let (v2, hash) = if let Some(h) = rest.strip_prefix("v2/reconstructions/") {
+        (true, h)
+    } else if let Some(h) = rest.strip_prefix("v1/reconstructions/") {
+        (false, h)
+    } else {
+        return err(StatusCode::NOT_FOUND, "", "Not Found");
+    };
+    let exp = now() + 3600;
+    let url = |h: &str, s: u64, e: u64| {
+        format!(
+            "{}/xorb/default/{h}?X-Xet-Signed-Range=bytes%3D{s}-{e}&Expires={exp}&Signature={}",
+            st.cdn_url,
+            st.sign(&format!("{h}:{s}-{e}"), exp)
+        )
+    };
+    match st
+        .cas
+        .reconstruction(hash, simple_range(req.headers()), v2, &url)
+    {
+        Ok(v) => json_resp(&v),
+        Err(crate::cas::CasError::NotFound) => err(StatusCode::NOT_FOUND, "", "file not found"),
+        Err(crate::cas::CasError::Unsatisfiable) => err(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "",
+            "range not satisfiable",
+        ),
+    }
+}
+
+/// Presigned xorb range URLs: the signature covers the xorb and a byte range; the request's
+/// `Range` must lie inside it. No `Authorization` is needed (or looked at).
+fn xorb_route(st: &Arc<HubState>, hash: &str, req: &Request) -> Response {
+    let q: BTreeMap<String, String> =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
+    let exp: u64 = q.get("Expires").and_then(|e| e.parse().ok()).unwrap_or(0);
+    let signed = q
+        .get("X-Xet-Signed-Range")
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| {
+            let (a, b) = r.split_once('-')?;
+            Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
+        });
+    let Some((ss, se)) = signed else {
+        return err(StatusCode::FORBIDDEN, "", "missing signed range");
+    };
+    if exp < now() || q.get("Signature") != Some(&st.sign(&format!("{hash}:{ss}-{se}"), exp)) {
+        return err(
+            StatusCode::FORBIDDEN,
+            "",
+            "Request signature does not match",
+        );
+    }
+    let Some(len) = st.cas.xorb_len(hash) else {
+        return err(StatusCode::NOT_FOUND, "", "NoSuchKey");
+    };
+    let Some((a, b)) = simple_range(req.headers()) else {
+        return err(StatusCode::FORBIDDEN, "", "a Range is required");
+    };
+    let b = b.min(len - 1);
+    if a < ss || b > se || a > b {
+        return err(StatusCode::FORBIDDEN, "", "range outside the signed range");
+    }
+    let pieces = st.cas.xorb_bytes(hash, a, b).unwrap_or_default();
+    let n: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+    st.counters[2 + CDN].fetch_add(n, Ordering::SeqCst);
+    st.xorb_bytes.fetch_add(n, Ordering::SeqCst);
+    let mut r = Response::new(Body::from_stream(futures::stream::iter(
+        pieces.into_iter().map(Ok::<Bytes, std::io::Error>),
+    )));
+    *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from_str(&n.to_string()).expect("ascii"),
+    );
+    h.insert(
+        header::CONTENT_RANGE,
+        HeaderValue::from_str(&format!("bytes {a}-{b}/{len}")).expect("ascii"),
+    );
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     r
 }

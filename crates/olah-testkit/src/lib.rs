@@ -7,6 +7,7 @@
 //! counters, and fault knobs (latency, bandwidth, cut bodies, 503/429 bursts). The `olah-fakehub`
 //! binary serves [`Fixture::standard`] for the Python real-client suite.
 
+pub mod cas;
 pub mod fixture;
 pub mod hub;
 

@@ -9,38 +9,70 @@ const MASK: u64 = 0xFFFF_0000_0000_0000;
 /// minimum length.
 const WINDOW: usize = 64;
 
+/// Length of the first chunk of `data`. Exact when `data` holds at least [`MAX_CHUNK`] bytes
+/// or is the final remainder of the input (so a streaming chunker can call it on a window).
+pub fn next_chunk_len(data: &[u8]) -> usize {
+    if data.len() <= MIN_CHUNK {
+        return data.len();
+    }
+    let limit = data.len().min(MAX_CHUNK);
+    let mut hasher = gearhash::Hasher::new(&gearhash::DEFAULT_TABLE);
+    let mut pos = MIN_CHUNK - WINDOW;
+    while pos < limit {
+        match hasher.next_match(&data[pos..limit], MASK) {
+            Some(n) if pos + n >= MIN_CHUNK => return pos + n,
+            Some(n) => pos += n,
+            None => break,
+        }
+    }
+    limit
+}
+
 /// Lengths of the chunks of `data`, in order.
 pub fn chunk_lengths(data: &[u8]) -> Vec<usize> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < data.len() {
-        let rest = &data[start..];
-        if rest.len() <= MIN_CHUNK {
-            out.push(rest.len());
-            break;
-        }
-        let limit = rest.len().min(MAX_CHUNK);
-        let from = MIN_CHUNK - WINDOW;
-        let mut hasher = gearhash::Hasher::new(&gearhash::DEFAULT_TABLE);
-        let mut cut = limit;
-        let mut pos = from;
-        while pos < limit {
-            match hasher.next_match(&rest[pos..limit], MASK) {
-                Some(n) => {
-                    let len = pos + n;
-                    if len >= MIN_CHUNK {
-                        cut = len;
-                        break;
-                    }
-                    pos = len;
-                }
-                None => break,
-            }
-        }
-        out.push(cut);
-        start += cut;
+        let n = next_chunk_len(&data[start..]);
+        out.push(n);
+        start += n;
     }
     out
+}
+
+/// Chunks a stream: feed bytes with [`Chunker::push`], take finished chunks as they appear, and
+/// call [`Chunker::finish`] at the end. Holds at most about [`MAX_CHUNK`] bytes plus one push.
+#[derive(Default)]
+pub struct Chunker {
+    buf: Vec<u8>,
+}
+
+impl Chunker {
+    /// Adds bytes; returns the chunks completed by them.
+    pub fn push(&mut self, data: &[u8]) -> Vec<Vec<u8>> {
+        self.buf.extend_from_slice(data);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while self.buf.len() - start >= MAX_CHUNK {
+            let n = next_chunk_len(&self.buf[start..]);
+            out.push(self.buf[start..start + n].to_vec());
+            start += n;
+        }
+        self.buf.drain(..start);
+        out
+    }
+
+    /// The remaining chunks at the end of the input.
+    pub fn finish(self) -> Vec<Vec<u8>> {
+        chunk_lengths(&self.buf)
+            .into_iter()
+            .scan(0, |off, n| {
+                let c = self.buf[*off..*off + n].to_vec();
+                *off += n;
+                Some(c)
+            })
+            .collect()
+    }
 }
 
 /// Chunks `data` and hashes each chunk: `(chunk hash, length)`.

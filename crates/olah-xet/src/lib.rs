@@ -7,5 +7,5 @@ pub mod chunk;
 pub mod hash;
 pub mod xorb;
 
-pub use chunk::{chunk_hashes, chunk_lengths};
+pub use chunk::{Chunker, chunk_hashes, chunk_lengths, next_chunk_len};
 pub use hash::{XetHash, chunk_hash, file_hash, merkle_root, verification_hash, xorb_hash};

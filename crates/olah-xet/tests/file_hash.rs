@@ -45,6 +45,17 @@ fn file_hashes_match_hf_xet() {
                 .all(|c| c.1 <= olah_xet::chunk::MAX_CHUNK as u64)
         );
         let got = olah_xet::file_hash(&chunks).to_hex();
+        // The streaming chunker, fed in odd-sized pieces, cuts the same chunks.
+        let mut ck = olah_xet::Chunker::default();
+        let mut streamed = Vec::new();
+        for piece in data.chunks(77_777) {
+            streamed.extend(ck.push(piece));
+        }
+        streamed.extend(ck.finish());
+        assert_eq!(
+            streamed.iter().map(|c| c.len() as u64).collect::<Vec<_>>(),
+            chunks.iter().map(|c| c.1).collect::<Vec<_>>()
+        );
         assert_eq!(
             got,
             c["xet_hash"].as_str().unwrap(),

@@ -53,3 +53,34 @@ def test_offline_serves_non_public_content_only_to_confirmed_tokens(hub, make_mi
         for n in names:
             with open(os.path.join(root, n), "rb") as f:
                 assert owner.encode() not in f.read(), n
+
+
+def test_offline_misses_raise_the_offline_error_at_once(hub, make_mirror, client_env, tmp_path):
+    import time
+
+    m = make_mirror()
+    # Only the first 100 bytes of model.bin are cached (one block).
+    status, _, _ = http(f"{m.url}/acme/tiny/resolve/main/model.bin", headers={"Range": "bytes=0-99"})
+    assert status == 206
+    time.sleep(1)  # the fill writes its block just after the bytes went out
+    m.restart(["--offline"])
+    t0 = time.time()
+    out = client_env(
+        """
+        from huggingface_hub import hf_hub_download
+        emit({
+            "uncached": catch(lambda: hf_hub_download("gpt2", "config.json")),
+            "partial": catch(lambda: hf_hub_download("acme/tiny", "model.bin")),
+        })
+        """,
+        endpoint=m.url,
+        home=tmp_path / "c",
+    ).out
+    assert out["uncached"].get("err") == "LocalEntryNotFoundError", out
+    assert out["partial"].get("err") in ("LocalEntryNotFoundError", "HfHubHTTPError"), out
+    assert time.time() - t0 < 15, "no retry loop on offline misses"
+    # A partially cached file is refused before any header, never a truncated 200.
+    status, h, body = http(f"{m.url}/acme/tiny/resolve/main/model.bin")
+    assert status == 404 and h["X-Error-Code"] == "OfflineNotCached"
+    status, _, body = http(f"{m.url}/acme/tiny/resolve/main/model.bin", headers={"Range": "bytes=10-19"})
+    assert status == 206 and len(body) == 10

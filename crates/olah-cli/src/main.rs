@@ -100,7 +100,7 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = tcp.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let app = match command {
+    let (app, db) = match command {
         Command::Serve => {
             let cfg = Arc::new(cfg);
             let mirror =
@@ -112,7 +112,8 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
                 offline = cfg.offline,
                 "olah-rs mirror ready"
             );
-            olah_server::router(mirror)
+            let db = mirror.db.clone();
+            (olah_server::router(mirror), Some(db))
         }
         Command::ModelBin { path } => {
             anyhow::bail!("model-bin mode is not implemented yet ({})", path.display())
@@ -130,6 +131,12 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
                 .with_graceful_shutdown(shutdown_signal())
                 .await?
         }
+    }
+    // Block records are committed lazily: make them durable before exiting.
+    if let Some(db) = db
+        && let Err(e) = db.flush()
+    {
+        tracing::warn!(error = %e, "could not flush the metadata database");
     }
     Ok(())
 }

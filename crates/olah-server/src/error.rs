@@ -114,13 +114,7 @@ impl From<olah_store::StoreError> for ApiError {
                 timeout: false,
                 message: s.message,
             },
-            olah_store::StoreError::NotCached(m) => Self::Hub {
-                status: StatusCode::GATEWAY_TIMEOUT,
-                code: "NotCached",
-                message: format!(
-                    "not in the mirror's cache and the upstream is not available: {m}"
-                ),
-            },
+            olah_store::StoreError::NotCached(m) => crate::mirror::offline_miss(&m),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -404,6 +404,13 @@ impl FileTarget {
             .key
             .ok_or_else(|| ApiError::Internal("cached file without a content key".into()))?;
         let blob = m.blobs.open(key, self.size).await?;
+        if source.is_none() && !blob.is_cached(start, end) {
+            // Offline and not (fully) cached: say so before any header is sent.
+            return Err(crate::mirror::offline_miss(&format!(
+                "{} bytes {start}-{end}",
+                self.path.as_str()
+            )));
+        }
         let want = end - start + 1;
         let span = tracing::Span::current();
         let counted = BlobStore::read(blob, start, end, source).scan(0u64, move |sent, item| {

@@ -728,9 +728,11 @@ fn grant_key(repo_key: &str, scope: Scope, caller: &Caller) -> String {
     format!("grant|{repo_key}|{scope:?}|{}", caller.id())
 }
 
-fn offline_miss(what: &str) -> ApiError {
+/// What offline mode answers for anything not cached: a 404 whose unknown `X-Error-Code` makes
+/// huggingface_hub raise `LocalEntryNotFoundError` at once (a 5xx would be retried for ~20 s).
+pub(crate) fn offline_miss(what: &str) -> ApiError {
     ApiError::Hub {
-        status: StatusCode::GATEWAY_TIMEOUT,
+        status: StatusCode::NOT_FOUND,
         code: "OfflineNotCached",
         message: format!("the mirror is offline and has not cached {what}"),
     }

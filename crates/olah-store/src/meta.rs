@@ -64,6 +64,14 @@ impl MetaDb {
         Ok(Self { db })
     }
 
+    /// Makes every earlier commit durable (block records are committed `Eventual`): one empty
+    /// `Immediate` commit. Called on shutdown.
+    pub fn flush(&self) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Reads a JSON value. A value that no longer parses (older format) reads as absent.
     pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let tx = self.db.begin_read()?;

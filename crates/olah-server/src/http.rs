@@ -417,7 +417,7 @@ impl FileTarget {
             if let Ok(b) = &item {
                 *sent += b.len() as u64;
                 if *sent == want {
-                    span.in_scope(|| tracing::debug!(bytes = *sent, "body complete"));
+                    span.in_scope(|| tracing::info!(bytes = *sent, "body complete"));
                 }
             }
             futures::future::ready(Some(item.map_err(|e| {

@@ -443,3 +443,32 @@ async fn an_open_blob_is_never_evicted_and_the_evictor_runs_on_its_own() {
         .unwrap();
     assert_eq!(got, big, "the reader is not cut");
 }
+
+#[tokio::test]
+async fn followers_attached_to_a_cut_fill_all_get_exact_bytes_with_one_refetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = Arc::new(store(dir.path()));
+    let d = data(600_000);
+    let src = Arc::new(MemSource {
+        cut_after: 250_000,
+        cut_count: AtomicUsize::new(1),
+        piece_delay_ms: 1,
+        ..Arc::try_unwrap(MemSource::new(d.clone())).ok().unwrap()
+    });
+    let key = key_of(&d);
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (st, src, len) = (st.clone(), src.clone(), d.len() as u64);
+        tasks.push(tokio::spawn(async move {
+            let blob = st.open(key, len).await.unwrap();
+            collect(BlobStore::read(blob, 0, len - 1, Some(src))).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), d, "every follower gets the exact file");
+    }
+    // The cut fill kept its finished blocks; the bytes fetched again are at most the unfinished
+    // block plus the rest, once (not once per follower).
+    let fetched = src.bytes.load(Ordering::SeqCst);
+    assert!(fetched <= d.len() as u64 + 250_000, "refetch happened once: {fetched}");
+}

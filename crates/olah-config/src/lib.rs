@@ -1,267 +1,236 @@
 //! olah-config: olah's command line and `configs.toml`, merged and validated.
 //!
-//! Precedence: built-in defaults < TOML file (`-c`) < command-line flags. (olah ignores most flags
-//! when `-c` is given; we let them override the file.) Unknown keys and bad values stop start-up
-//! with an error that names the key.
+//! olah's flags and TOML format work unchanged, with two deliberate fixes:
+//!
+//! - **Precedence** is built-in defaults < TOML file (`-c`) < command-line flags. (olah ignores
+//!   most flags when `-c` is given; here a flag overrides the same key from the file.) The
+//!   `mirror-*` keys olah derives from others are derived after merging, only when not given.
+//! - **Strictness**: an unknown key or a bad value stops start-up with a one-line
+//!   [`ConfigError`] naming the key (and, for the file, the file and line). olah silently
+//!   ignores unknown keys.
+//!
+//! Entry points: [`load`] (process arguments) and [`load_from_args`]. Access rules:
+//! [`AccessRule`] and [`decide`].
+
+#![warn(missing_docs)]
 
 mod cli;
 mod file;
+mod merge;
 mod rules;
 mod size;
+mod values;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 pub use rules::{AccessRule, decide};
 pub use size::parse_size;
-
-/// Cache eviction strategy (`cache-clean-strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CleanStrategy {
-    /// Least recently used.
-    Lru,
-    /// First in, first out.
-    Fifo,
-    /// Largest first.
-    LargeFirst,
-}
-
-/// `cache-compression` (accepted for compatibility).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// No compression.
-    None,
-    /// gzip.
-    Gzip,
-    /// lzma.
-    Lzma,
-}
-
-/// How Xet-backed files are offered to clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum XetMode {
-    /// Speak Xet to clients (the mirror serves the CAS).
-    Serve,
-    /// Strip everything Xet: clients download over plain HTTP.
-    PlainHttp,
-}
+pub use values::{CleanStrategy, Compression, XetMode};
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// The mirror.
+    /// The mirror (no subcommand).
     Serve,
-    /// Serve plain directories as model repos.
+    /// `model-bin --path DIR`: serve plain directories `DIR/<org>/<repo>/...` as model repos.
     ModelBin {
-        /// Root directory (`DIR/<org>/<repo>/…`).
+        /// Root directory (`--path`).
         path: PathBuf,
     },
 }
 
-/// The merged configuration. Field meanings and defaults follow olah 0.5.4.
+/// The merged configuration. Names, meanings and defaults follow olah 0.5.4 (`[default]` in each
+/// field's doc); [`Config::default`] is exactly what `olah-cli` with no flags and no file gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Listen host (`localhost`).
+    /// Address to listen on (`host`, `--host`) [default: `localhost`].
     pub host: String,
-    /// Listen port (8090).
+    /// Port to listen on (`port`, `--port`) [default: 8090].
     pub port: u16,
-    /// TLS private key (PEM).
+    /// TLS private key, PEM (`ssl-key`, `--ssl-key`; `""` = none) [default: none]. Set with
+    /// `ssl_cert` or not at all.
     pub ssl_key: Option<PathBuf>,
-    /// TLS certificate chain (PEM).
+    /// TLS certificate chain, PEM (`ssl-cert`, `--ssl-cert`; `""` = none) [default: none].
     pub ssl_cert: Option<PathBuf>,
-    /// Cache directory (`./repos`).
+    /// Cache directory (`repos-path`, `--repos-path`) [default: `./repos`].
     pub repos_path: PathBuf,
-    /// Cache size limit in bytes (none).
+    /// Cache size limit in bytes (`cache-size-limit`, `--cache-size-limit`: `100G`, `500GB`,
+    /// `2TB`, `1.5T`, `1024` or a TOML integer; `""` = none) [default: none].
     pub cache_size_limit: Option<u64>,
-    /// Eviction strategy (LRU).
+    /// What to evict first (`cache-clean-strategy`) [default: LRU].
     pub cache_clean_strategy: CleanStrategy,
-    /// Compression (none).
+    /// `cache-compression`, accepted for compatibility [default: none].
     pub cache_compression: Compression,
-    /// Block size of the cache (our default when unset).
+    /// Cache block size in bytes (`cache-block-size`, TOML only) [default: none = the store's
+    /// own]. Must be > 0, and a multiple of `cache_chunk_size` when both are set.
     pub cache_block_size: Option<u64>,
-    /// Chunk size (accepted for compatibility).
+    /// Chunk size in bytes (`cache-chunk-size`, TOML only) [default: none]. Must be > 0.
     pub cache_chunk_size: Option<u64>,
-    /// olah's experimental redirect model (accepted).
+    /// olah's experimental redirect model (`cache-redirect-model`, TOML only) [default: false].
     pub cache_redirect_model: bool,
-    /// olah's Xet pass-through (accepted).
+    /// olah's Xet pass-through (`xet-passthrough`, TOML only) [default: false].
     pub xet_passthrough: bool,
-    /// olah's Xet pass-through threshold.
+    /// olah's Xet pass-through threshold in bytes (`xet-passthrough-min-size`, TOML only)
+    /// [default: 53687091200 = 50 GiB].
     pub xet_passthrough_min_size: u64,
-    /// Seconds branch-keyed metadata stays fresh (600).
+    /// Seconds revision metadata is reused before revalidating (`metadata-cache-ttl`); 0 =
+    /// always revalidate [default: 600].
     pub metadata_cache_ttl: u64,
-    /// Upstream scheme (`https`).
+    /// Upstream scheme, `http` or `https` (`hf-scheme`) [default: `https`].
     pub hf_scheme: String,
-    /// Upstream host[:port] (`huggingface.co`).
+    /// Upstream `host[:port]` (`hf-netloc`) [default: `huggingface.co`].
     pub hf_netloc: String,
-    /// Upstream LFS host (`cdn-lfs.huggingface.co`).
+    /// Upstream LFS CDN `host[:port]` (`hf-lfs-netloc`) [default: `cdn-lfs.huggingface.co`].
     pub hf_lfs_netloc: String,
-    /// Scheme clients reach the mirror with.
+    /// Scheme clients reach the mirror with (`mirror-scheme`) [default: `http`, or `https`
+    /// when `ssl_key` is set].
     pub mirror_scheme: String,
-    /// host:port clients reach the mirror at.
+    /// `host[:port]` clients reach the mirror at (`mirror-netloc`) [default: `{host}:{port}`,
+    /// with `localhost` for `0.0.0.0` and `::`, and brackets for other IPv6 hosts].
     pub mirror_netloc: String,
-    /// LFS host:port of the mirror.
+    /// `host[:port]` of the mirror's LFS files (`mirror-lfs-netloc`) [default: `mirror_netloc`].
     pub mirror_lfs_netloc: String,
-    /// Vestigial olah flag.
+    /// Vestigial olah flag (`has-lfs-site`) [default: false].
     pub has_lfs_site: bool,
-    /// Log directory (`./logs`).
+    /// Log directory (`log-path`) [default: `./logs`].
     pub log_path: PathBuf,
-    /// Worker count (accepted; one multi-threaded process serves).
+    /// Worker count (`workers`), accepted; one multi-threaded process serves [default: 1].
     pub workers: u32,
-    /// Local git mirror roots.
+    /// Local git mirror roots (`mirrors-path` list, TOML only) [default: none].
     pub mirrors_path: Vec<PathBuf>,
-    /// Never contact the upstream.
+    /// Never contact the upstream (`[accessibility] offline`, `--offline`) [default: false].
     pub offline: bool,
-    /// `[[accessibility.proxy]]` rules.
+    /// `[[accessibility.proxy]]` rules, in file order; see [`decide`] [default: none = allow
+    /// all]. An explicitly empty list (`proxy = []`) is one deny-all rule, as olah behaves.
     pub proxy_rules: Vec<AccessRule>,
-    /// `[[accessibility.cache]]` rules.
+    /// `[[accessibility.cache]]` rules, like `proxy_rules`.
     pub cache_rules: Vec<AccessRule>,
-    /// Extra hosts upstream redirects may lead to.
+    /// olah-rs: extra `host[:port]`s the mirror may follow upstream redirects to
+    /// (`upstream-hosts` list, `--upstream-host` repeatable; the flags replace the file's list)
+    /// [default: none].
     pub upstream_hosts: Vec<String>,
-    /// Xet mode.
+    /// olah-rs: how Xet-backed files are offered (`xet = "serve"|"plain"`, `--xet`)
+    /// [default: serve].
     pub xet_mode: XetMode,
 }
 
 impl Default for Config {
+    /// olah's defaults, with the `mirror-*` keys derived from them.
     fn default() -> Self {
-        Self {
-            host: "localhost".into(),
-            port: 8090,
-            ssl_key: None,
-            ssl_cert: None,
-            repos_path: "./repos".into(),
-            cache_size_limit: None,
-            cache_clean_strategy: CleanStrategy::Lru,
-            cache_compression: Compression::None,
-            cache_block_size: None,
-            cache_chunk_size: None,
-            cache_redirect_model: false,
-            xet_passthrough: false,
-            xet_passthrough_min_size: 53_687_091_200,
-            metadata_cache_ttl: 600,
-            hf_scheme: "https".into(),
-            hf_netloc: "huggingface.co".into(),
-            hf_lfs_netloc: "cdn-lfs.huggingface.co".into(),
-            mirror_scheme: String::new(),
-            mirror_netloc: String::new(),
-            mirror_lfs_netloc: String::new(),
-            has_lfs_site: false,
-            log_path: "./logs".into(),
-            workers: 1,
-            mirrors_path: Vec::new(),
-            offline: false,
-            proxy_rules: Vec::new(),
-            cache_rules: Vec::new(),
-            upstream_hosts: Vec::new(),
-            xet_mode: XetMode::Serve,
-        }
+        merge::Layer::default().into_config()
     }
 }
 
-/// A configuration problem, worded for the operator.
+/// A configuration problem. `Display` is one line, worded for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// Command-line parsing failed.
+    /// The command line is wrong (unknown flag, bad flag value, missing argument); the message
+    /// names the flag.
     #[error("{0}")]
     Cli(String),
-    /// `--help` or `--version` was asked for: print it and exit successfully.
+    /// `--help` or `--version` was asked for: print the text (several lines) and exit with
+    /// success.
     #[error("{0}")]
     Help(String),
     /// The config file could not be read.
-    #[error("cannot read config file {path}: {err}")]
+    #[error("cannot read config file {}: {source}", path.display())]
     Read {
-        /// File.
+        /// The file (`-c`).
         path: PathBuf,
-        /// Cause.
-        err: std::io::Error,
+        /// Why.
+        source: std::io::Error,
     },
-    /// The config file does not parse (unknown key, wrong type…).
-    #[error("config file {path}: {msg}")]
-    Parse {
-        /// File.
+    /// The config file is not valid: a syntax error, an unknown key, or a bad value.
+    #[error("config file {}{}: {msg}", path.display(), file_location(*line, key.as_deref()))]
+    File {
+        /// The file (`-c`).
         path: PathBuf,
-        /// What toml said (names the key and line).
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// Dotted key path such as `basic.port` or `accessibility.proxy[2].use_re`, when known.
+        key: Option<String>,
+        /// What is wrong.
         msg: String,
     },
-    /// A value is invalid.
-    #[error("invalid value for `{key}`: {msg}")]
+    /// A merged value, or a combination of values, is invalid (see [`Config::validate`]).
+    #[error("invalid `{key}`: {msg}")]
     Invalid {
-        /// Key (TOML spelling).
-        key: &'static str,
-        /// Why.
+        /// The key, spelled as in the TOML file (`ssl-key`, `cache-block-size`...).
+        key: String,
+        /// What is wrong.
         msg: String,
     },
 }
 
+fn file_location(line: Option<usize>, key: Option<&str>) -> String {
+    let mut out = String::new();
+    if let Some(line) = line {
+        out.push_str(&format!(", line {line}"));
+    }
+    if let Some(key) = key {
+        out.push_str(&format!(", key `{key}`"));
+    }
+    out
+}
+
 impl ConfigError {
-    pub(crate) fn invalid(key: &'static str, msg: impl Into<String>) -> Self {
+    fn invalid(key: &str, msg: impl Into<String>) -> Self {
         Self::Invalid {
-            key,
+            key: key.to_string(),
             msg: msg.into(),
         }
     }
 }
 
-/// Parses the process arguments.
+/// Loads the configuration from the process arguments ([`std::env::args_os`]); see
+/// [`load_from_args`].
 pub fn load() -> Result<(Config, Command), ConfigError> {
     load_from_args(std::env::args_os())
 }
 
-/// Parses the given arguments (the first is the program name).
+/// Loads the configuration from `args` (the first is the program name): parses the flags, reads
+/// the `-c` file if given, merges defaults < file < flags, derives the `mirror-*` keys not given,
+/// and [validates](Config::validate) the result.
+///
+/// `--help` and `--version` return [`ConfigError::Help`] with the text to print.
 pub fn load_from_args<I, T>(args: I) -> Result<(Config, Command), ConfigError>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = cli::parse(args)?;
-    let mut cfg = Config::default();
-    if let Some(path) = &cli.config {
-        file::apply(&mut cfg, path)?;
-    }
-    cli::apply(&mut cfg, &cli)?;
-    derive_defaults(&mut cfg);
+    let (path, flags, command) = cli::parse(args)?;
+    let from_file = match &path {
+        Some(path) => file::read(path)?,
+        None => merge::Layer::default(),
+    };
+    let cfg = from_file.under(flags).into_config();
     cfg.validate()?;
-    Ok((cfg, cli::command(&cli)))
-}
-
-/// Fills `mirror-*` defaults that depend on other keys, unless given.
-fn derive_defaults(cfg: &mut Config) {
-    if cfg.mirror_scheme.is_empty() {
-        cfg.mirror_scheme = if cfg.ssl_key.is_some() {
-            "https"
-        } else {
-            "http"
-        }
-        .into();
-    }
-    if cfg.mirror_netloc.is_empty() {
-        let host = if cfg.host == "0.0.0.0" || cfg.host == "::" || cfg.host == "[::]" {
-            "localhost"
-        } else {
-            &cfg.host
-        };
-        cfg.mirror_netloc = format!("{host}:{}", cfg.port);
-    }
-    if cfg.mirror_lfs_netloc.is_empty() {
-        cfg.mirror_lfs_netloc = cfg.mirror_netloc.clone();
-    }
-}
-
-fn valid_netloc(s: &str) -> bool {
-    !s.is_empty() && !s.contains(['/', '@', ' ', '?', '#', '\\'])
+    Ok((cfg, command))
 }
 
 impl Config {
-    /// Checks cross-field rules.
+    /// Checks every value and the rules between values. [`load_from_args`] calls it; call it
+    /// again after changing fields by hand.
+    ///
+    /// Errors name the key: schemes must be `http`/`https`; netlocs `host[:port]` (no `/`, `@`,
+    /// whitespace...); `host` one non-empty host; `ssl-key` and `ssl-cert` both or neither;
+    /// `cache-block-size` and `cache-chunk-size` > 0, the block a multiple of the chunk.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        values::host(&self.host).map_err(|m| ConfigError::invalid("host", m))?;
         for (key, v) in [
             ("hf-scheme", &self.hf_scheme),
             ("mirror-scheme", &self.mirror_scheme),
         ] {
-            if v != "http" && v != "https" {
-                return Err(ConfigError::invalid(
-                    key,
-                    format!("{v:?} (expected http or https)"),
-                ));
+            match values::scheme(v) {
+                Ok(s) if &s == v => {}
+                Ok(_) => {
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!("{v:?} must be lower case"),
+                    ));
+                }
+                Err(m) => return Err(ConfigError::invalid(key, m)),
             }
         }
         for (key, v) in [
@@ -270,86 +239,377 @@ impl Config {
             ("mirror-netloc", &self.mirror_netloc),
             ("mirror-lfs-netloc", &self.mirror_lfs_netloc),
         ] {
-            if !valid_netloc(v) {
-                return Err(ConfigError::invalid(
-                    key,
-                    format!("{v:?} is not a host[:port]"),
-                ));
-            }
+            values::netloc(v).map_err(|m| ConfigError::invalid(key, m))?;
         }
         for h in &self.upstream_hosts {
-            if !valid_netloc(h) {
+            values::netloc(h).map_err(|m| ConfigError::invalid("upstream-hosts", m))?;
+        }
+        match (&self.ssl_key, &self.ssl_cert) {
+            (Some(_), None) => {
                 return Err(ConfigError::invalid(
-                    "upstream-hosts",
-                    format!("{h:?} is not a host[:port]"),
+                    "ssl-key",
+                    "set without ssl-cert (give both, or neither)",
                 ));
             }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "ssl-cert",
+                    "set without ssl-key (give both, or neither)",
+                ));
+            }
+            _ => {}
         }
-        if self.ssl_key.is_some() != self.ssl_cert.is_some() {
+        if self.cache_block_size == Some(0) {
             return Err(ConfigError::invalid(
-                "ssl-key",
-                "ssl-key and ssl-cert must be given together",
+                "cache-block-size",
+                "must be greater than 0",
             ));
         }
-        if let (Some(b), Some(c)) = (self.cache_block_size, self.cache_chunk_size)
-            && (c == 0 || b % c != 0)
+        if self.cache_chunk_size == Some(0) {
+            return Err(ConfigError::invalid(
+                "cache-chunk-size",
+                "must be greater than 0",
+            ));
+        }
+        if let (Some(block), Some(chunk)) = (self.cache_block_size, self.cache_chunk_size)
+            && block % chunk != 0
         {
             return Err(ConfigError::invalid(
                 "cache-block-size",
-                "must be a multiple of cache-chunk-size",
+                format!("{block} is not a multiple of cache-chunk-size ({chunk})"),
             ));
-        }
-        if self.cache_block_size == Some(0) {
-            return Err(ConfigError::invalid("cache-block-size", "must be > 0"));
         }
         Ok(())
     }
 
-    /// `{hf_scheme}://{hf_netloc}`.
+    /// The upstream Hub's base URL: `{hf_scheme}://{hf_netloc}`.
     pub fn hf_url(&self) -> String {
         format!("{}://{}", self.hf_scheme, self.hf_netloc)
     }
 
-    /// `{mirror_scheme}://{mirror_netloc}`.
+    /// The mirror's base URL as clients see it: `{mirror_scheme}://{mirror_netloc}`.
     pub fn mirror_url(&self) -> String {
         format!("{}://{}", self.mirror_scheme, self.mirror_netloc)
     }
 }
 
-pub(crate) fn parse_strategy(key: &'static str, s: &str) -> Result<CleanStrategy, ConfigError> {
-    match s.to_ascii_uppercase().as_str() {
-        "LRU" => Ok(CleanStrategy::Lru),
-        "FIFO" => Ok(CleanStrategy::Fifo),
-        "LARGE_FIRST" => Ok(CleanStrategy::LargeFirst),
-        _ => Err(ConfigError::invalid(
-            key,
-            format!("{s:?} (expected LRU, FIFO or LARGE_FIRST)"),
-        )),
-    }
-}
-
-pub(crate) fn parse_compression(key: &'static str, s: &str) -> Result<Compression, ConfigError> {
-    match s.to_ascii_lowercase().as_str() {
-        "none" | "" => Ok(Compression::None),
-        "gzip" => Ok(Compression::Gzip),
-        "lzma" => Ok(Compression::Lzma),
-        _ => Err(ConfigError::invalid(
-            key,
-            format!("{s:?} (expected none, gzip or lzma)"),
-        )),
-    }
-}
-
-pub(crate) fn parse_xet(key: &'static str, s: &str) -> Result<XetMode, ConfigError> {
-    match s.to_ascii_lowercase().as_str() {
-        "serve" => Ok(XetMode::Serve),
-        "plain" => Ok(XetMode::PlainHttp),
-        _ => Err(ConfigError::invalid(
-            key,
-            format!("{s:?} (expected serve or plain)"),
-        )),
-    }
-}
-
 #[cfg(test)]
-mod tests;
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn load(args: &[&str]) -> Result<(Config, Command), ConfigError> {
+        load_from_args(std::iter::once("olah-cli").chain(args.iter().copied()))
+    }
+
+    fn toml_file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn load_file(text: &str, flags: &[&str]) -> Result<Config, ConfigError> {
+        let f = toml_file(text);
+        let mut args = vec!["-c", f.path().to_str().unwrap()];
+        args.extend_from_slice(flags);
+        load(&args).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn defaults_equal_olahs() {
+        let (c, cmd) = load(&[]).unwrap();
+        assert_eq!(cmd, Command::Serve);
+        assert_eq!(c, Config::default());
+        assert_eq!(c.host, "localhost");
+        assert_eq!(c.port, 8090);
+        assert_eq!((c.ssl_key.as_ref(), c.ssl_cert.as_ref()), (None, None));
+        assert_eq!(c.repos_path, PathBuf::from("./repos"));
+        assert_eq!(c.cache_size_limit, None);
+        assert_eq!(c.cache_clean_strategy, CleanStrategy::Lru);
+        assert_eq!(c.cache_compression, Compression::None);
+        assert_eq!((c.cache_block_size, c.cache_chunk_size), (None, None));
+        assert!(!c.cache_redirect_model && !c.xet_passthrough);
+        assert_eq!(c.xet_passthrough_min_size, 53_687_091_200);
+        assert_eq!(c.metadata_cache_ttl, 600);
+        assert_eq!(c.hf_scheme, "https");
+        assert_eq!(c.hf_netloc, "huggingface.co");
+        assert_eq!(c.hf_lfs_netloc, "cdn-lfs.huggingface.co");
+        assert_eq!(c.hf_url(), "https://huggingface.co");
+        assert_eq!(c.mirror_scheme, "http");
+        assert_eq!(c.mirror_netloc, "localhost:8090");
+        assert_eq!(c.mirror_lfs_netloc, "localhost:8090");
+        assert_eq!(c.mirror_url(), "http://localhost:8090");
+        assert!(!c.has_lfs_site);
+        assert_eq!(c.log_path, PathBuf::from("./logs"));
+        assert_eq!(c.workers, 1);
+        assert!(c.mirrors_path.is_empty());
+        assert!(!c.offline);
+        assert!(c.proxy_rules.is_empty() && c.cache_rules.is_empty());
+        assert!(c.upstream_hosts.is_empty());
+        assert_eq!(c.xet_mode, XetMode::Serve);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let text = r#"
+[basic]
+host = "0.0.0.0"
+port = 9000
+metadata-cache-ttl = 300
+cache-clean-strategy = "FIFO"
+cache-size-limit = "100G"
+mirror-netloc = "mirror.lan:9000"
+upstream-hosts = ["a.lan", "b.lan"]
+
+[accessibility]
+offline = true
+"#;
+        let c = load_file(text, &[]).unwrap();
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.metadata_cache_ttl, 300);
+        assert!(c.offline);
+        let c = load_file(
+            text,
+            &[
+                "--port",
+                "9100",
+                "--metadata-cache-ttl",
+                "5",
+                "--cache-size-limit",
+                "",
+                "--offline=false",
+                "--upstream-host",
+                "c.lan",
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.port, 9100, "flag beats file");
+        assert_eq!(c.metadata_cache_ttl, 5);
+        assert_eq!(c.cache_size_limit, None, "\"\" clears the file's limit");
+        assert!(!c.offline);
+        assert_eq!(c.upstream_hosts, vec!["c.lan".to_string()]);
+        assert_eq!(
+            c.cache_clean_strategy,
+            CleanStrategy::Fifo,
+            "not given: file's"
+        );
+        assert_eq!(c.host, "0.0.0.0");
+        assert_eq!(
+            c.mirror_netloc, "mirror.lan:9000",
+            "explicit file value kept"
+        );
+    }
+
+    #[test]
+    fn derived_mirror_keys_use_the_merged_host_port_and_tls() {
+        let c = load_file("[basic]\nhost = \"0.0.0.0\"\n", &["--port", "9100"]).unwrap();
+        assert_eq!(c.mirror_url(), "http://localhost:9100");
+        assert_eq!(c.mirror_lfs_netloc, "localhost:9100");
+        let (c, _) = load(&["--host", "::", "--ssl-key", "k", "--ssl-cert", "c"]).unwrap();
+        assert_eq!(c.mirror_url(), "https://localhost:8090");
+        let (c, _) = load(&["--host", "10.1.2.3", "--mirror-lfs-netloc", "lfs.lan"]).unwrap();
+        assert_eq!(c.mirror_netloc, "10.1.2.3:8090");
+        assert_eq!(c.mirror_lfs_netloc, "lfs.lan");
+        let (c, _) = load(&["--host", "::1"]).unwrap();
+        assert_eq!(c.mirror_netloc, "[::1]:8090");
+        let c = load_file(
+            "[basic]\nssl-key = \"k\"\nssl-cert = \"c\"\nmirror-scheme = \"http\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.mirror_scheme, "http", "given explicitly: kept");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_file() {
+        let f = toml_file("[basic]\nprot = 1\n");
+        let e = load(&["-c", f.path().to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("prot") && e.contains(&f.path().display().to_string()),
+            "{e}"
+        );
+        let e = load_file("[basic]\ncache-clean-strategy = \"LFU\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("basic.cache-clean-strategy") && e.contains("LFU"),
+            "{e}"
+        );
+        let e = load(&["--cache-size-limit", "12Q"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--cache-size-limit") && e.contains("12Q"), "{e}");
+        let e = load(&["-c", "/nonexistent/c.toml"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/c.toml"), "{e}");
+        // A bad file is reported even when a flag would override the bad key.
+        let e = load_file("[basic]\nport = \"abc\"\n", &["--port", "1"]).unwrap_err();
+        assert!(e.to_string().contains("basic.port"), "{e}");
+    }
+
+    #[test]
+    fn cross_key_rules() {
+        let e = load(&["--ssl-key", "k.pem"]).unwrap_err().to_string();
+        assert!(e.contains("ssl-key") && e.contains("ssl-cert"), "{e}");
+        assert!(!e.contains('\n'));
+        let e = load_file("[basic]\nssl-cert = \"c.pem\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("invalid `ssl-cert`"), "{e}");
+        // The file gives both, the command line clears one.
+        let e = load_file(
+            "[basic]\nssl-key = \"k\"\nssl-cert = \"c\"\n",
+            &["--ssl-cert", ""],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("ssl-key"), "{e}");
+        let e = load_file(
+            "[basic]\ncache-block-size = \"3M\"\ncache-chunk-size = \"2M\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("cache-block-size") && e.contains("multiple"),
+            "{e}"
+        );
+        let e = load_file("[basic]\ncache-block-size = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cache-block-size") && e.contains("greater than 0"),
+            "{e}"
+        );
+        let e = load_file("[basic]\ncache-chunk-size = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cache-chunk-size"), "{e}");
+        let c = load_file(
+            "[basic]\ncache-block-size = \"64M\"\ncache-chunk-size = \"1M\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.cache_block_size, Some(64 << 20));
+    }
+
+    #[test]
+    fn validate_checks_hand_built_configs() {
+        let ok = Config::default();
+        let bad = [
+            Config {
+                hf_scheme: "ftp".into(),
+                ..ok.clone()
+            },
+            Config {
+                mirror_scheme: "HTTP".into(),
+                ..ok.clone()
+            },
+            Config {
+                hf_netloc: "https://huggingface.co".into(),
+                ..ok.clone()
+            },
+            Config {
+                mirror_netloc: String::new(),
+                ..ok.clone()
+            },
+            Config {
+                upstream_hosts: vec!["a b".into()],
+                ..ok.clone()
+            },
+            Config {
+                host: String::new(),
+                ..ok.clone()
+            },
+            Config {
+                ssl_cert: Some("c".into()),
+                ..ok.clone()
+            },
+            Config {
+                cache_block_size: Some(0),
+                ..ok.clone()
+            },
+        ];
+        let keys = [
+            "hf-scheme",
+            "mirror-scheme",
+            "hf-netloc",
+            "mirror-netloc",
+            "upstream-hosts",
+            "host",
+            "ssl-cert",
+            "cache-block-size",
+        ];
+        for (c, key) in bad.iter().zip(keys) {
+            match c.validate() {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn rules_from_the_file_drive_decide() {
+        let c = load_file(
+            r#"
+[[accessibility.proxy]]
+repo = "*"
+allow = true
+
+[[accessibility.proxy]]
+repo = "^acme/.*"
+use_re = true
+allow = false
+
+[[accessibility.cache]]
+repo = "*/*"
+allow = true
+"#,
+            &[],
+        )
+        .unwrap();
+        assert!(decide(&c.proxy_rules, "other/x"));
+        assert!(!decide(&c.proxy_rules, "acme/x"), "last match wins");
+        assert!(decide(&c.cache_rules, "other/x"));
+        assert!(
+            !decide(&c.cache_rules, "gpt2"),
+            "*/* needs a slash; no match: deny"
+        );
+    }
+
+    #[test]
+    fn model_bin_with_a_file() {
+        let f = toml_file("[basic]\nport = 9000\nhost = \"0.0.0.0\"\n");
+        let (c, cmd) = load(&[
+            "model-bin",
+            "--path",
+            "/models",
+            "-c",
+            f.path().to_str().unwrap(),
+            "--port",
+            "9999",
+        ])
+        .unwrap();
+        assert_eq!(
+            cmd,
+            Command::ModelBin {
+                path: "/models".into()
+            }
+        );
+        assert_eq!(c.port, 9999);
+        assert_eq!(c.host, "0.0.0.0");
+    }
+
+    #[test]
+    fn help_is_not_an_error() {
+        match load(&["--help"]) {
+            Err(ConfigError::Help(text)) => assert!(text.contains("--cache-size-limit")),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -90,6 +90,34 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
     if let Some(r) = route.revision() {
         span.record("revision", r.as_str());
     }
+    // mirrors-path: a local git repository answers on its own, never the upstream.
+    let req = if route.repo().is_some() && !m.local.is_empty() {
+        let (parts, body) = req.into_parts();
+        let (body, bytes) = if parts.method == Method::POST {
+            let b = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .map_err(|_| ApiError::bad_request("request body too large or unreadable"))?;
+            (Body::from(b.clone()), Some(b))
+        } else {
+            (body, None)
+        };
+        if let Some(answer) = m
+            .local
+            .handle(
+                &parts.method,
+                &route,
+                parts.uri.query(),
+                &parts.headers,
+                bytes,
+            )
+            .await
+        {
+            return answer;
+        }
+        Request::from_parts(parts, body)
+    } else {
+        req
+    };
     let method = req.method().clone();
     let is_head = method == Method::HEAD;
     match (&method, route) {

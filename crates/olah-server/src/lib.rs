@@ -9,6 +9,7 @@ pub mod access;
 pub mod error;
 pub mod flight;
 pub mod http;
+pub mod localgit;
 pub mod mirror;
 pub mod tls;
 pub mod xet;

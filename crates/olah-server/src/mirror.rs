@@ -113,6 +113,8 @@ pub struct Mirror {
     pub upstream: Upstream,
     /// Access answers.
     pub access: AccessCache,
+    /// Local git repositories (`mirrors-path`), served without the upstream.
+    pub local: crate::localgit::LocalRepos,
     head_flight: Flight<Result<(String, FileMeta), ApiError>>,
     api_flight: Flight<Result<Arc<CachedResponse>, ApiError>>,
     check_flight: Flight<Result<(), ApiError>>,
@@ -149,6 +151,7 @@ impl Mirror {
         let upstream = Upstream::new(&cfg.hf_url(), &extra)?;
         let ttl = Duration::from_secs(cfg.metadata_cache_ttl);
         Ok(Self {
+            local: crate::localgit::LocalRepos::new(cfg.mirrors_path.clone()),
             access: AccessCache::new(ttl, salt(&db)?),
             cfg,
             db,

@@ -461,7 +461,9 @@ async fn followers_attached_to_a_cut_fill_all_get_exact_bytes_with_one_refetch()
         let (st, src, len) = (st.clone(), src.clone(), d.len() as u64);
         tasks.push(tokio::spawn(async move {
             let blob = st.open(key, len).await.unwrap();
-            collect(BlobStore::read(blob, 0, len - 1, Some(src))).await.unwrap()
+            collect(BlobStore::read(blob, 0, len - 1, Some(src)))
+                .await
+                .unwrap()
         }));
     }
     for t in tasks {
@@ -470,5 +472,8 @@ async fn followers_attached_to_a_cut_fill_all_get_exact_bytes_with_one_refetch()
     // The cut fill kept its finished blocks; the bytes fetched again are at most the unfinished
     // block plus the rest, once (not once per follower).
     let fetched = src.bytes.load(Ordering::SeqCst);
-    assert!(fetched <= d.len() as u64 + 250_000, "refetch happened once: {fetched}");
+    assert!(
+        fetched <= d.len() as u64 + 250_000,
+        "refetch happened once: {fetched}"
+    );
 }

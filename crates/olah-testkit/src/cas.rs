@@ -95,7 +95,7 @@ impl Cas {
                     let xi = cas.xorbs.len() - 1;
                     let x = &mut cas.xorbs[xi];
                     x.chunks.push(ChunkSrc {
-                        content: f.content.clone(),
+                        content: f.content().clone(),
                         offset,
                         len,
                         hash,
@@ -303,22 +303,17 @@ mod tests {
             at: 1_500_000,
             patch: Bytes::from(vec![7u8; 1000]),
         };
-        let mut repo = RepoFixture::new(
+        let mut repo = RepoFixture::with_files(
             Kind::Model,
             "a/b",
             vec![("w.bin", FileFixture::new("w.bin", base.clone()).xet())],
         );
-        let mut ch = std::collections::BTreeMap::new();
-        ch.insert(
-            "w.bin".to_string(),
-            FileFixture::new("w.bin", patched.clone()).xet(),
+        repo.commit(
+            "patch",
+            vec![("w.bin", FileFixture::new("w.bin", patched.clone()).xet())],
+            &[],
         );
-        repo.commit("patch", ch, &[]);
-        let fx = Fixture {
-            repos: vec![repo],
-            tokens: vec![],
-            tree_page_size: 0,
-        };
+        let fx = Fixture::new(vec![repo], vec![]);
         let cas = Cas::build(&fx);
         let h1 = fx.repos[0].commits[0].files["w.bin"].xet_hash();
         let h2 = fx.repos[0].commits[1].files["w.bin"].xet_hash();

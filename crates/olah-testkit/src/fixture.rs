@@ -1,96 +1,146 @@
 //! Fixture repositories: what the fake Hub serves.
+//!
+//! A [`Fixture`] is a list of [`RepoFixture`]s. Each repository has a linear list of commits
+//! (oldest first; the parent of commit `i` is commit `i - 1`), each holding its **full** tree
+//! (`path -> FileFixture`), plus refs (branches, tags, `refs/pr/N`, `refs/convert/*`) pointing at
+//! commit indices. Builders copy the previous tree so a new commit only states what changes.
+//!
+//! File content is either literal bytes or a deterministic pseudo-random stream
+//! ([`Content::Generated`]) computed on demand from `(seed, offset)` in 64 KiB blocks, so
+//! multi-gigabyte files cost no memory. Hashes (sha256, git blob sha1, Xet chunking) are computed
+//! once, streaming, and cached (clones of a [`FileFixture`] share the cache).
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use sha1::Digest as _;
 
 /// Repository kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     /// Model (no URL prefix).
     Model,
-    /// Dataset.
+    /// Dataset (`datasets/`).
     Dataset,
-    /// Space.
+    /// Space (`spaces/`).
     Space,
+    /// Kernel (`kernels/`).
+    Kernel,
 }
 
 impl Kind {
-    /// API plural.
+    /// All kinds.
+    pub const ALL: [Kind; 4] = [Kind::Model, Kind::Dataset, Kind::Space, Kind::Kernel];
+
+    /// API plural (`models`, `datasets`, `spaces`, `kernels`).
     pub fn plural(self) -> &'static str {
         match self {
             Kind::Model => "models",
             Kind::Dataset => "datasets",
             Kind::Space => "spaces",
+            Kind::Kernel => "kernels",
         }
     }
 
-    /// URL prefix of file routes.
+    /// Prefix of file routes (`""`, `datasets/`, `spaces/`, `kernels/`).
     pub fn prefix(self) -> &'static str {
         match self {
             Kind::Model => "",
             Kind::Dataset => "datasets/",
             Kind::Space => "spaces/",
+            Kind::Kernel => "kernels/",
         }
+    }
+
+    /// Singular name as `huggingface_hub` spells `repo_type` (`model`, `dataset`, …).
+    pub fn singular(self) -> &'static str {
+        match self {
+            Kind::Model => "model",
+            Kind::Dataset => "dataset",
+            Kind::Space => "space",
+            Kind::Kernel => "kernel",
+        }
+    }
+
+    /// Kind from its API plural.
+    pub fn from_plural(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.plural() == s)
     }
 }
 
 /// Who may read a repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Visibility {
     /// Everyone.
+    #[default]
     Public,
-    /// Only these tokens; everyone else sees "not found".
-    Private(Vec<String>),
-    /// Metadata public; files only for these tokens.
-    Gated(Vec<String>),
+    /// Only these tokens; everyone else is told the repository does not exist.
+    Private {
+        /// Owner tokens.
+        owners: Vec<String>,
+    },
+    /// Metadata (info, tree, refs, commits) public; files (resolve, Xet token) only for these tokens.
+    Gated {
+        /// Tokens that were granted access.
+        granted: Vec<String>,
+    },
 }
 
 /// File content: literal bytes, or a deterministic pseudo-random stream (no memory).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
-    /// Literal.
+    /// Literal bytes.
     Bytes(Bytes),
-    /// Generated from a seed.
+    /// Pseudo-random bytes derived from `(seed, offset)`.
     Generated {
         /// Seed.
         seed: u64,
-        /// Length.
+        /// Length in bytes.
         len: u64,
     },
-    /// Generated from a seed, with `patch` written over it at offset `at` (a new revision of a
-    /// large file that differs in a small region).
+    /// A generated stream with `patch` written over it at offset `at`: a new revision of a large
+    /// file that differs in a small region (shares most Xet chunks with the original).
     Patched {
         /// Seed.
         seed: u64,
-        /// Length.
+        /// Length in bytes.
         len: u64,
         /// Offset of the patch.
         at: u64,
-        /// Replacement bytes.
+        /// Replacement bytes (clipped to `len`).
         patch: Bytes,
     },
 }
 
-const GEN_BLOCK: u64 = 64 * 1024;
+/// Size of the generator's blocks (and of the pieces bodies are streamed in).
+pub const GEN_BLOCK: u64 = 64 * 1024;
 
-/// Bytes `[block*64KiB, …)` of a generated stream.
+/// Bytes `[block * GEN_BLOCK, … + len)` of the stream of `seed`.
 fn gen_block(seed: u64, block: u64, len: usize) -> Vec<u8> {
-    let mut x = seed ^ block.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
+    // splitmix64 of (seed, block) seeds a xorshift64 generator for the block.
+    let mut z = seed
+        .wrapping_add(block.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    let mut x = (z ^ (z >> 31)) | 1;
+    let mut out = vec![0u8; len];
+    for word in out.chunks_mut(8) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
+        word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
     }
-    out.truncate(len);
     out
 }
 
 impl Content {
+    /// Literal UTF-8 text.
+    pub fn text(s: &str) -> Self {
+        Content::Bytes(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
     /// Length in bytes.
     pub fn len(&self) -> u64 {
         match self {
@@ -99,31 +149,30 @@ impl Content {
         }
     }
 
-    /// Whether empty.
+    /// Whether the content is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Bytes `start..end` (exclusive) as a sequence of pieces of at most 64 KiB.
+    /// Bytes `start..end` (exclusive, clipped to the length) as pieces of at most 64 KiB,
+    /// computed lazily: iterating a 10 GiB range holds one piece at a time.
     pub fn pieces(&self, start: u64, end: u64) -> impl Iterator<Item = Bytes> + Send + 'static {
         let this = self.clone();
+        let end = end.min(self.len());
         let mut pos = start;
         std::iter::from_fn(move || {
             if pos >= end {
                 return None;
             }
             let piece = match &this {
-                Content::Bytes(b) => {
-                    let e = end.min(pos + GEN_BLOCK);
-                    b.slice(pos as usize..e as usize)
-                }
+                Content::Bytes(b) => b.slice(pos as usize..end.min(pos + GEN_BLOCK) as usize),
                 Content::Generated { seed, .. } | Content::Patched { seed, .. } => {
                     let block = pos / GEN_BLOCK;
                     let bstart = block * GEN_BLOCK;
                     let bend = (bstart + GEN_BLOCK).min(end);
                     let mut data = gen_block(*seed, block, (bend - bstart) as usize);
                     if let Content::Patched { at, patch, .. } = &this {
-                        let (ps, pe) = (*at, *at + patch.len() as u64);
+                        let (ps, pe) = (*at, at.saturating_add(patch.len() as u64));
                         let (s, e) = (ps.max(bstart), pe.min(bend));
                         if s < e {
                             data[(s - bstart) as usize..(e - bstart) as usize]
@@ -138,46 +187,111 @@ impl Content {
         })
     }
 
-    /// All bytes (tests only; small contents).
+    /// Bytes `start..end` in one buffer (meant for small ranges).
+    pub fn read_range(&self, start: u64, end: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(end.saturating_sub(start).min(1 << 30) as usize);
+        for p in self.pieces(start, end) {
+            out.extend_from_slice(&p);
+        }
+        out
+    }
+
+    /// All bytes in one buffer (meant for small contents).
     pub fn to_vec(&self) -> Vec<u8> {
-        self.pieces(0, self.len())
-            .flat_map(|b| b.to_vec())
-            .collect()
+        self.read_range(0, self.len())
+    }
+
+    /// A cheap identity of the content (no hashing of generated streams): used to derive
+    /// commit ids deterministically.
+    fn identity(&self) -> String {
+        match self {
+            Content::Bytes(b) => format!("bytes:{}", git_blob_sha1(b)),
+            Content::Generated { seed, len } => format!("gen:{seed}:{len}"),
+            Content::Patched {
+                seed,
+                len,
+                at,
+                patch,
+            } => format!("patch:{seed}:{len}:{at}:{}", git_blob_sha1(patch)),
+        }
     }
 }
 
-/// One file of a commit.
-#[derive(Debug, Clone)]
-pub struct FileFixture {
-    /// Content.
-    pub content: Content,
-    /// Stored in LFS (served through the CDN with a 302).
-    pub lfs: bool,
-    /// Also announced as Xet-backed (`xetHash`, `X-Xet-Hash`).
-    pub xet: bool,
-    hashes: std::sync::Arc<OnceLock<(String, String)>>,
-    xet_chunks: std::sync::Arc<OnceLock<Vec<(olah_xet::XetHash, u64)>>>,
+impl From<&str> for Content {
+    fn from(s: &str) -> Self {
+        Content::text(s)
+    }
 }
 
+impl From<Bytes> for Content {
+    fn from(b: Bytes) -> Self {
+        Content::Bytes(b)
+    }
+}
+
+impl From<Vec<u8>> for Content {
+    fn from(b: Vec<u8>) -> Self {
+        Content::Bytes(Bytes::from(b))
+    }
+}
+
+#[derive(Debug, Default)]
+struct HashCache {
+    sha256: OnceLock<String>,
+    git_sha1: OnceLock<String>,
+    xet_chunks: OnceLock<Vec<(olah_xet::XetHash, u64)>>,
+}
+
+/// One file of a commit.
+///
+/// `lfs` files are answered on `/resolve` with a 302 to the CDN and listed with an `lfs` block;
+/// `xet` files are LFS files that also carry a Xet hash (`xetHash`, `X-Xet-Hash`) and are served
+/// by the fake CAS.
+#[derive(Debug, Clone)]
+pub struct FileFixture {
+    content: Content,
+    /// Stored in LFS: `/resolve` answers 302 to the CDN, `oid` is the pointer's git sha1.
+    pub lfs: bool,
+    /// Xet-backed (implies `lfs`): `xetHash` in listings, Xet headers on `/resolve`.
+    pub xet: bool,
+    cache: Arc<HashCache>,
+}
+
+/// Files larger than this are LFS by default.
+pub const LFS_THRESHOLD: u64 = 10 << 20;
+
 impl FileFixture {
-    /// A file; LFS when larger than 10 MiB or with a weights extension.
-    pub fn new(path: &str, content: Content) -> Self {
-        let lfs = content.len() > 10 << 20
-            || [".bin", ".safetensors", ".gguf", ".parquet"]
+    /// A file with the default LFS rule: LFS when larger than 10 MiB or when the path ends in
+    /// `.bin`, `.safetensors` or `.gguf`. Not Xet.
+    pub fn new(path: &str, content: impl Into<Content>) -> Self {
+        let content = content.into();
+        let lfs = content.len() > LFS_THRESHOLD
+            || [".bin", ".safetensors", ".gguf"]
                 .iter()
                 .any(|e| path.ends_with(e));
         Self {
             content,
             lfs,
             xet: false,
-            hashes: Default::default(),
-            xet_chunks: Default::default(),
+            cache: Arc::default(),
         }
     }
 
-    /// Literal bytes.
-    pub fn bytes(path: &str, b: impl Into<Bytes>) -> Self {
-        Self::new(path, Content::Bytes(b.into()))
+    /// A text file (default LFS rule).
+    pub fn text(path: &str, s: &str) -> Self {
+        Self::new(path, Content::text(s))
+    }
+
+    /// A generated file of `len` bytes (default LFS rule).
+    pub fn generated(path: &str, seed: u64, len: u64) -> Self {
+        Self::new(path, Content::Generated { seed, len })
+    }
+
+    /// Forces LFS on or off (turning LFS off also turns Xet off).
+    pub fn with_lfs(mut self, lfs: bool) -> Self {
+        self.lfs = lfs;
+        self.xet &= lfs;
+        self
     }
 
     /// Marks the file Xet-backed (implies LFS).
@@ -187,42 +301,72 @@ impl FileFixture {
         self
     }
 
+    /// The content.
+    pub fn content(&self) -> &Content {
+        &self.content
+    }
+
     /// Size in bytes.
     pub fn size(&self) -> u64 {
         self.content.len()
     }
 
-    /// (sha256, git blob sha1) of the content, computed once.
-    fn hashes(&self) -> &(String, String) {
-        self.hashes.get_or_init(|| {
+    /// sha256 (hex) of the content, computed once, streaming.
+    pub fn sha256(&self) -> &str {
+        self.cache.sha256.get_or_init(|| {
             let mut s = sha2::Sha256::new();
-            let mut g = sha1::Sha1::new();
-            g.update(format!("blob {}\0", self.size()).as_bytes());
             for p in self.content.pieces(0, self.size()) {
                 s.update(&p);
-                g.update(&p);
             }
-            (hex::encode(s.finalize()), hex::encode(g.finalize()))
+            hex::encode(s.finalize())
         })
     }
 
-    /// sha256 of the content.
-    pub fn sha256(&self) -> String {
-        self.hashes().0.clone()
+    /// Git blob sha1 of the content itself (`sha1("blob {len}\0" + content)`), computed once.
+    pub fn git_sha1(&self) -> &str {
+        self.cache.git_sha1.get_or_init(|| {
+            let mut g = sha1::Sha1::new();
+            g.update(format!("blob {}\0", self.size()).as_bytes());
+            for p in self.content.pieces(0, self.size()) {
+                g.update(&p);
+            }
+            hex::encode(g.finalize())
+        })
     }
 
-    /// Git blob oid as the Hub reports it: of the content, or of the LFS pointer for LFS files.
+    /// The git-lfs pointer text of this file.
+    pub fn pointer_text(&self) -> String {
+        lfs_pointer_text(self.sha256(), self.size())
+    }
+
+    /// Length of the pointer text (`pointerSize`).
+    pub fn pointer_size(&self) -> u64 {
+        self.pointer_text().len() as u64
+    }
+
+    /// The git oid the Hub reports (tree `oid`, sibling `blobId`, `ETag` on `/resolve`): the blob
+    /// sha1 of the content, or of the LFS pointer for LFS files.
     pub fn oid(&self) -> String {
         if self.lfs {
-            git_blob_sha1(lfs_pointer_text(&self.sha256(), self.size()).as_bytes())
+            git_blob_sha1(self.pointer_text().as_bytes())
         } else {
-            self.hashes().1.clone()
+            self.git_sha1().to_string()
+        }
+    }
+
+    /// The etag `huggingface_hub` keys its cache with: sha256 for LFS files (`X-Linked-Etag`),
+    /// the git oid otherwise (`ETag`).
+    pub fn etag(&self) -> String {
+        if self.lfs {
+            self.sha256().to_string()
+        } else {
+            self.oid()
         }
     }
 
     /// The Xet chunks of the content `(chunk hash, length)`, computed once, streaming.
     pub fn xet_chunks(&self) -> &[(olah_xet::XetHash, u64)] {
-        self.xet_chunks.get_or_init(|| {
+        self.cache.xet_chunks.get_or_init(|| {
             let mut ck = olah_xet::Chunker::default();
             let mut out = Vec::new();
             let mut add = |chunks: Vec<Vec<u8>>| {
@@ -238,13 +382,36 @@ impl FileFixture {
         })
     }
 
-    /// The real Xet file hash (string form), as the CAS serves it.
+    /// The Xet file hash (64 hex, string form) of the content, as hf_xet computes it.
     pub fn xet_hash(&self) -> String {
         olah_xet::file_hash(self.xet_chunks()).to_hex()
     }
+
+    /// The Xet hash when the file is Xet-backed.
+    pub fn xet_hash_opt(&self) -> Option<String> {
+        self.xet.then(|| self.xet_hash())
+    }
+
+    /// Same content and flags (cheap when `other` is a clone of `self`).
+    pub fn same_as(&self, other: &FileFixture) -> bool {
+        self.lfs == other.lfs
+            && self.xet == other.xet
+            && (Arc::ptr_eq(&self.cache, &other.cache) || self.content == other.content)
+    }
+
+    /// Computes every hash the server will need (sha256; git sha1 of non-LFS files; Xet chunks).
+    pub fn warm(&self) {
+        self.sha256();
+        if !self.lfs {
+            self.git_sha1();
+        }
+        if self.xet {
+            self.xet_chunks();
+        }
+    }
 }
 
-/// `sha1("blob {len}\0" + data)`.
+/// `sha1("blob {len}\0" + data)` as hex: the git blob id of `data`.
 pub fn git_blob_sha1(data: &[u8]) -> String {
     let mut g = sha1::Sha1::new();
     g.update(format!("blob {}\0", data.len()).as_bytes());
@@ -257,14 +424,41 @@ pub fn lfs_pointer_text(sha256: &str, size: u64) -> String {
     format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n")
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.000Z` of a unix time (the Hub's date format).
+pub fn iso_date(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Date of the first commit of every fixture repository (2025-01-01); later commits are a day apart.
+pub const EPOCH: u64 = 1_735_689_600;
+
 /// One commit: the full tree.
 #[derive(Debug, Clone)]
 pub struct CommitFixture {
-    /// 40-hex id.
+    /// 40-hex id, derived deterministically from the repo, parent, title, date and tree.
     pub sha: String,
-    /// Title.
+    /// Title (first line of the message).
     pub title: String,
-    /// Files by path.
+    /// `YYYY-MM-DDTHH:MM:SS.000Z`.
+    pub date: String,
+    /// Every file of the tree, by path.
     pub files: BTreeMap<String, FileFixture>,
 }
 
@@ -273,276 +467,533 @@ pub struct CommitFixture {
 pub struct RepoFixture {
     /// Kind.
     pub kind: Kind,
-    /// `ns/name` or legacy `name`.
+    /// `ns/name`, or a legacy `name` without namespace.
     pub id: String,
     /// Who may read it.
     pub visibility: Visibility,
-    /// Commits, oldest first.
+    /// Commits, oldest first; commit `i`'s parent is `i - 1`.
     pub commits: Vec<CommitFixture>,
-    /// Refs: full ref name (`refs/heads/main`, `refs/tags/v1.0`, `refs/pr/1`, `refs/convert/parquet`) → commit index.
-    pub refs: BTreeMap<String, usize>,
+    /// Branch name (`main`) → commit index.
+    pub branches: BTreeMap<String, usize>,
+    /// Tag name (`v1.0`) → commit index.
+    pub tags: BTreeMap<String, usize>,
+    /// Pull requests: `(N, commit index)`, served as `refs/pr/N`.
+    pub prs: Vec<(u32, usize)>,
+    /// Conversion refs: name (`parquet`) → commit index, served as `refs/convert/{name}`.
+    pub converts: BTreeMap<String, usize>,
 }
 
 impl RepoFixture {
-    /// A public repo with one commit on `main`.
-    pub fn new(kind: Kind, id: &str, files: Vec<(&str, FileFixture)>) -> Self {
-        let mut r = Self {
+    /// An empty public repository (no commits yet; add some with [`RepoFixture::commit`]).
+    pub fn new(kind: Kind, id: &str) -> Self {
+        Self {
             kind,
             id: id.into(),
             visibility: Visibility::Public,
             commits: Vec::new(),
-            refs: BTreeMap::new(),
-        };
-        r.commit(
-            "initial commit",
-            files.into_iter().map(|(p, f)| (p.to_string(), f)).collect(),
-            &[],
-        );
-        r.refs.insert("refs/heads/main".into(), 0);
+            branches: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            prs: Vec::new(),
+            converts: BTreeMap::new(),
+        }
+    }
+
+    /// A public repository with one commit (`initial commit`) on `main` holding `files`.
+    pub fn with_files(kind: Kind, id: &str, files: Vec<(&str, FileFixture)>) -> Self {
+        let mut r = Self::new(kind, id);
+        r.commit("initial commit", files, &[]);
         r
     }
 
-    /// Adds a commit: the previous tree with `changes` applied (`None` deletes), moving `main`.
-    pub fn commit(
+    /// Sets the visibility (builder style).
+    pub fn visibility(mut self, v: Visibility) -> Self {
+        self.visibility = v;
+        self
+    }
+
+    /// Adds a commit whose tree is the previous commit's with `put` added/replaced and `delete`
+    /// removed, and moves `main` to it. Returns the commit index.
+    pub fn commit<P: Into<String>>(
         &mut self,
         title: &str,
-        changes: BTreeMap<String, FileFixture>,
-        deletes: &[&str],
+        put: impl IntoIterator<Item = (P, FileFixture)>,
+        delete: &[&str],
+    ) -> usize {
+        let i = self.commit_detached(title, put, delete);
+        self.branches.insert("main".into(), i);
+        i
+    }
+
+    /// Like [`RepoFixture::commit`] but moves no ref (for PR or side commits).
+    pub fn commit_detached<P: Into<String>>(
+        &mut self,
+        title: &str,
+        put: impl IntoIterator<Item = (P, FileFixture)>,
+        delete: &[&str],
     ) -> usize {
         let mut files = self
             .commits
             .last()
             .map(|c| c.files.clone())
             .unwrap_or_default();
-        for d in deletes {
+        for d in delete {
             files.remove(*d);
         }
-        files.extend(changes);
+        files.extend(put.into_iter().map(|(p, f)| (p.into(), f)));
+        self.commit_tree(title, files)
+    }
+
+    /// Adds a commit with exactly this tree (nothing copied from the parent) and moves no ref.
+    pub fn commit_tree(&mut self, title: &str, files: BTreeMap<String, FileFixture>) -> usize {
+        let idx = self.commits.len();
+        let date = iso_date(EPOCH + idx as u64 * 86_400);
         let mut h = sha1::Sha1::new();
+        h.update(b"olah-testkit commit\0");
+        h.update(self.kind.plural().as_bytes());
+        h.update(b"\0");
         h.update(self.id.as_bytes());
+        h.update(b"\0");
+        if let Some(parent) = self.commits.last() {
+            h.update(parent.sha.as_bytes());
+        }
+        h.update(b"\0");
         h.update(title.as_bytes());
-        h.update(self.commits.len().to_le_bytes());
+        h.update(b"\0");
+        h.update(date.as_bytes());
         for (p, f) in &files {
-            h.update(p.as_bytes());
-            h.update(f.size().to_le_bytes());
+            h.update(format!("\0{p}\0{}\0{}{}", f.content.identity(), f.lfs, f.xet).as_bytes());
         }
         self.commits.push(CommitFixture {
             sha: hex::encode(h.finalize()),
             title: title.into(),
+            date,
             files,
         });
-        let idx = self.commits.len() - 1;
-        self.refs.insert("refs/heads/main".into(), idx);
         idx
     }
 
-    /// Resolves a revision: ref short name, full ref, full sha or a ≥7-hex prefix.
-    pub fn resolve(&self, rev: &str) -> Option<&CommitFixture> {
-        for prefix in ["refs/heads/", "refs/tags/", ""] {
-            if let Some(i) = self.refs.get(&format!("{prefix}{rev}")) {
-                return self.commits.get(*i);
-            }
+    /// Points branch `name` at commit `idx`.
+    pub fn set_branch(&mut self, name: &str, idx: usize) -> &mut Self {
+        self.branches.insert(name.into(), idx);
+        self
+    }
+
+    /// Points tag `name` at commit `idx`.
+    pub fn set_tag(&mut self, name: &str, idx: usize) -> &mut Self {
+        self.tags.insert(name.into(), idx);
+        self
+    }
+
+    /// Adds pull request `refs/pr/{n}` at commit `idx`.
+    pub fn add_pr(&mut self, n: u32, idx: usize) -> &mut Self {
+        self.prs.retain(|(m, _)| *m != n);
+        self.prs.push((n, idx));
+        self
+    }
+
+    /// Points `refs/convert/{name}` at commit `idx`.
+    pub fn set_convert(&mut self, name: &str, idx: usize) -> &mut Self {
+        self.converts.insert(name.into(), idx);
+        self
+    }
+
+    /// Every ref as `(full ref name, commit index)`: `refs/heads/*`, `refs/tags/*`, `refs/pr/*`,
+    /// `refs/convert/*`.
+    pub fn refs(&self) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        out.extend(
+            self.branches
+                .iter()
+                .map(|(n, i)| (format!("refs/heads/{n}"), *i)),
+        );
+        out.extend(
+            self.tags
+                .iter()
+                .map(|(n, i)| (format!("refs/tags/{n}"), *i)),
+        );
+        out.extend(self.prs.iter().map(|(n, i)| (format!("refs/pr/{n}"), *i)));
+        out.extend(
+            self.converts
+                .iter()
+                .map(|(n, i)| (format!("refs/convert/{n}"), *i)),
+        );
+        out
+    }
+
+    /// The commit index a revision names: a branch or tag name, a full ref (`refs/heads/x`,
+    /// `refs/tags/x`, `refs/pr/N`, `refs/convert/x`), a full commit sha, or a unique prefix of
+    /// at least 7 hex digits.
+    pub fn resolve_index(&self, rev: &str) -> Option<usize> {
+        if let Some(i) = self.branches.get(rev).or_else(|| self.tags.get(rev)) {
+            return Some(*i);
         }
-        if rev.len() >= 7 && rev.len() <= 40 && rev.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return self.commits.iter().find(|c| c.sha.starts_with(rev));
+        if let Some(b) = rev.strip_prefix("refs/heads/") {
+            return self.branches.get(b).copied();
+        }
+        if let Some(t) = rev.strip_prefix("refs/tags/") {
+            return self.tags.get(t).copied();
+        }
+        if let Some(n) = rev.strip_prefix("refs/pr/") {
+            let n: u32 = n.parse().ok()?;
+            return self.prs.iter().find(|(m, _)| *m == n).map(|(_, i)| *i);
+        }
+        if let Some(c) = rev.strip_prefix("refs/convert/") {
+            return self.converts.get(c).copied();
+        }
+        if (7..=40).contains(&rev.len()) && rev.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let rev = rev.to_ascii_lowercase();
+            let mut hits = self
+                .commits
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.sha.starts_with(&rev));
+            let first = hits.next()?;
+            return hits.next().is_none().then_some(first.0);
         }
         None
     }
 
-    /// The commit `main` points at.
+    /// The commit a revision names (see [`RepoFixture::resolve_index`]).
+    pub fn resolve(&self, rev: &str) -> Option<&CommitFixture> {
+        self.resolve_index(rev).and_then(|i| self.commits.get(i))
+    }
+
+    /// Index of the default branch's commit (`main`, else the first branch).
+    pub fn main_index(&self) -> usize {
+        self.branches
+            .get("main")
+            .or_else(|| self.branches.values().next())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The default branch's commit.
     pub fn main(&self) -> &CommitFixture {
-        &self.commits[self.refs["refs/heads/main"]]
+        &self.commits[self.main_index()]
+    }
+
+    /// A file at a revision.
+    pub fn file(&self, rev: &str, path: &str) -> Option<&FileFixture> {
+        self.resolve(rev)?.files.get(path)
+    }
+
+    /// The newest commit in the history of `idx` (itself or an ancestor) that changed `path`
+    /// (a file, or anything under a directory).
+    pub fn last_commit_touching(&self, idx: usize, path: &str) -> usize {
+        let dir_prefix = format!("{path}/");
+        fn view<'c>(
+            c: &'c CommitFixture,
+            path: &str,
+            dir_prefix: &str,
+        ) -> Vec<(&'c String, &'c FileFixture)> {
+            c.files
+                .iter()
+                .filter(|(p, _)| path.is_empty() || *p == path || p.starts_with(dir_prefix))
+                .collect()
+        }
+        let same = |a: &[(&String, &FileFixture)], b: &[(&String, &FileFixture)]| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((pa, fa), (pb, fb))| pa == pb && fa.same_as(fb))
+        };
+        let mut cur = view(&self.commits[idx], path, &dir_prefix);
+        for i in (1..=idx).rev() {
+            let prev = view(&self.commits[i - 1], path, &dir_prefix);
+            if !same(&prev, &cur) {
+                return i;
+            }
+            cur = prev;
+        }
+        0
+    }
+
+    /// Checks that every ref points at an existing commit.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.commits.is_empty() {
+            return Err(format!("repo {}: no commits", self.id));
+        }
+        for (name, i) in self.refs() {
+            if i >= self.commits.len() {
+                return Err(format!(
+                    "repo {}: {name} points at commit {i} of {}",
+                    self.id,
+                    self.commits.len()
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
 /// Everything the fake Hub serves.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Fixture {
     /// Repositories.
     pub repos: Vec<RepoFixture>,
-    /// Valid tokens.
+    /// Valid tokens (`Authorization: Bearer <token>`); any other token is refused with 401.
     pub tokens: Vec<String>,
-    /// Tree page size (default 1000).
+    /// Tree listing page size (default 1000; listings with `expand=true` use at most 50).
     pub tree_page_size: usize,
 }
 
+impl Default for Fixture {
+    fn default() -> Self {
+        Self {
+            repos: Vec::new(),
+            tokens: Vec::new(),
+            tree_page_size: 1000,
+        }
+    }
+}
+
 impl Fixture {
+    /// A fixture with these repos and tokens and the default page size.
+    pub fn new(repos: Vec<RepoFixture>, tokens: Vec<&str>) -> Self {
+        Self {
+            repos,
+            tokens: tokens.into_iter().map(String::from).collect(),
+            ..Self::default()
+        }
+    }
+
     /// Finds a repo.
     pub fn repo(&self, kind: Kind, id: &str) -> Option<&RepoFixture> {
         self.repos.iter().find(|r| r.kind == kind && r.id == id)
     }
 
-    /// The default fixture of the `olah-fakehub` binary (see the binary's docs).
-    pub fn standard(big_size: u64) -> Self {
-        let txt = |s: &str| Content::Bytes(Bytes::from(s.to_string()));
-        let mut tiny = RepoFixture::new(
-            Kind::Model,
-            "acme/tiny",
-            vec![
-                (
-                    "README.md",
-                    FileFixture::new("README.md", txt("# tiny\nold readme\n")),
-                ),
-                (
-                    "config.json",
-                    FileFixture::new("config.json", txt("{\"model_type\": \"tiny\", \"v\": 1}\n")),
-                ),
-                (
-                    "old-only.txt",
-                    FileFixture::new("old-only.txt", txt("only in the first commit\n")),
-                ),
-            ],
-        );
-        tiny.refs.insert("refs/tags/v1.0".into(), 0);
-        let mut c2 = BTreeMap::new();
-        c2.insert(
-            "model.bin".to_string(),
-            FileFixture::new(
-                "model.bin",
-                Content::Generated {
-                    seed: 1,
-                    len: 3 << 20,
-                },
-            ),
-        );
-        c2.insert(
-            "sub/dir/a b.txt".to_string(),
-            FileFixture::new("sub/dir/a b.txt", txt("nested file with a space\n")),
-        );
-        c2.insert(
-            "config.json".to_string(),
-            FileFixture::new("config.json", txt("{\"model_type\": \"tiny\", \"v\": 2}\n")),
-        );
-        let i2 = tiny.commit("add weights", c2, &["old-only.txt"]);
-        tiny.refs.insert("refs/heads/dev".into(), i2);
-        let mut c3 = BTreeMap::new();
-        c3.insert(
-            "model.safetensors".to_string(),
-            FileFixture::new(
-                "model.safetensors",
-                Content::Generated {
-                    seed: 2,
-                    len: 5 << 20,
-                },
-            )
-            .xet(),
-        );
-        c3.insert(
-            "README.md".to_string(),
-            FileFixture::new("README.md", txt("# tiny\nA tiny test model.\n")),
-        );
-        let i3 = tiny.commit("add safetensors", c3, &[]);
-        let mut pr = BTreeMap::new();
-        pr.insert(
-            "pr.txt".to_string(),
-            FileFixture::new("pr.txt", txt("from a pull request\n")),
-        );
-        let ipr = tiny.commit("pr", pr, &[]);
-        tiny.refs.insert("refs/pr/1".into(), ipr);
-        tiny.refs.insert("refs/heads/main".into(), i3);
+    /// A file of a repo at a revision.
+    pub fn file(&self, kind: Kind, id: &str, rev: &str, path: &str) -> Option<&FileFixture> {
+        self.repo(kind, id)?.file(rev, path)
+    }
 
-        let big = RepoFixture::new(
-            Kind::Model,
-            "acme/big",
-            vec![(
-                "big.bin",
-                FileFixture::new(
-                    "big.bin",
-                    Content::Generated {
-                        seed: 3,
-                        len: big_size,
-                    },
-                ),
-            )],
-        );
-        let gpt2 = RepoFixture::new(
-            Kind::Model,
-            "gpt2",
-            vec![
-                (
-                    "config.json",
-                    FileFixture::new("config.json", txt("{\"model_type\": \"gpt2\"}\n")),
-                ),
-                (
-                    "pytorch_model.bin",
-                    FileFixture::new(
-                        "pytorch_model.bin",
-                        Content::Generated {
-                            seed: 4,
-                            len: 200_000,
-                        },
-                    ),
-                ),
-            ],
-        );
-        let mut data_files: Vec<(String, FileFixture)> = (0..300)
-            .map(|i| {
-                let p = format!("data/part-{i:04}.jsonl");
-                let f = FileFixture::new(&p, txt(&format!("{{\"row\": {i}}}\n")));
-                (p, f)
-            })
-            .collect();
-        data_files.push((
-            "README.md".into(),
-            FileFixture::new("README.md", txt("# data\n")),
-        ));
-        let mut data = RepoFixture::new(Kind::Dataset, "acme/data", Vec::new());
-        data.commits.clear();
-        data.commit("data", data_files.into_iter().collect(), &[]);
-        let mut pq = BTreeMap::new();
-        pq.insert(
-            "default/train/0000.parquet".to_string(),
-            FileFixture::new(
-                "default/train/0000.parquet",
-                Content::Generated {
-                    seed: 5,
-                    len: 100_000,
-                },
-            ),
-        );
-        let main_idx = data.refs["refs/heads/main"];
-        let ipq = data.commit("parquet conversion", pq, &[]);
-        data.refs.insert("refs/convert/parquet".into(), ipq);
-        data.refs.insert("refs/heads/main".into(), main_idx);
-        let space = RepoFixture::new(
-            Kind::Space,
-            "acme/space",
-            vec![("app.py", FileFixture::new("app.py", txt("print('hi')\n")))],
-        );
-        let mut gated = RepoFixture::new(
-            Kind::Model,
-            "acme/gated",
-            vec![
-                (
-                    "config.json",
-                    FileFixture::new("config.json", txt("{\"gated\": true}\n")),
-                ),
-                (
-                    "weights.bin",
-                    FileFixture::new(
-                        "weights.bin",
-                        Content::Generated {
-                            seed: 6,
-                            len: 300_000,
-                        },
-                    ),
-                ),
-            ],
-        );
-        gated.visibility = Visibility::Gated(vec!["hf_granted".into()]);
-        let mut private = RepoFixture::new(
-            Kind::Model,
-            "acme/private",
-            vec![(
-                "config.json",
-                FileFixture::new("config.json", txt("{\"private\": true}\n")),
-            )],
-        );
-        private.visibility = Visibility::Private(vec!["hf_owner".into()]);
-        Fixture {
-            repos: vec![tiny, big, gpt2, data, space, gated, private],
-            tokens: vec!["hf_granted".into(), "hf_owner".into(), "hf_other".into()],
-            tree_page_size: 100,
+    /// Every distinct file of every commit (by content identity), e.g. to warm hashes.
+    pub fn all_files(&self) -> Vec<&FileFixture> {
+        let mut seen = std::collections::HashSet::new();
+        self.repos
+            .iter()
+            .flat_map(|r| r.commits.iter())
+            .flat_map(|c| c.files.values())
+            .filter(|f| seen.insert(Arc::as_ptr(&f.cache)))
+            .collect()
+    }
+
+    /// Checks refs and ids.
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, r) in self.repos.iter().enumerate() {
+            r.validate()?;
+            if r.id.is_empty() || r.id.split('/').count() > 2 || r.id.split('/').any(str::is_empty)
+            {
+                return Err(format!("bad repo id {:?}", r.id));
+            }
+            if self.repos[..i]
+                .iter()
+                .any(|o| o.kind == r.kind && o.id == r.id)
+            {
+                return Err(format!("duplicate repo {}/{}", r.kind.plural(), r.id));
+            }
         }
+        Ok(())
+    }
+
+    /// Computes every file hash the servers need (streaming, once), using up to `threads`
+    /// threads.
+    pub fn warm(&self, threads: usize) {
+        let files = self.all_files();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..threads.max(1) {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(f) = files.get(i) else { break };
+                        f.warm();
+                    }
+                });
+            }
+        });
+    }
+
+    /// Expected metadata of every file at every ref and every commit, keyed
+    /// `"{plural}/{id}@{rev}:{path}"` where `rev` is a branch or tag short name (`main`,
+    /// `v1.0`), a full ref for PRs and conversions (`refs/pr/1`, `refs/convert/parquet`), or a
+    /// 40-hex commit sha. Values: `{"sha256", "size", "oid", "etag", "lfs", "xet", "xetHash",
+    /// "commit"}`.
+    pub fn manifest(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        for r in &self.repos {
+            let mut revs: Vec<(String, usize)> = Vec::new();
+            revs.extend(r.branches.iter().map(|(n, i)| (n.clone(), *i)));
+            revs.extend(r.tags.iter().map(|(n, i)| (n.clone(), *i)));
+            revs.extend(r.prs.iter().map(|(n, i)| (format!("refs/pr/{n}"), *i)));
+            revs.extend(
+                r.converts
+                    .iter()
+                    .map(|(n, i)| (format!("refs/convert/{n}"), *i)),
+            );
+            revs.extend(
+                r.commits
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.sha.clone(), i)),
+            );
+            for (rev, i) in revs {
+                let c = &r.commits[i];
+                for (p, f) in &c.files {
+                    out.insert(
+                        format!("{}/{}@{rev}:{p}", r.kind.plural(), r.id),
+                        serde_json::json!({
+                            "sha256": f.sha256(),
+                            "size": f.size(),
+                            "oid": f.oid(),
+                            "etag": f.etag(),
+                            "lfs": f.lfs,
+                            "xet": f.xet,
+                            "xetHash": f.xet_hash_opt(),
+                            "commit": c.sha,
+                        }),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_blob_sha1_matches_git() {
+        assert_eq!(
+            git_blob_sha1(b""),
+            "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+        );
+        assert_eq!(
+            git_blob_sha1(b"hello\n"),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
+        let f = FileFixture::text("hello.txt", "hello\n");
+        assert!(!f.lfs);
+        assert_eq!(f.oid(), "ce013625030ba8dba906f756967f9e9ca394464a");
+        assert_eq!(f.etag(), f.oid());
+    }
+
+    #[test]
+    fn lfs_pointer_and_oid() {
+        let f = FileFixture::generated("w.bin", 7, 1000);
+        assert!(f.lfs, ".bin is LFS");
+        let ptr = f.pointer_text();
+        assert!(ptr.starts_with("version https://git-lfs.github.com/spec/v1\noid sha256:"));
+        assert!(ptr.ends_with("\nsize 1000\n"));
+        assert_eq!(f.oid(), git_blob_sha1(ptr.as_bytes()));
+        assert_eq!(f.etag(), f.sha256());
+        assert_eq!(f.sha256().len(), 64);
+        let plain = FileFixture::generated("w.dat", 7, 1000);
+        assert!(!plain.lfs);
+        assert_ne!(plain.oid(), f.oid());
+        assert!(FileFixture::generated("big.dat", 1, LFS_THRESHOLD + 1).lfs);
+        assert!(FileFixture::text("m.gguf", "x").lfs);
+        let x = FileFixture::text("a.txt", "x").xet();
+        assert!(x.lfs && x.xet && x.xet_hash().len() == 64);
+    }
+
+    #[test]
+    fn generated_content_is_deterministic_and_sliceable() {
+        let c = Content::Generated {
+            seed: 42,
+            len: 300_000,
+        };
+        let all = c.to_vec();
+        assert_eq!(all.len(), 300_000);
+        assert_eq!(all, c.to_vec());
+        assert_eq!(c.read_range(65_530, 131_080), all[65_530..131_080]);
+        assert!(c.pieces(0, 300_000).all(|p| p.len() as u64 <= GEN_BLOCK));
+        let other = Content::Generated {
+            seed: 43,
+            len: 300_000,
+        };
+        assert_ne!(other.to_vec(), all);
+        // Not trivially repetitive: blocks differ.
+        assert_ne!(
+            all[..1024],
+            all[GEN_BLOCK as usize..GEN_BLOCK as usize + 1024]
+        );
+        let p = Content::Patched {
+            seed: 42,
+            len: 300_000,
+            at: 65_530,
+            patch: Bytes::from_static(b"0123456789abcdef"),
+        };
+        let pv = p.to_vec();
+        assert_eq!(&pv[65_530..65_546], b"0123456789abcdef");
+        assert_eq!(pv[..65_530], all[..65_530]);
+        assert_eq!(pv[65_546..], all[65_546..]);
+    }
+
+    #[test]
+    fn sha256_is_streamed_and_cached() {
+        let f = FileFixture::generated("x.bin", 3, 200_000);
+        use sha2::Digest;
+        let want = hex::encode(sha2::Sha256::digest(f.content().to_vec()));
+        assert_eq!(f.sha256(), want);
+        let g = f.clone();
+        assert!(
+            std::ptr::eq(f.sha256(), g.sha256()),
+            "clones share the cache"
+        );
+    }
+
+    #[test]
+    fn revisions_resolve() {
+        let mut r = RepoFixture::with_files(
+            Kind::Model,
+            "a/b",
+            vec![("x.txt", FileFixture::text("x.txt", "1"))],
+        );
+        let c1 = r.commit("two", vec![("x.txt", FileFixture::text("x.txt", "2"))], &[]);
+        let c2 = r.commit_detached("pr", vec![("y.txt", FileFixture::text("y.txt", "y"))], &[]);
+        r.set_tag("v1", 0).add_pr(1, c2).set_branch("dev", 0);
+        r.set_convert("parquet", c1);
+        assert_eq!(r.resolve_index("main"), Some(c1));
+        assert_eq!(r.resolve_index("refs/heads/main"), Some(c1));
+        assert_eq!(r.resolve_index("v1"), Some(0));
+        assert_eq!(r.resolve_index("refs/tags/v1"), Some(0));
+        assert_eq!(r.resolve_index("refs/pr/1"), Some(c2));
+        assert_eq!(r.resolve_index("refs/pr/2"), None);
+        assert_eq!(r.resolve_index("refs/convert/parquet"), Some(c1));
+        let sha = r.commits[c2].sha.clone();
+        assert_eq!(r.resolve_index(&sha), Some(c2));
+        assert_eq!(r.resolve_index(&sha[..7]), Some(c2));
+        assert_eq!(r.resolve_index(&sha[..7].to_uppercase()), Some(c2));
+        assert_eq!(r.resolve_index(&sha[..6]), None, "short shas need 7 digits");
+        assert_eq!(r.resolve_index("nope"), None);
+        assert!(
+            r.commits[c2].files.contains_key("x.txt"),
+            "trees are copied"
+        );
+        assert_eq!(r.last_commit_touching(c2, "x.txt"), c1);
+        assert_eq!(r.last_commit_touching(c2, "y.txt"), c2);
+        assert_eq!(r.last_commit_touching(c1, ""), c1);
+        // Distinct, deterministic commit ids.
+        let mut again = RepoFixture::with_files(
+            Kind::Model,
+            "a/b",
+            vec![("x.txt", FileFixture::text("x.txt", "1"))],
+        );
+        again.commit("two", vec![("x.txt", FileFixture::text("x.txt", "2"))], &[]);
+        assert_eq!(again.commits[1].sha, r.commits[1].sha);
+        assert_ne!(r.commits[0].sha, r.commits[1].sha);
+        assert!(r.validate().is_ok());
+        r.set_tag("broken", 99);
+        assert!(r.validate().is_err());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(iso_date(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_date(EPOCH), "2025-01-01T00:00:00.000Z");
+        assert_eq!(iso_date(951_782_400 + 3661), "2000-02-29T01:01:01.000Z");
     }
 }

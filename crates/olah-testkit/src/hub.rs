@@ -1,755 +1,458 @@
-//! The fake Hub and CDN servers.
-#![allow(clippy::result_large_err)] // handlers return axum Responses as their error values
+//! Routes of the hub host: `/resolve`, `/api/…`, and the Xet CAS API under `/cas/`.
+#![allow(clippy::result_large_err)] // access checks return ready-made error responses
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::ops::Bound;
+use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::response::Response;
-use bytes::Bytes;
-use futures::StreamExt;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use percent_encoding::percent_decode_str;
-use serde::{Deserialize, Serialize};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde_json::{Value, json};
 
-use crate::fixture::{CommitFixture, FileFixture, Fixture, Kind, RepoFixture, Visibility};
+use crate::fixture::{CommitFixture, FileFixture, Kind, RepoFixture, Visibility};
+use crate::resp::{content_type, hub_error, hv, json_response, now, serve_content};
+use crate::server::HubState;
 
-/// Fault knobs, applied to requests of the scoped host kind(s).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Faults {
-    /// Added before answering.
-    pub latency_ms: u64,
-    /// Body pacing (0 = unlimited).
-    pub bandwidth_bytes_per_sec: u64,
-    /// Abort the next `cut_count` bodies after this many bytes.
-    pub cut_after_bytes: Option<u64>,
-    /// How many bodies to cut.
-    pub cut_count: u32,
-    /// Answer the next N requests with 503.
-    pub fail_5xx: u32,
-    /// Answer the next N requests with 429.
-    pub fail_429: u32,
-    /// "hub", "cdn" or "" (both).
-    pub scope: String,
+/// Lifetime of signed CDN URLs and Xet access tokens.
+const TTL_SECS: u64 = 3600;
+/// Commits per page when the request has no `limit`.
+const COMMITS_PAGE: usize = 50;
+/// Maximum tree page size with `expand=true`.
+const EXPAND_PAGE: usize = 50;
+
+type Query = Vec<(String, String)>;
+
+fn qget<'a>(q: &'a Query, k: &str) -> Option<&'a str> {
+    q.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
 }
 
-/// One logged request.
-#[derive(Debug, Clone, Serialize)]
-pub struct LoggedRequest {
-    /// hub | cdn
-    pub host: &'static str,
-    /// Method.
-    pub method: String,
-    /// Path and query.
-    pub uri: String,
-    /// Whether `Authorization` was sent.
-    pub auth: bool,
-    /// `Range` header.
-    pub range: Option<String>,
-    /// `User-Agent`.
-    pub user_agent: Option<String>,
+fn qtrue(q: &Query, k: &str) -> bool {
+    matches!(qget(q, k), Some("true" | "True" | "1"))
 }
 
-/// Counters.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Stats {
-    /// Requests to the hub host.
-    pub hub_requests: u64,
-    /// Requests to the CDN host.
-    pub cdn_requests: u64,
-    /// Body bytes sent by the hub host.
-    pub hub_bytes: u64,
-    /// Body bytes sent by the CDN host.
-    pub cdn_bytes: u64,
-    /// Of `cdn_bytes`, the xorb bytes served to Xet clients.
-    pub xorb_bytes: u64,
-    /// Recent requests (at most 2000).
-    pub log: Vec<LoggedRequest>,
+fn bearer(h: &HeaderMap) -> Option<Result<String, ()>> {
+    let v = h.get(header::AUTHORIZATION)?;
+    let t = v
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    Some(t.map(str::to_string).ok_or(()))
 }
 
-/// Shared state of both servers.
-pub struct HubState {
-    fixture: Fixture,
-    hub_url: String,
-    cdn_url: String,
-    secret: String,
-    faults: Mutex<Faults>,
-    log: Mutex<Vec<LoggedRequest>>,
-    counters: [AtomicU64; 4],
-    cas: crate::cas::Cas,
-    xet_tokens: Mutex<std::collections::HashSet<String>>,
-    xorb_bytes: AtomicU64,
-}
-
-/// A running fake Hub.
-pub struct FakeHub {
-    state: Arc<HubState>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl FakeHub {
-    /// Starts both servers on 127.0.0.1 ephemeral ports.
-    pub async fn start(fixture: Fixture) -> std::io::Result<Self> {
-        Self::start_on(fixture, 0, 0).await
-    }
-
-    /// Starts both servers on the given ports (0 = ephemeral).
-    pub async fn start_on(
-        mut fixture: Fixture,
-        hub_port: u16,
-        cdn_port: u16,
-    ) -> std::io::Result<Self> {
-        if fixture.tree_page_size == 0 {
-            fixture.tree_page_size = 1000;
-        }
-        let hub_l = tokio::net::TcpListener::bind(("127.0.0.1", hub_port)).await?;
-        let cdn_l = tokio::net::TcpListener::bind(("127.0.0.1", cdn_port)).await?;
-        let cas = tokio::task::spawn_blocking({
-            let f = fixture.clone();
-            move || crate::cas::Cas::build(&f)
-        })
-        .await
-        .map_err(std::io::Error::other)?;
-        let state = Arc::new(HubState {
-            cas,
-            xet_tokens: Mutex::default(),
-            xorb_bytes: AtomicU64::new(0),
-            fixture,
-            hub_url: format!("http://{}", hub_l.local_addr()?),
-            cdn_url: format!("http://{}", cdn_l.local_addr()?),
-            secret: hex::encode(rand::random::<[u8; 16]>()),
-            faults: Mutex::default(),
-            log: Mutex::default(),
-            counters: Default::default(),
-        });
-        let hub_app = Router::new().fallback(hub).with_state(state.clone());
-        let cdn_app = Router::new().fallback(cdn).with_state(state.clone());
-        let tasks = vec![
-            tokio::spawn(async move {
-                let _ = axum::serve(
-                    hub_l,
-                    hub_app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .await;
-            }),
-            tokio::spawn(async move {
-                let _ = axum::serve(
-                    cdn_l,
-                    cdn_app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .await;
-            }),
-        ];
-        Ok(Self { state, tasks })
-    }
-
-    /// `http://127.0.0.1:P` of the hub host.
-    pub fn hub_url(&self) -> &str {
-        &self.state.hub_url
-    }
-
-    /// `http://127.0.0.1:Q` of the CDN host.
-    pub fn cdn_url(&self) -> &str {
-        &self.state.cdn_url
-    }
-
-    /// The fixture served.
-    pub fn fixture(&self) -> &Fixture {
-        &self.state.fixture
-    }
-
-    /// Counters and request log.
-    pub fn stats(&self) -> Stats {
-        self.state.stats()
-    }
-
-    /// Clears counters and log.
-    pub fn reset_stats(&self) {
-        self.state.reset();
-    }
-
-    /// Replaces the fault knobs.
-    pub fn set_faults(&self, f: Faults) {
-        *self.state.faults.lock().expect("faults lock") = f;
-    }
-
-    /// Stops both servers.
-    pub fn shutdown(&mut self) {
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
-    }
-}
-
-impl Drop for FakeHub {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-const HUB: usize = 0;
-const CDN: usize = 1;
-
-impl HubState {
-    fn stats(&self) -> Stats {
-        Stats {
-            hub_requests: self.counters[0].load(Ordering::SeqCst),
-            cdn_requests: self.counters[1].load(Ordering::SeqCst),
-            hub_bytes: self.counters[2].load(Ordering::SeqCst),
-            cdn_bytes: self.counters[3].load(Ordering::SeqCst),
-            xorb_bytes: self.xorb_bytes.load(Ordering::SeqCst),
-            log: self.log.lock().expect("log lock").clone(),
-        }
-    }
-
-    fn reset(&self) {
-        for c in &self.counters {
-            c.store(0, Ordering::SeqCst);
-        }
-        self.xorb_bytes.store(0, Ordering::SeqCst);
-        self.log.lock().expect("log lock").clear();
-    }
-
-    fn record(&self, host: usize, req: &Request) {
-        self.counters[host].fetch_add(1, Ordering::SeqCst);
-        let h = req.headers();
-        let mut log = self.log.lock().expect("log lock");
-        if log.len() < 2000 {
-            log.push(LoggedRequest {
-                host: if host == HUB { "hub" } else { "cdn" },
-                method: req.method().to_string(),
-                uri: req.uri().to_string(),
-                auth: h.contains_key(header::AUTHORIZATION),
-                range: h
-                    .get(header::RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string),
-                user_agent: h
-                    .get(header::USER_AGENT)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string),
-            });
-        }
-    }
-
-    /// Takes the faults that apply to this request (consuming one-shot counters).
-    fn faults_for(&self, host: usize) -> (Faults, bool, bool, Option<u64>) {
-        let mut f = self.faults.lock().expect("faults lock");
-        let applies = f.scope.is_empty() || (f.scope == "hub") == (host == HUB);
-        if !applies {
-            return (Faults::default(), false, false, None);
-        }
-        let fail5 = f.fail_5xx > 0;
-        if fail5 {
-            f.fail_5xx -= 1;
-        }
-        let fail429 = !fail5 && f.fail_429 > 0;
-        if fail429 {
-            f.fail_429 -= 1;
-        }
-        let cut = if f.cut_count > 0 && f.cut_after_bytes.is_some() {
-            f.cut_count -= 1;
-            f.cut_after_bytes
-        } else {
-            None
-        };
-        (f.clone(), fail5, fail429, cut)
-    }
-
-    fn sign(&self, sha: &str, expires: u64) -> String {
-        hex::encode(&sha2_digest(format!("{}:{sha}:{expires}", self.secret).as_bytes())[..16])
-    }
-}
-
-fn sha2_digest(b: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
-    sha2::Sha256::digest(b).to_vec()
-}
-
-fn err(status: StatusCode, code: &str, msg: &str) -> Response {
-    let mut r = Response::new(Body::from(json!({ "error": msg }).to_string()));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if !code.is_empty() {
-        h.insert(
-            "x-error-code",
-            HeaderValue::from_str(code).expect("ascii code"),
-        );
-    }
-    h.insert(
-        "x-error-message",
-        HeaderValue::from_str(msg).expect("ascii message"),
-    );
-    r
-}
-
-fn json_resp(v: &Value) -> Response {
-    let mut r = Response::new(Body::from(v.to_string()));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    r
-}
-
-fn token(h: &HeaderMap) -> Option<String> {
-    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
-    Some(v.strip_prefix("Bearer ").unwrap_or(v).trim().to_string())
-}
-
-enum Access {
-    Ok,
-    Denied(Response),
-}
-
-/// Repo-level access: private repos look missing to non-owners.
-fn repo_access(st: &HubState, repo: &RepoFixture, tok: &Option<String>) -> Access {
-    if let Visibility::Private(owners) = &repo.visibility
-        && !tok.as_ref().is_some_and(|t| owners.contains(t))
-    {
-        return Access::Denied(not_found_repo(tok));
-    }
-    let _ = st;
-    Access::Ok
-}
-
-fn not_found_repo(tok: &Option<String>) -> Response {
+fn not_found_repo(tok: &Option<String>) -> Response<Body> {
     let status = if tok.is_some() {
         StatusCode::NOT_FOUND
     } else {
         StatusCode::UNAUTHORIZED
     };
-    err(status, "RepoNotFound", "Repository Not Found")
+    hub_error(status, Some("RepoNotFound"), "Repository not found")
 }
 
-fn file_access(repo: &RepoFixture, tok: &Option<String>) -> Access {
-    if let Visibility::Gated(granted) = &repo.visibility {
-        match tok {
-            None => {
-                return Access::Denied(err(
-                    StatusCode::UNAUTHORIZED,
-                    "GatedRepo",
-                    "Access to this model is restricted. You must be authenticated.",
-                ));
-            }
-            Some(t) if !granted.contains(t) => {
-                return Access::Denied(err(
-                    StatusCode::FORBIDDEN,
-                    "GatedRepo",
-                    "Access to this model is restricted and you are not in the authorized list.",
-                ));
-            }
-            _ => {}
-        }
+fn not_found() -> Response<Body> {
+    hub_error(StatusCode::NOT_FOUND, None, "Not Found")
+}
+
+fn revision_not_found(rev: &str) -> Response<Body> {
+    hub_error(
+        StatusCode::NOT_FOUND,
+        Some("RevisionNotFound"),
+        &format!("Invalid rev id: {rev}"),
+    )
+}
+
+fn entry_not_found(path: &str, rev: &str, commit: &str) -> Response<Body> {
+    let mut r = hub_error(
+        StatusCode::NOT_FOUND,
+        Some("EntryNotFound"),
+        &format!("{path} does not exist on \"{rev}\""),
+    );
+    r.headers_mut().insert("x-repo-commit", hv(commit));
+    r
+}
+
+/// Private repos look missing to everyone but their owners.
+fn visible(repo: &RepoFixture, tok: &Option<String>) -> bool {
+    match &repo.visibility {
+        Visibility::Private { owners } => tok.as_ref().is_some_and(|t| owners.contains(t)),
+        _ => true,
     }
-    Access::Ok
 }
 
-fn decode(s: &str) -> String {
-    percent_decode_str(s).decode_utf8_lossy().into_owned()
+/// Files of gated repos need a granted token.
+fn file_access(repo: &RepoFixture, tok: &Option<String>) -> Result<(), Response<Body>> {
+    let Visibility::Gated { granted } = &repo.visibility else {
+        return Ok(());
+    };
+    let what = format!("{} {}", repo.kind.singular(), repo.id);
+    match tok {
+        None => Err(hub_error(
+            StatusCode::UNAUTHORIZED,
+            Some("GatedRepo"),
+            &format!(
+                "Access to {what} is restricted. You must have access to it and be authenticated to access it. Please log in."
+            ),
+        )),
+        Some(t) if !granted.contains(t) => Err(hub_error(
+            StatusCode::FORBIDDEN,
+            Some("GatedRepo"),
+            &format!(
+                "Access to {what} is restricted and you are not in the authorized list. Visit the repository page to ask for access."
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
-/// Splits `[datasets/|spaces/]{id…}` off the segments, trying two-segment ids first.
+/// Finds `{id}` at the start of `segs` where `segs[n]` is `marker` (`None`: the id may be
+/// followed by nothing or by an API keyword). Namespaced ids are tried first.
 fn find_repo<'a>(
-    f: &'a Fixture,
+    st: &'a HubState,
     kind: Kind,
     segs: &[String],
-    marker: &str,
+    marker: Option<&str>,
 ) -> Option<(&'a RepoFixture, usize)> {
-    for n in [2usize, 1] {
-        if segs.len() > n
-            && segs[n] == marker
-            && let Some(r) = f.repo(kind, &segs[..n].join("/"))
-        {
-            return Some((r, n));
+    const KW: &[&str] = &[
+        "revision",
+        "tree",
+        "paths-info",
+        "refs",
+        "commits",
+        "xet-read-token",
+    ];
+    [2usize, 1].into_iter().find_map(|n| {
+        let shape = match marker {
+            Some(m) => segs.len() > n && segs[n] == m,
+            None => segs.len() == n || (segs.len() > n && KW.contains(&segs[n].as_str())),
+        };
+        if !shape || segs[..n].iter().any(String::is_empty) {
+            return None;
         }
-        if marker.is_empty()
-            && segs.len() >= n
-            && let Some(r) = f.repo(kind, &segs[..n].join("/"))
-        {
-            return Some((r, n));
-        }
+        st.fixture.repo(kind, &segs[..n].join("/")).map(|r| (r, n))
+    })
+}
+
+/// Resolves the revision at the start of `segs` (one decoded segment such as `main`,
+/// `refs/pr/1` sent as `refs%2Fpr%2F1`, or an unencoded `refs/x/y` spread over three
+/// segments). Returns the commit index and how many segments were used.
+fn rev_prefix(repo: &RepoFixture, segs: &[String]) -> Option<(usize, usize)> {
+    let first = segs.first()?;
+    if let Some(i) = repo.resolve_index(first) {
+        return Some((i, 1));
+    }
+    if first == "refs" && segs.len() >= 3 {
+        return repo.resolve_index(&segs[..3].join("/")).map(|i| (i, 3));
     }
     None
 }
 
-async fn apply_latency(f: &Faults) {
-    if f.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
-    }
+fn encode(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
 }
 
-async fn hub(State(st): State<Arc<HubState>>, req: Request) -> Response {
+/// Every request of the hub host except `/__admin/`.
+pub(crate) async fn route(st: &Arc<HubState>, req: Request<Body>) -> Response<Body> {
     let path = req.uri().path().to_string();
-    if let Some(admin) = path.strip_prefix("/__admin/") {
-        return admin_route(&st, admin, req).await;
+    if let Some(rest) = path.strip_prefix("/cas/") {
+        return cas_route(st, rest, &req);
     }
-    st.record(HUB, &req);
     if path == "/v1/telemetry" {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NO_CONTENT;
         return r;
     }
-    let (faults, fail5, fail429, cut) = st.faults_for(HUB);
-    apply_latency(&faults).await;
-    if fail5 {
-        return err(StatusCode::SERVICE_UNAVAILABLE, "", "injected 503");
-    }
-    if fail429 {
-        let mut r = err(StatusCode::TOO_MANY_REQUESTS, "", "rate limited");
-        let h = r.headers_mut();
-        h.insert("retry-after", HeaderValue::from_static("1"));
-        h.insert("ratelimit", HeaderValue::from_static("\"api\";r=0;t=1"));
-        h.insert(
-            "ratelimit-policy",
-            HeaderValue::from_static("\"fixed window\";\"api\";q=500;w=300"),
-        );
-        return r;
-    }
-    if let Some(rest) = path.strip_prefix("/cas/") {
-        return cas_route(&st, rest, &req);
-    }
-    let tok = token(req.headers());
-    if let Some(t) = &tok
-        && !st.fixture.tokens.contains(t)
-    {
-        return err(
-            StatusCode::UNAUTHORIZED,
-            "",
-            "Invalid credentials in Authorization header",
-        );
-    }
-
-    route_hub(&st, req, tok, &faults, cut).await
-}
-
-async fn route_hub(
-    st: &Arc<HubState>,
-    req: Request,
-    tok: Option<String>,
-    faults: &Faults,
-    cut: Option<u64>,
-) -> Response {
-    let raw = req.uri().path().trim_start_matches('/').to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
-    let segs: Vec<String> = raw.split('/').map(decode).collect();
-    if segs.first().map(String::as_str) == Some("api") {
-        return api(st, req, &segs[1..], &query, tok).await;
-    }
-    let (kind, rest) = match segs.first().map(String::as_str) {
-        Some("datasets") => (Kind::Dataset, &segs[1..]),
-        Some("spaces") => (Kind::Space, &segs[1..]),
-        _ => (Kind::Model, &segs[..]),
-    };
-    let Some((repo, n)) = find_repo(&st.fixture, kind, rest, "resolve") else {
-        let exists_shape = rest.iter().any(|s| s == "resolve");
-        return if exists_shape {
-            not_found_repo(&tok)
-        } else {
-            err(StatusCode::NOT_FOUND, "", "Not Found")
-        };
-    };
-    if rest.len() < n + 3 {
-        return err(StatusCode::NOT_FOUND, "", "Not Found");
-    }
-    if let Access::Denied(r) = repo_access(st, repo, &tok) {
-        return r;
-    }
-    let rev = &rest[n + 1];
-    let Some(commit) = repo.resolve(rev) else {
-        return err(
-            StatusCode::NOT_FOUND,
-            "RevisionNotFound",
-            &format!("Invalid rev id: {rev}"),
-        );
-    };
-    let fpath = rest[n + 2..].join("/");
-    if let Access::Denied(r) = file_access(repo, &tok) {
-        return r;
-    }
-    let Some(file) = commit.files.get(&fpath) else {
-        let mut r = err(
-            StatusCode::NOT_FOUND,
-            "EntryNotFound",
-            &format!("{fpath} does not exist on \"{rev}\""),
-        );
-        r.headers_mut().insert(
-            "x-repo-commit",
-            HeaderValue::from_str(&commit.sha).expect("hex"),
-        );
-        return r;
-    };
-    let mut h = HeaderMap::new();
-    let hv = |s: &str| HeaderValue::from_str(s).expect("header value");
-    h.insert("x-repo-commit", hv(&commit.sha));
-    h.insert(header::ACCEPT_RANGES, hv("bytes"));
-    if file.lfs {
-        let sha = file.sha256();
-        let expires = now() + 3600;
-        let loc = format!(
-            "{}/lfs/{sha}?repo={}&Expires={expires}&Signature={}",
-            st.cdn_url,
-            repo.id.replace('/', "%2F"),
-            st.sign(&sha, expires)
-        );
-        h.insert(header::LOCATION, hv(&loc));
-        h.insert(header::ETAG, hv(&format!("\"{}\"", file.oid())));
-        h.insert("x-linked-etag", hv(&format!("\"{sha}\"")));
-        h.insert("x-linked-size", hv(&file.size().to_string()));
-        if file.xet {
-            h.insert("x-xet-hash", hv(&file.xet_hash()));
-            h.insert(
-                header::LINK,
-                hv(&format!(
-                    "<{}/api/{}/{}/xet-read-token/{}>; rel=\"xet-auth\", <{}/cas/v1/reconstructions/{}>; rel=\"xet-reconstruction-info\"",
-                    st.hub_url,
-                    repo.kind.plural(),
-                    repo.id,
-                    commit.sha,
-                    st.hub_url,
-                    file.xet_hash()
-                )),
+    let tok = match bearer(req.headers()) {
+        None => None,
+        Some(Ok(t)) if st.fixture.tokens.contains(&t) => Some(t),
+        Some(_) => {
+            return hub_error(
+                StatusCode::UNAUTHORIZED,
+                None,
+                "Invalid credentials in Authorization header",
             );
         }
-        h.insert(header::CONTENT_LENGTH, hv("0"));
-        let mut r = Response::new(Body::empty());
-        *r.status_mut() = StatusCode::FOUND;
-        *r.headers_mut() = h;
+    };
+    let segs: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    if segs[0] == "api" {
+        return api(st, req, &segs[1..], tok).await;
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return not_found();
+    }
+    resolve(st, &req, &segs, tok)
+}
+
+fn resolve(
+    st: &Arc<HubState>,
+    req: &Request<Body>,
+    segs: &[String],
+    tok: Option<String>,
+) -> Response<Body> {
+    let (kind, rest) = match segs[0].as_str() {
+        "datasets" => (Kind::Dataset, &segs[1..]),
+        "spaces" => (Kind::Space, &segs[1..]),
+        "kernels" => (Kind::Kernel, &segs[1..]),
+        _ => (Kind::Model, segs),
+    };
+    let Some((repo, n)) = find_repo(st, kind, rest, Some("resolve")) else {
+        return if rest.iter().take(3).any(|s| s == "resolve") {
+            not_found_repo(&tok)
+        } else {
+            not_found()
+        };
+    };
+    if !visible(repo, &tok) {
+        return not_found_repo(&tok);
+    }
+    if let Err(r) = file_access(repo, &tok) {
         return r;
     }
-    h.insert(header::ETAG, hv(&format!("\"{}\"", file.oid())));
-    h.insert(header::CONTENT_TYPE, hv(content_type(&fpath)));
-    serve_content(
-        st,
-        HUB,
-        req.method() == Method::HEAD,
-        req.headers(),
-        file,
-        h,
-        faults,
-        cut,
-    )
-}
-
-fn content_type(path: &str) -> &'static str {
-    match path.rsplit('.').next() {
-        Some("json") => "application/json",
-        Some("txt" | "md" | "py" | "jsonl") => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
+    let after = &rest[n + 1..];
+    let Some((idx, used)) = rev_prefix(repo, after) else {
+        return match after.first() {
+            Some(rev) => revision_not_found(rev),
+            None => not_found(),
+        };
+    };
+    let rev = after[..used].join("/");
+    let c = &repo.commits[idx];
+    let fpath = after[used..].join("/");
+    let Some(f) = c.files.get(&fpath) else {
+        return entry_not_found(&fpath, &rev, &c.sha);
+    };
+    let mut h = HeaderMap::new();
+    h.insert("x-repo-commit", hv(&c.sha));
+    if !f.lfs {
+        h.insert(header::ETAG, hv(&format!("\"{}\"", f.oid())));
+        h.insert(header::CONTENT_TYPE, hv(content_type(&fpath)));
+        let sha = c.sha.clone();
+        return serve_content(req.headers(), f.content(), h, move |s, m| {
+            let mut r = hub_error(s, None, m);
+            r.headers_mut().insert("x-repo-commit", hv(&sha));
+            r
+        });
     }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn serve_content(
-    st: &Arc<HubState>,
-    host: usize,
-    head: bool,
-    req_h: &HeaderMap,
-    file: &FileFixture,
-    mut h: HeaderMap,
-    faults: &Faults,
-    cut: Option<u64>,
-) -> Response {
-    let size = file.size();
-    let mut status = StatusCode::OK;
-    let (mut start, mut end) = (0u64, size);
-    if let Some(r) = req_h.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        match parse_single_range(r, size) {
-            Some(Some((a, b))) => {
-                status = StatusCode::PARTIAL_CONTENT;
-                start = a;
-                end = b + 1;
-                h.insert(
-                    header::CONTENT_RANGE,
-                    HeaderValue::from_str(&format!("bytes {a}-{b}/{size}")).expect("ascii"),
-                );
-            }
-            Some(None) => {
-                let mut r = err(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "",
-                    "Range Not Satisfiable",
-                );
-                r.headers_mut().insert(
-                    header::CONTENT_RANGE,
-                    HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
-                );
-                return r;
-            }
-            None => {}
+    let sha256 = f.sha256();
+    let expires = now() + TTL_SECS;
+    let cdn_path = format!("/lfs/{sha256}");
+    let location = format!(
+        "{}{cdn_path}?repo={}&Expires={expires}&Signature={}",
+        st.cdn_url,
+        encode(&format!("{}/{}", kind.plural(), repo.id)),
+        st.sign(&cdn_path, expires)
+    );
+    h.insert(header::ETAG, hv(&format!("\"{}\"", f.oid())));
+    h.insert("x-linked-etag", hv(&format!("\"{sha256}\"")));
+    h.insert("x-linked-size", f.size().into());
+    let mut fileinfo = None;
+    if f.xet {
+        let xh = f.xet_hash();
+        let refresh = format!(
+            "{}/api/{}/{}/xet-read-token/{}",
+            st.hub_url,
+            kind.plural(),
+            repo.id,
+            c.sha
+        );
+        let recon = format!("{}/cas/v1/reconstructions/{xh}", st.hub_url);
+        h.insert("x-xet-hash", hv(&xh));
+        h.insert(
+            header::LINK,
+            hv(&format!(
+                "<{refresh}>; rel=\"xet-auth\", <{recon}>; rel=\"xet-reconstruction-info\""
+            )),
+        );
+        let wants_fileinfo = req
+            .headers()
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("application/vnd.xet-fileinfo+json"));
+        if wants_fileinfo {
+            fileinfo = Some(json!({
+                "casUrl": format!("{}/cas", st.hub_url),
+                "hash": xh,
+                "refreshUrl": refresh,
+                "reconstructionUrl": recon,
+                "etag": sha256,
+                "size": f.size(),
+            }));
         }
     }
-    h.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from_str(&(end - start).to_string()).expect("ascii"),
-    );
-    let body = if head {
-        Body::empty()
-    } else {
-        let st = st.clone();
-        let bw = faults.bandwidth_bytes_per_sec;
-        let mut sent = 0u64;
-        let pieces = file.content.pieces(start, end);
-        let stream = futures::stream::iter(pieces).then(move |p| {
-            let st = st.clone();
-            let n = p.len() as u64;
-            let over = cut.is_some_and(|c| sent + n > c);
-            sent += n;
-            async move {
-                if bw > 0 {
-                    tokio::time::sleep(Duration::from_secs_f64(n as f64 / bw as f64)).await;
-                }
-                if over {
-                    return Err(std::io::Error::other("injected cut"));
-                }
-                st.counters[2 + host].fetch_add(n, Ordering::SeqCst);
-                Ok::<Bytes, std::io::Error>(p)
-            }
-        });
-        Body::from_stream(stream)
+    let mut r = match fileinfo {
+        Some(v) => {
+            let mut r = Response::new(Body::from(v.to_string()));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/vnd.xet-fileinfo+json"),
+            );
+            r.headers_mut().extend(h);
+            r
+        }
+        None => {
+            let mut r = Response::new(Body::from(format!("Found. Redirecting to {location}")));
+            *r.status_mut() = StatusCode::FOUND;
+            h.insert(header::LOCATION, hv(&location));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r.headers_mut().extend(h);
+            r
+        }
     };
-    let mut r = Response::new(body);
-    *r.status_mut() = status;
-    *r.headers_mut() = h;
+    r.headers_mut().insert(
+        header::VARY,
+        HeaderValue::from_static("Origin, Accept, Range"),
+    );
     r
 }
 
-/// `None` = ignore the header; `Some(None)` = unsatisfiable.
-fn parse_single_range(v: &str, size: u64) -> Option<Option<(u64, u64)>> {
-    let spec = v.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (a, b) = (a.trim(), b.trim());
-    let r = if a.is_empty() {
-        let n: u64 = b.parse().ok()?;
-        (n > 0 && size > 0).then(|| (size.saturating_sub(n), size - 1))
-    } else {
-        let a: u64 = a.parse().ok()?;
-        let b: u64 = if b.is_empty() {
-            size.saturating_sub(1)
-        } else {
-            b.parse::<u64>().ok()?.min(size.saturating_sub(1))
-        };
-        (a < size && a <= b).then_some((a, b))
-    };
-    Some(r)
-}
+// ------------------------------------------------------------------------------------------
+// API
 
-async fn cdn(State(st): State<Arc<HubState>>, req: Request) -> Response {
-    st.record(CDN, &req);
-    let (faults, fail5, _, cut) = st.faults_for(CDN);
-    apply_latency(&faults).await;
-    if fail5 {
-        return err(StatusCode::SERVICE_UNAVAILABLE, "", "injected 503");
-    }
-    if let Some(hash) = req.uri().path().strip_prefix("/xorb/default/") {
-        return xorb_route(&st, hash, &req);
-    }
-    let Some(sha) = req.uri().path().strip_prefix("/lfs/") else {
-        return err(StatusCode::NOT_FOUND, "", "Not Found");
-    };
-    let q: BTreeMap<String, String> =
-        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
-    let expires: u64 = q.get("Expires").and_then(|e| e.parse().ok()).unwrap_or(0);
-    if expires < now() || q.get("Signature") != Some(&st.sign(sha, expires)) {
-        return err(
-            StatusCode::FORBIDDEN,
-            "",
-            "Request signature does not match",
-        );
-    }
-    let file = st
-        .fixture
-        .repos
-        .iter()
-        .flat_map(|r| r.commits.iter())
-        .flat_map(|c| c.files.values())
-        .find(|f| f.lfs && f.sha256() == sha);
-    let Some(file) = file else {
-        return err(StatusCode::NOT_FOUND, "", "NoSuchKey");
-    };
-    let mut h = HeaderMap::new();
-    h.insert(
-        header::ETAG,
-        HeaderValue::from_str(&format!("\"{sha}\"")).expect("hex"),
-    );
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    serve_content(
-        &st,
-        CDN,
-        req.method() == Method::HEAD,
-        req.headers(),
-        file,
-        h,
-        &faults,
-        cut,
-    )
-}
-
-async fn admin_route(st: &Arc<HubState>, what: &str, req: Request) -> Response {
-    match what {
-        "stats" => json_resp(&serde_json::to_value(st.stats()).expect("stats serialize")),
-        "reset" => {
-            st.reset();
-            json_resp(&json!({"ok": true}))
+async fn api(
+    st: &Arc<HubState>,
+    req: Request<Body>,
+    segs: &[String],
+    tok: Option<String>,
+) -> Response<Body> {
+    let method = req.method().clone();
+    let get_like = matches!(method, Method::GET | Method::HEAD);
+    if segs == ["whoami-v2"] {
+        if !get_like {
+            return method_not_allowed();
         }
-        "faults" => {
-            let body = axum::body::to_bytes(req.into_body(), 1 << 16)
-                .await
-                .unwrap_or_default();
-            match serde_json::from_slice::<Faults>(&body) {
-                Ok(f) => {
-                    *st.faults.lock().expect("faults lock") = f;
-                    json_resp(&json!({"ok": true}))
-                }
-                Err(e) => err(StatusCode::BAD_REQUEST, "", &format!("bad faults: {e}")),
+        return whoami(st, &tok);
+    }
+    let Some(kind) = segs.first().and_then(|s| Kind::from_plural(s)) else {
+        return not_found();
+    };
+    let rest = &segs[1..];
+    if rest.is_empty() || rest[0].is_empty() {
+        return not_found();
+    }
+    let Some((repo, n)) = find_repo(st, kind, rest, None) else {
+        // An existing (visible) repo followed by an unknown operation is an unknown route.
+        let known = [2usize, 1].into_iter().any(|n| {
+            rest.len() >= n
+                && st
+                    .fixture
+                    .repo(kind, &rest[..n].join("/"))
+                    .is_some_and(|r| visible(r, &tok))
+        });
+        return if known {
+            not_found()
+        } else {
+            not_found_repo(&tok)
+        };
+    };
+    if !visible(repo, &tok) {
+        return not_found_repo(&tok);
+    }
+    let q: Query = serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
+    let tail = &rest[n..];
+    let raw_path = req.uri().path().to_string();
+    let rev_of = |segs: &[String]| -> Result<(usize, String), Response<Body>> {
+        let rev = segs.join("/");
+        repo.resolve_index(&rev)
+            .map(|i| (i, rev.clone()))
+            .ok_or_else(|| revision_not_found(&rev))
+    };
+    let Some(op) = tail.first().map(String::as_str) else {
+        return if get_like {
+            json_response(&repo_info(st, repo, repo.main_index(), &q))
+        } else {
+            method_not_allowed()
+        };
+    };
+    if (op == "paths-info") == get_like {
+        return method_not_allowed();
+    }
+    match op {
+        "revision" if tail.len() >= 2 => match rev_of(&tail[1..]) {
+            Ok((i, _)) => json_response(&repo_info(st, repo, i, &q)),
+            Err(r) => r,
+        },
+        "refs" if tail.len() == 1 => json_response(&refs_json(repo, &q)),
+        "commits" if tail.len() >= 2 => match rev_of(&tail[1..]) {
+            Ok((i, _)) => commits(st, repo, i, &q, &raw_path),
+            Err(r) => r,
+        },
+        "tree" if tail.len() >= 2 => {
+            let Some((i, used)) = rev_prefix(repo, &tail[1..]) else {
+                return revision_not_found(&tail[1]);
+            };
+            let rev = tail[1..1 + used].join("/");
+            let base = tail[1 + used..].join("/").trim_matches('/').to_string();
+            tree(st, repo, i, &rev, &base, &q, &raw_path)
+        }
+        "paths-info" if tail.len() >= 2 => match rev_of(&tail[1..]) {
+            Ok((i, _)) => {
+                let ctype = req
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let body = axum::body::to_bytes(req.into_body(), 16 << 20)
+                    .await
+                    .unwrap_or_default();
+                paths_info(repo, i, &ctype, &body)
+            }
+            Err(r) => r,
+        },
+        "xet-read-token" if tail.len() >= 2 => {
+            if let Err(r) = file_access(repo, &tok) {
+                return r;
+            }
+            match rev_of(&tail[1..]) {
+                Ok(_) => xet_token(st),
+                Err(r) => r,
             }
         }
-        _ => err(StatusCode::NOT_FOUND, "", "Not Found"),
+        _ => not_found(),
     }
 }
 
-fn entry(path: &str, f: &FileFixture) -> Value {
-    let mut e = json!({"type": "file", "oid": f.oid(), "size": f.size(), "path": path});
-    if f.lfs {
-        let ptr = crate::fixture::lfs_pointer_text(&f.sha256(), f.size());
-        e["lfs"] = json!({"oid": f.sha256(), "size": f.size(), "pointerSize": ptr.len()});
-    }
-    if f.xet {
-        e["xetHash"] = json!(f.xet_hash());
-    }
-    e
+fn method_not_allowed() -> Response<Body> {
+    hub_error(StatusCode::METHOD_NOT_ALLOWED, None, "Method Not Allowed")
 }
 
-fn dir_entry(path: &str) -> Value {
-    json!({"type": "directory", "oid": crate::fixture::git_blob_sha1(path.as_bytes()), "size": 0, "path": path})
+fn whoami(st: &HubState, tok: &Option<String>) -> Response<Body> {
+    let Some(t) = tok else {
+        return hub_error(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "Invalid username or password.",
+        );
+    };
+    let i = st.fixture.tokens.iter().position(|x| x == t).unwrap_or(0);
+    json_response(&json!({
+        "type": "user",
+        "id": format!("{:024x}", i + 1),
+        "name": format!("user-{i}"),
+        "fullname": format!("User {i}"),
+        "email": format!("user-{i}@example.invalid"),
+        "emailVerified": true,
+        "canPay": false,
+        "isPro": false,
+        "periodEnd": null,
+        "avatarUrl": "",
+        "orgs": [],
+        "auth": {"type": "access_token", "accessToken": {"displayName": format!("token-{i}"), "role": "read", "createdAt": crate::fixture::iso_date(crate::fixture::EPOCH)}},
+    }))
 }
 
-fn repo_info(repo: &RepoFixture, c: &CommitFixture, blobs: bool) -> Value {
+fn repo_info(st: &HubState, repo: &RepoFixture, idx: usize, q: &Query) -> Value {
+    let c = &repo.commits[idx];
+    let blobs = qtrue(q, "blobs");
     let siblings: Vec<Value> = c
         .files
         .iter()
@@ -759,280 +462,385 @@ fn repo_info(repo: &RepoFixture, c: &CommitFixture, blobs: bool) -> Value {
                 s["blobId"] = json!(f.oid());
                 s["size"] = json!(f.size());
                 if f.lfs {
-                    let ptr = crate::fixture::lfs_pointer_text(&f.sha256(), f.size());
-                    s["lfs"] =
-                        json!({"sha256": f.sha256(), "size": f.size(), "pointerSize": ptr.len()});
+                    s["lfs"] = json!({"sha256": f.sha256(), "size": f.size(), "pointerSize": f.pointer_size()});
                 }
             }
             s
         })
         .collect();
-    json!({
-        "_id": "65f0000000000000000000aa",
+    let id_hash =
+        crate::fixture::git_blob_sha1(format!("{}/{}", repo.kind.plural(), repo.id).as_bytes());
+    let mut v = json!({
+        "_id": &id_hash[..24],
         "id": repo.id,
-        "author": repo.id.split_once('/').map(|(a, _)| a).unwrap_or(""),
+        "author": repo.id.split_once('/').map_or(repo.id.as_str(), |(a, _)| a),
         "sha": c.sha,
-        "lastModified": "2025-01-01T00:00:00.000Z",
-        "createdAt": "2024-01-01T00:00:00.000Z",
-        "private": matches!(repo.visibility, Visibility::Private(_)),
-        "gated": if matches!(repo.visibility, Visibility::Gated(_)) { json!("manual") } else { json!(false) },
+        "lastModified": c.date,
+        "createdAt": repo.commits[0].date,
+        "private": matches!(repo.visibility, Visibility::Private { .. }),
+        "gated": if matches!(repo.visibility, Visibility::Gated { .. }) { json!("manual") } else { json!(false) },
         "disabled": false,
         "downloads": 0,
         "likes": 0,
         "tags": [],
+        "cardData": {},
         "siblings": siblings,
-    })
-}
-
-async fn api(
-    st: &Arc<HubState>,
-    req: Request,
-    segs: &[String],
-    query: &str,
-    tok: Option<String>,
-) -> Response {
-    if segs == ["whoami-v2"] {
-        return match tok {
-            Some(t) => json_resp(
-                &json!({"type": "user", "name": format!("user-{}", &t[3..]), "auth": {"type": "access_token"}}),
-            ),
-            None => err(
-                StatusCode::UNAUTHORIZED,
-                "",
-                "Invalid username or password.",
-            ),
-        };
+        "usedStorage": c.files.values().map(FileFixture::size).sum::<u64>(),
+    });
+    match repo.kind {
+        Kind::Model => {
+            v["spaces"] = json!([]);
+            v["library_name"] = json!("transformers");
+        }
+        Kind::Dataset => {
+            v["description"] = json!("");
+            v["citation"] = json!("");
+            v["paperswithcode_id"] = Value::Null;
+        }
+        Kind::Space => {
+            v["sdk"] = json!("gradio");
+            v["subdomain"] = json!(repo.id.replace(['/', '.', '_'], "-"));
+            v["runtime"] = json!({
+                "stage": "RUNNING",
+                "hardware": {"current": "cpu-basic", "requested": "cpu-basic"},
+                "storage": null,
+                "replicas": {"current": 1, "requested": 1},
+            });
+            v["models"] = json!([]);
+            v["datasets"] = json!([]);
+        }
+        Kind::Kernel => {}
     }
-    let kind = match segs.first().map(String::as_str) {
-        Some("models") => Kind::Model,
-        Some("datasets") => Kind::Dataset,
-        Some("spaces") => Kind::Space,
-        _ => return err(StatusCode::NOT_FOUND, "", "Not Found"),
-    };
-    let rest = &segs[1..];
-    const KW: &[&str] = &[
-        "revision",
-        "tree",
-        "paths-info",
-        "refs",
-        "commits",
-        "xet-read-token",
-    ];
-    let mut found = None;
-    for n in [2usize, 1] {
-        if rest.len() >= n
-            && (rest.len() == n || KW.contains(&rest[n].as_str()))
-            && let Some(r) = st.fixture.repo(kind, &rest[..n].join("/"))
-        {
-            found = Some((r, n));
-            break;
-        }
+    if qtrue(q, "securityStatus") {
+        v["securityRepoStatus"] = json!({"scansDone": true, "filesWithIssues": []});
     }
-    let Some((repo, n)) = found else {
-        return not_found_repo(&tok);
-    };
-    if let Access::Denied(r) = repo_access(st, repo, &tok) {
-        return r;
-    }
-    let q: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
-    let qget = |k: &str| q.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
-    let tail = &rest[n..];
-    let rev_of = |r: &str| {
-        repo.resolve(r).ok_or_else(|| {
-            err(
-                StatusCode::NOT_FOUND,
-                "RevisionNotFound",
-                &format!("Invalid rev id: {r}"),
-            )
-        })
-    };
-    let blobs = qget("blobs") == Some("true");
-    match tail.first().map(String::as_str) {
-        None => json_resp(&repo_info(repo, repo.main(), blobs)),
-        Some("revision") if tail.len() == 2 => match rev_of(&tail[1]) {
-            Ok(c) => json_resp(&repo_info(repo, c, blobs)),
-            Err(r) => r,
-        },
-        Some("refs") => {
-            let mut v = json!({"branches": [], "tags": [], "converts": []});
-            let mut prs = Vec::new();
-            for (name, idx) in &repo.refs {
-                let sha = &repo.commits[*idx].sha;
-                if let Some(b) = name.strip_prefix("refs/heads/") {
-                    v["branches"]
-                        .as_array_mut()
-                        .expect("array")
-                        .push(json!({"name": b, "ref": name, "targetCommit": sha}));
-                } else if let Some(t) = name.strip_prefix("refs/tags/") {
-                    v["tags"]
-                        .as_array_mut()
-                        .expect("array")
-                        .push(json!({"name": t, "ref": name, "targetCommit": sha}));
-                } else if let Some(c) = name.strip_prefix("refs/convert/") {
-                    v["converts"]
-                        .as_array_mut()
-                        .expect("array")
-                        .push(json!({"name": c, "ref": name, "targetCommit": sha}));
-                } else {
-                    prs.push(json!({"name": name, "ref": name, "targetCommit": sha}));
-                }
-            }
-            if qget("include_prs") == Some("1") || qget("include_prs") == Some("true") {
-                v["pullRequests"] = json!(prs);
-            }
-            json_resp(&v)
-        }
-        Some("commits") if tail.len() == 2 => match rev_of(&tail[1]) {
-            Ok(c) => {
-                let idx = repo
-                    .commits
-                    .iter()
-                    .position(|x| x.sha == c.sha)
-                    .expect("commit of repo");
-                let list: Vec<Value> = repo.commits[..=idx]
-                    .iter()
-                    .rev()
-                    .map(|c| json!({"id": c.sha, "title": c.title, "message": "", "date": "2025-01-01T00:00:00.000Z", "authors": [{"user": "alice"}]}))
-                    .collect();
-                json_resp(&json!(list))
-            }
-            Err(r) => r,
-        },
-        Some("xet-read-token") if tail.len() == 2 => {
-            if let Access::Denied(r) = file_access(repo, &tok) {
-                return r;
-            }
-            let exp = now() + 3600;
-            let cas = format!("{}/cas", st.hub_url);
-            let xet_token = format!("xet_{}", hex::encode(rand::random::<[u8; 12]>()));
-            st.xet_tokens
-                .lock()
-                .expect("token set lock")
-                .insert(xet_token.clone());
-            let mut r = json_resp(&json!({"accessToken": xet_token, "exp": exp, "casUrl": cas}));
-            let h = r.headers_mut();
-            h.insert("x-xet-cas-url", HeaderValue::from_str(&cas).expect("ascii"));
-            h.insert(
-                "x-xet-access-token",
-                HeaderValue::from_str(&xet_token).expect("ascii"),
-            );
-            h.insert(
-                "x-xet-token-expiration",
-                HeaderValue::from_str(&exp.to_string()).expect("ascii"),
-            );
-            r
-        }
-        Some("paths-info") if tail.len() == 2 => {
-            let c = match rev_of(&tail[1]) {
-                Ok(c) => c,
-                Err(r) => return r,
-            };
-            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
-                .await
-                .unwrap_or_default();
-            let form: Vec<(String, String)> =
-                serde_urlencoded::from_bytes(&body).unwrap_or_default();
-            let out: Vec<Value> = form
-                .iter()
-                .filter(|(k, _)| k == "paths")
-                .filter_map(|(_, p)| {
-                    let p = p.trim_matches('/');
-                    c.files.get(p).map(|f| entry(p, f)).or_else(|| {
-                        c.files
-                            .keys()
-                            .any(|k| k.starts_with(&format!("{p}/")))
-                            .then(|| dir_entry(p))
-                    })
-                })
-                .collect();
-            json_resp(&json!(out))
-        }
-        Some("tree") if tail.len() >= 2 => {
-            let c = match rev_of(&tail[1]) {
-                Ok(c) => c,
-                Err(r) => return r,
-            };
-            let base = tail[2..].join("/").trim_matches('/').to_string();
-            tree(st, repo, c, &base, &q)
-        }
-        _ => err(StatusCode::NOT_FOUND, "", "Not Found"),
-    }
-}
-
-fn tree(
-    st: &Arc<HubState>,
-    repo: &RepoFixture,
-    c: &CommitFixture,
-    base: &str,
-    q: &[(String, String)],
-) -> Response {
-    let qget = |k: &str| q.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
-    let recursive = qget("recursive") == Some("true") || qget("recursive") == Some("True");
-    let prefix = if base.is_empty() {
-        String::new()
-    } else {
-        format!("{base}/")
-    };
-    if !base.is_empty()
-        && !c.files.keys().any(|k| k.starts_with(&prefix))
-        && !c.files.contains_key(base)
+    let _ = st;
+    let expand: Vec<&str> = q
+        .iter()
+        .filter(|(k, _)| k == "expand" || k == "expand[]")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if !expand.is_empty()
+        && let Value::Object(m) = &v
     {
-        return err(
-            StatusCode::NOT_FOUND,
-            "EntryNotFound",
-            &format!("{base} does not exist"),
-        );
+        let kept = m
+            .iter()
+            .filter(|(k, _)| {
+                k.as_str() == "_id" || k.as_str() == "id" || expand.contains(&k.as_str())
+            })
+            .map(|(k, x)| (k.clone(), x.clone()))
+            .collect();
+        return Value::Object(kept);
     }
-    let mut entries: BTreeMap<String, Value> = BTreeMap::new();
-    for (p, f) in &c.files {
-        let Some(rel) = p.strip_prefix(&prefix) else {
-            continue;
-        };
-        let parts: Vec<&str> = rel.split('/').collect();
-        for i in 1..parts.len() {
-            if recursive || i == 1 {
-                let d = format!("{prefix}{}", parts[..i].join("/"));
-                entries.entry(d.clone()).or_insert_with(|| dir_entry(&d));
+    v
+}
+
+fn refs_json(repo: &RepoFixture, q: &Query) -> Value {
+    let sha = |i: &usize| repo.commits[*i].sha.clone();
+    let mut v = json!({
+        "branches": repo.branches.iter().map(|(n, i)| json!({"name": n, "ref": format!("refs/heads/{n}"), "targetCommit": sha(i)})).collect::<Vec<_>>(),
+        "converts": repo.converts.iter().map(|(n, i)| json!({"name": n, "ref": format!("refs/convert/{n}"), "targetCommit": sha(i)})).collect::<Vec<_>>(),
+        "tags": repo.tags.iter().map(|(n, i)| json!({"name": n, "ref": format!("refs/tags/{n}"), "targetCommit": sha(i)})).collect::<Vec<_>>(),
+    });
+    if qtrue(q, "include_prs") {
+        let mut prs = repo.prs.clone();
+        prs.sort();
+        v["pullRequests"] = prs
+            .iter()
+            .map(|(n, i)| json!({"name": format!("refs/pr/{n}"), "ref": format!("refs/pr/{n}"), "targetCommit": sha(i)}))
+            .collect();
+    }
+    v
+}
+
+/// `<{hub}{path}?{query with key=val}>; rel="next"`, the other parameters kept in order.
+fn next_link(st: &HubState, raw_path: &str, q: &Query, key: &str, val: &str) -> HeaderValue {
+    let mut q2: Query = q.iter().filter(|(k, _)| k != key).cloned().collect();
+    q2.push((key.into(), val.into()));
+    let qs = serde_urlencoded::to_string(&q2).unwrap_or_default();
+    hv(&format!("<{}{raw_path}?{qs}>; rel=\"next\"", st.hub_url))
+}
+
+fn page_limit(q: &Query, default: usize) -> usize {
+    qget(q, "limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(default)
+}
+
+fn commits(
+    st: &HubState,
+    repo: &RepoFixture,
+    idx: usize,
+    q: &Query,
+    raw_path: &str,
+) -> Response<Body> {
+    let limit = page_limit(q, COMMITS_PAGE);
+    let page: usize = qget(q, "p").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let formatted = q
+        .iter()
+        .any(|(k, v)| (k == "expand[]" || k == "expand") && v == "formatted");
+    let history: Vec<usize> = (0..=idx).rev().collect();
+    let start = page.saturating_mul(limit).min(history.len());
+    let end = (start + limit).min(history.len());
+    let list: Vec<Value> = history[start..end]
+        .iter()
+        .map(|&i| {
+            let c = &repo.commits[i];
+            let mut e = json!({
+                "id": c.sha,
+                "title": c.title,
+                "message": "",
+                "date": c.date,
+                "authors": [{"user": "alice", "avatar": "https://cdn-avatars.example.invalid/alice.png"}],
+            });
+            if formatted {
+                e["formatted"] = json!({"title": c.title, "message": ""});
             }
-        }
-        if recursive || parts.len() == 1 {
-            entries.insert(p.clone(), entry(p, f));
-        }
-    }
-    let page = qget("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(st.fixture.tree_page_size)
-        .max(1);
-    let start: usize = qget("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
-    let all: Vec<Value> = entries.into_values().collect();
-    let end = (start + page).min(all.len());
-    let mut r = json_resp(&json!(all[start.min(all.len())..end]));
-    if end < all.len() {
-        let mut q2: Vec<(String, String)> =
-            q.iter().filter(|(k, _)| k != "cursor").cloned().collect();
-        q2.push(("cursor".into(), end.to_string()));
-        let path = if base.is_empty() {
-            String::new()
-        } else {
-            format!("/{}", base.replace('/', "%2F"))
-        };
-        let link = format!(
-            "<{}/api/{}/{}/tree/{}{path}?{}>; rel=\"next\"",
-            st.hub_url,
-            repo.kind.plural(),
-            repo.id,
-            c.sha,
-            serde_urlencoded::to_string(&q2).expect("query")
-        );
+            e
+        })
+        .collect();
+    let mut r = json_response(&Value::Array(list));
+    if end < history.len() {
         r.headers_mut().insert(
             header::LINK,
-            HeaderValue::from_str(&link).expect("ascii link"),
+            next_link(st, raw_path, q, "p", &(page + 1).to_string()),
         );
     }
     r
 }
 
-/// `bytes=a-b` (inclusive) or `bytes=a-`.
+/// A tree entry (file or directory) in the Hub's JSON shape.
+fn entry_json(
+    repo: &RepoFixture,
+    idx: usize,
+    path: &str,
+    file: Option<&FileFixture>,
+    expand: bool,
+) -> Value {
+    let c = &repo.commits[idx];
+    let mut e = match file {
+        Some(f) => {
+            let mut e = json!({"type": "file", "oid": f.oid(), "size": f.size(), "path": path});
+            if f.lfs {
+                e["lfs"] =
+                    json!({"oid": f.sha256(), "size": f.size(), "pointerSize": f.pointer_size()});
+            }
+            if f.xet {
+                e["xetHash"] = json!(f.xet_hash());
+            }
+            e
+        }
+        None => json!({"type": "directory", "oid": tree_oid(c, path), "size": 0, "path": path}),
+    };
+    if expand {
+        let lc = &repo.commits[repo.last_commit_touching(idx, path)];
+        e["lastCommit"] = json!({"id": lc.sha, "title": lc.title, "date": lc.date});
+        if file.is_some() {
+            let pickle = [".bin", ".pt", ".pth", ".pkl", ".ckpt"]
+                .iter()
+                .any(|x| path.ends_with(x));
+            e["securityFileStatus"] = json!({
+                "status": "safe",
+                "avScan": {"virusFound": false, "virusNames": null},
+                "pickleImportScan": if pickle { json!({"highestSafetyLevel": "innocuous", "imports": []}) } else { Value::Null },
+            });
+        }
+    }
+    e
+}
+
+/// The git tree id of directory `dir` of a commit (`""` = root), computed like git does.
+fn tree_oid(c: &CommitFixture, dir: &str) -> String {
+    use sha1::Digest as _;
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    // name -> (is_dir, raw oid)
+    let mut children: BTreeMap<String, bool> = BTreeMap::new();
+    for p in c.files.keys() {
+        if let Some(rel) = p.strip_prefix(&prefix) {
+            match rel.split_once('/') {
+                Some((d, _)) => children.insert(d.to_string(), true),
+                None => children.insert(rel.to_string(), false),
+            };
+        }
+    }
+    let mut items: Vec<(String, bool)> = children.into_iter().collect();
+    // git orders tree entries by name, directories compared as if suffixed with '/'.
+    items.sort_by(|a, b| {
+        let ka = if a.1 {
+            format!("{}/", a.0)
+        } else {
+            a.0.clone()
+        };
+        let kb = if b.1 {
+            format!("{}/", b.0)
+        } else {
+            b.0.clone()
+        };
+        ka.cmp(&kb)
+    });
+    let mut body = Vec::new();
+    for (name, is_dir) in items {
+        let full = format!("{prefix}{name}");
+        let (mode, oid) = if is_dir {
+            ("40000", tree_oid(c, &full))
+        } else {
+            ("100644", c.files[&full].oid())
+        };
+        body.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+        body.extend_from_slice(&hex::decode(oid).expect("hex oid"));
+    }
+    let mut h = sha1::Sha1::new();
+    h.update(format!("tree {}\0", body.len()).as_bytes());
+    h.update(&body);
+    hex::encode(h.finalize())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tree(
+    st: &HubState,
+    repo: &RepoFixture,
+    idx: usize,
+    rev: &str,
+    base: &str,
+    q: &Query,
+    raw_path: &str,
+) -> Response<Body> {
+    let c = &repo.commits[idx];
+    let recursive = qtrue(q, "recursive");
+    let expand = qtrue(q, "expand");
+    let prefix = if base.is_empty() {
+        String::new()
+    } else {
+        format!("{base}/")
+    };
+    if !base.is_empty() && !c.files.keys().any(|k| k.starts_with(&prefix)) {
+        return entry_not_found(base, rev, &c.sha);
+    }
+    // path -> file (None = directory)
+    let mut entries: BTreeMap<String, Option<&FileFixture>> = BTreeMap::new();
+    for (p, f) in &c.files {
+        let Some(rel) = p.strip_prefix(&prefix) else {
+            continue;
+        };
+        let parts: Vec<&str> = rel.split('/').collect();
+        let depth = if recursive {
+            parts.len() - 1
+        } else {
+            1.min(parts.len() - 1)
+        };
+        for i in 1..=depth {
+            entries
+                .entry(format!("{prefix}{}", parts[..i].join("/")))
+                .or_insert(None);
+        }
+        if recursive || parts.len() == 1 {
+            entries.insert(p.clone(), Some(f));
+        }
+    }
+    let default_page = if expand {
+        st.fixture.tree_page_size.min(EXPAND_PAGE)
+    } else {
+        st.fixture.tree_page_size
+    };
+    let limit = page_limit(q, default_page.max(1));
+    let after = match qget(q, "cursor") {
+        None => None,
+        Some(cur) => match hex::decode(cur)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+        {
+            Some(p) => Some(p),
+            None => return hub_error(StatusCode::BAD_REQUEST, None, "Invalid cursor"),
+        },
+    };
+    let lower = match &after {
+        Some(p) => Bound::Excluded(p.clone()),
+        None => Bound::Unbounded,
+    };
+    let mut it = entries.range((lower, Bound::Unbounded));
+    let page: Vec<(&String, &Option<&FileFixture>)> = it.by_ref().take(limit).collect();
+    let more = it.next().is_some();
+    let list: Vec<Value> = page
+        .iter()
+        .map(|(p, f)| entry_json(repo, idx, p, **f, expand))
+        .collect();
+    let mut r = json_response(&Value::Array(list));
+    if more && let Some((last, _)) = page.last() {
+        r.headers_mut().insert(
+            header::LINK,
+            next_link(st, raw_path, q, "cursor", &hex::encode(last)),
+        );
+    }
+    r
+}
+
+fn paths_info(repo: &RepoFixture, idx: usize, ctype: &str, body: &[u8]) -> Response<Body> {
+    let (paths, expand) = if ctype.starts_with("application/json") {
+        #[derive(serde::Deserialize)]
+        struct J {
+            #[serde(default)]
+            paths: Vec<String>,
+            #[serde(default)]
+            expand: bool,
+        }
+        match serde_json::from_slice::<J>(body) {
+            Ok(j) => (j.paths, j.expand),
+            Err(e) => return hub_error(StatusCode::BAD_REQUEST, None, &format!("bad body: {e}")),
+        }
+    } else {
+        let form: Query = serde_urlencoded::from_bytes(body).unwrap_or_default();
+        let paths = form
+            .iter()
+            .filter(|(k, _)| k == "paths" || k == "paths[]")
+            .map(|(_, v)| v.clone())
+            .collect();
+        (paths, qtrue(&form, "expand"))
+    };
+    let c = &repo.commits[idx];
+    let mut seen = std::collections::HashSet::new();
+    let out: Vec<Value> = paths
+        .iter()
+        .map(|p| p.trim_matches('/').to_string())
+        .filter(|p| seen.insert(p.clone()))
+        .filter_map(|p| {
+            if let Some(f) = c.files.get(&p) {
+                return Some(entry_json(repo, idx, &p, Some(f), expand));
+            }
+            let dir = format!("{p}/");
+            (!p.is_empty() && c.files.keys().any(|k| k.starts_with(&dir)))
+                .then(|| entry_json(repo, idx, &p, None, expand))
+        })
+        .collect();
+    json_response(&Value::Array(out))
+}
+
+fn xet_token(st: &HubState) -> Response<Body> {
+    let exp = now() + TTL_SECS;
+    let cas = format!("{}/cas", st.hub_url);
+    let token = format!("xet_{}", hex::encode(rand::random::<[u8; 16]>()));
+    {
+        let mut toks = st.xet_tokens.lock().expect("xet token lock");
+        let t = now();
+        toks.retain(|_, e| *e > t);
+        toks.insert(token.clone(), exp);
+    }
+    let mut r = json_response(&json!({"accessToken": token, "exp": exp, "casUrl": cas}));
+    let h = r.headers_mut();
+    h.insert("x-xet-cas-url", hv(&cas));
+    h.insert("x-xet-access-token", hv(&token));
+    h.insert("x-xet-token-expiration", exp.into());
+    r
+}
+
+// ------------------------------------------------------------------------------------------
+// Xet CAS API (PROTOCOL §4): reconstructions with a CAS token from the token route.
+
+/// `bytes=a-b` (inclusive) or `bytes=a-` (to the end).
 fn simple_range(h: &HeaderMap) -> Option<(u64, u64)> {
     let v = h
         .get(header::RANGE)?
@@ -1050,94 +858,51 @@ fn simple_range(h: &HeaderMap) -> Option<(u64, u64)> {
     (a <= b).then_some((a, b))
 }
 
-/// `/cas/v1|v2/reconstructions/{file_hash}` with a CAS token from the token route.
-fn cas_route(st: &Arc<HubState>, rest: &str, req: &Request) -> Response {
-    let tok = token(req.headers());
-    if !tok.is_some_and(|t| st.xet_tokens.lock().expect("token set lock").contains(&t)) {
-        return err(StatusCode::UNAUTHORIZED, "", "invalid CAS token");
+fn cas_route(st: &Arc<HubState>, rest: &str, req: &Request<Body>) -> Response<Body> {
+    let authorised = match bearer(req.headers()) {
+        Some(Ok(t)) => st
+            .xet_tokens
+            .lock()
+            .expect("xet token lock")
+            .get(&t)
+            .is_some_and(|exp| *exp > now()),
+        _ => false,
+    };
+    if !authorised {
+        return hub_error(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "invalid or expired CAS token",
+        );
     }
     let (v2, hash) = if let Some(h) = rest.strip_prefix("v2/reconstructions/") {
         (true, h)
     } else if let Some(h) = rest.strip_prefix("v1/reconstructions/") {
         (false, h)
     } else {
-        return err(StatusCode::NOT_FOUND, "", "Not Found");
+        return not_found();
     };
-    let exp = now() + 3600;
+    let exp = now() + TTL_SECS;
     let url = |h: &str, s: u64, e: u64| {
+        let path = format!("/xorb/default/{h}");
         format!(
-            "{}/xorb/default/{h}?X-Xet-Signed-Range=bytes%3D{s}-{e}&Expires={exp}&Signature={}",
+            "{}{path}?X-Xet-Signed-Range=bytes%3D{s}-{e}&Expires={exp}&Signature={}",
             st.cdn_url,
-            st.sign(&format!("{h}:{s}-{e}"), exp)
+            st.sign(&format!("{path}:{s}-{e}"), exp)
         )
     };
     match st
         .cas
         .reconstruction(hash, simple_range(req.headers()), v2, &url)
     {
-        Ok(v) => json_resp(&v),
-        Err(crate::cas::CasError::NotFound) => err(StatusCode::NOT_FOUND, "", "file not found"),
-        Err(crate::cas::CasError::Unsatisfiable) => err(
+        Ok(v) => json_response(&v),
+        Err(crate::cas::CasError::NotFound) => {
+            hub_error(StatusCode::NOT_FOUND, None, "file not found")
+        }
+        Err(crate::cas::CasError::Unsatisfiable) => hub_error(
             StatusCode::RANGE_NOT_SATISFIABLE,
-            "",
+            None,
             "range not satisfiable",
         ),
     }
-}
-
-/// Presigned xorb range URLs: the signature covers the xorb and a byte range; the request's
-/// `Range` must lie inside it. No `Authorization` is needed (or looked at).
-fn xorb_route(st: &Arc<HubState>, hash: &str, req: &Request) -> Response {
-    let q: BTreeMap<String, String> =
-        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
-    let exp: u64 = q.get("Expires").and_then(|e| e.parse().ok()).unwrap_or(0);
-    let signed = q
-        .get("X-Xet-Signed-Range")
-        .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| {
-            let (a, b) = r.split_once('-')?;
-            Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
-        });
-    let Some((ss, se)) = signed else {
-        return err(StatusCode::FORBIDDEN, "", "missing signed range");
-    };
-    if exp < now() || q.get("Signature") != Some(&st.sign(&format!("{hash}:{ss}-{se}"), exp)) {
-        return err(
-            StatusCode::FORBIDDEN,
-            "",
-            "Request signature does not match",
-        );
-    }
-    let Some(len) = st.cas.xorb_len(hash) else {
-        return err(StatusCode::NOT_FOUND, "", "NoSuchKey");
-    };
-    let Some((a, b)) = simple_range(req.headers()) else {
-        return err(StatusCode::FORBIDDEN, "", "a Range is required");
-    };
-    let b = b.min(len - 1);
-    if a < ss || b > se || a > b {
-        return err(StatusCode::FORBIDDEN, "", "range outside the signed range");
-    }
-    let pieces = st.cas.xorb_bytes(hash, a, b).unwrap_or_default();
-    let n: u64 = pieces.iter().map(|p| p.len() as u64).sum();
-    st.counters[2 + CDN].fetch_add(n, Ordering::SeqCst);
-    st.xorb_bytes.fetch_add(n, Ordering::SeqCst);
-    let mut r = Response::new(Body::from_stream(futures::stream::iter(
-        pieces.into_iter().map(Ok::<Bytes, std::io::Error>),
-    )));
-    *r.status_mut() = StatusCode::PARTIAL_CONTENT;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from_str(&n.to_string()).expect("ascii"),
-    );
-    h.insert(
-        header::CONTENT_RANGE,
-        HeaderValue::from_str(&format!("bytes {a}-{b}/{len}")).expect("ascii"),
-    );
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    r
 }

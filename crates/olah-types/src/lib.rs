@@ -1,7 +1,16 @@
 //! olah-types: the mirror's pure domain types and its single URL route parser. No I/O.
+//!
+//! * [`repo`]: repository kind, id, revision and in-repo path, validated on construction.
+//! * [`route`]: [`parse_route`], the only place request paths are interpreted, and
+//!   [`Route::upstream_path`], the only way upstream paths are written.
+//! * [`range`]: HTTP `Range` header parsing and resolution (RFC 9110 §14).
+
+#![warn(missing_docs)]
 
 pub mod range;
+pub mod repo;
 pub mod route;
 
 pub use range::{ByteRangeSpec, RangeParseError, parse_range_header};
-pub use route::{RepoId, RepoPath, RepoRef, RepoType, Revision, Route, RouteError, parse_route};
+pub use repo::{RepoId, RepoPath, RepoRef, RepoType, Revision};
+pub use route::{Route, RouteError, parse_route};

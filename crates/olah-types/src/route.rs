@@ -1,70 +1,15 @@
-//! Repository identities and THE URL route parser of the mirror.
+//! THE URL route parser of the mirror.
 //!
 //! Every request path is interpreted here and nowhere else. Segments are percent-decoded one by
 //! one (so `refs%2Fpr%2F1` stays a single revision), every identity is validated, and upstream
-//! paths are rebuilt from the parsed values ([`Route::upstream_path`]) — client text never reaches
+//! paths are rebuilt from the parsed values ([`Route::upstream_path`]): client text never reaches
 //! the upstream or the disk verbatim.
 
-use std::fmt;
+use std::borrow::Cow;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
-/// Kind of Hub repository.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RepoType {
-    /// Models: no URL prefix.
-    Model,
-    /// Datasets: `datasets/`.
-    Dataset,
-    /// Spaces: `spaces/`.
-    Space,
-    /// Kernels: `kernels/`.
-    Kernel,
-}
-
-impl RepoType {
-    /// Prefix in file URLs: `""`, `"datasets/"`, `"spaces/"`, `"kernels/"`.
-    pub fn url_prefix(self) -> &'static str {
-        match self {
-            Self::Model => "",
-            Self::Dataset => "datasets/",
-            Self::Space => "spaces/",
-            Self::Kernel => "kernels/",
-        }
-    }
-
-    /// Plural used in API URLs.
-    pub fn api_plural(self) -> &'static str {
-        match self {
-            Self::Model => "models",
-            Self::Dataset => "datasets",
-            Self::Space => "spaces",
-            Self::Kernel => "kernels",
-        }
-    }
-
-    /// Parses an API plural.
-    pub fn from_api_plural(s: &str) -> Option<Self> {
-        Some(match s {
-            "models" => Self::Model,
-            "datasets" => Self::Dataset,
-            "spaces" => Self::Space,
-            "kernels" => Self::Kernel,
-            _ => return None,
-        })
-    }
-
-    /// Parses a singular name (`model`, `dataset`, `space`, `kernel`).
-    pub fn from_singular(s: &str) -> Option<Self> {
-        Some(match s {
-            "model" => Self::Model,
-            "dataset" => Self::Dataset,
-            "space" => Self::Space,
-            "kernel" => Self::Kernel,
-            _ => return None,
-        })
-    }
-}
+use crate::repo::{RepoId, RepoPath, RepoRef, RepoType, Revision};
 
 /// Why a path could not be routed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,362 +17,359 @@ pub enum RouteError {
     /// No route has this shape.
     #[error("no such route")]
     NotFound,
-    /// The shape matches but a component is invalid.
+    /// The shape matches (or the path is malformed) but a component is invalid.
     #[error("bad request: {0}")]
     BadRequest(String),
 }
 
-fn bad(msg: impl Into<String>) -> RouteError {
-    RouteError::BadRequest(msg.into())
+fn bad(msg: &str) -> RouteError {
+    RouteError::BadRequest(msg.to_string())
 }
 
-/// A validated repo id: `ns/name` or a legacy one-segment `name`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RepoId(String);
-
-fn valid_id_segment(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 96
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        && !s.starts_with(['.', '-'])
-        && !s.ends_with(['.', '-'])
-        && !s.contains("--")
-        && !s.contains("..")
-}
-
-impl RepoId {
-    /// Validates `ns/name` or `name`.
-    pub fn new(s: &str) -> Result<Self, RouteError> {
-        let parts: Vec<&str> = s.split('/').collect();
-        if parts.len() > 2 || !parts.iter().all(|p| valid_id_segment(p)) {
-            return Err(bad(format!("invalid repo id {s:?}")));
-        }
-        Ok(Self(s.to_string()))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The namespace, if any.
-    pub fn namespace(&self) -> Option<&str> {
-        self.0.split_once('/').map(|(n, _)| n)
-    }
-
-    /// The name.
-    pub fn name(&self) -> &str {
-        self.0.split_once('/').map(|(_, n)| n).unwrap_or(&self.0)
-    }
-}
-
-/// A repository: kind and id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RepoRef {
-    /// Kind.
-    pub kind: RepoType,
-    /// Id.
-    pub id: RepoId,
-}
-
-impl RepoRef {
-    /// Stable key `"{plural}/{id}"`, e.g. `models/acme/tiny`.
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.kind.api_plural(), self.id.as_str())
-    }
-}
-
-impl fmt::Display for RepoRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.key())
-    }
-}
-
-/// A decoded revision: branch, tag, commit sha, `refs/pr/1`, `refs/convert/parquet`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Revision(String);
-
-impl Revision {
-    /// Validates a decoded revision.
-    pub fn new(s: &str) -> Result<Self, RouteError> {
-        if s.is_empty()
-            || s.len() > 256
-            || s.starts_with('/')
-            || s.chars().any(|c| c.is_control() || c == '\\')
-            || s.split('/').any(|p| p.is_empty() || p == "." || p == "..")
-        {
-            return Err(bad(format!("invalid revision {s:?}")));
-        }
-        Ok(Self(s.to_string()))
-    }
-
-    /// The revision as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Exactly 40 lowercase hex digits.
-    pub fn is_commit_sha(&self) -> bool {
-        self.0.len() == 40
-            && self
-                .0
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    }
-}
-
-/// A validated relative file path inside a repo: `/`-separated, no empty, `.` or `..`
-/// components, no control characters or backslashes. Joined to a directory it stays inside.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RepoPath(String);
-
-impl RepoPath {
-    /// Validates a decoded path.
-    pub fn new(s: &str) -> Result<Self, RouteError> {
-        if s.is_empty()
-            || s.len() > 1024
-            || s.starts_with('/')
-            || s.chars().any(|c| c.is_control() || c == '\\')
-            || s.split('/').any(|p| p.is_empty() || p == "." || p == "..")
-        {
-            return Err(bad(format!("invalid file path {s:?}")));
-        }
-        Ok(Self(s.to_string()))
-    }
-
-    /// The path as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A parsed request.
+/// A parsed request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// `/{prefix}{repo}/resolve/{rev}/{path}`
+    /// `/{prefix}{repo}/resolve/{rev}/{path…}`: a file download.
     Resolve {
+        /// The repository.
         repo: RepoRef,
+        /// The requested revision.
         revision: Revision,
+        /// The file.
         path: RepoPath,
     },
-    /// `/api/{t}s/{repo}`
-    RepoInfo { repo: RepoRef },
-    /// `/api/{t}s/{repo}/revision/{rev}`
-    RevisionInfo { repo: RepoRef, revision: Revision },
-    /// `/api/{t}s/{repo}/tree/{rev}[/{path}]`
-    Tree {
+    /// `/api/{t}s/{repo}`: repository info.
+    RepoInfo {
+        /// The repository.
         repo: RepoRef,
+    },
+    /// `/api/{t}s/{repo}/revision/{rev}`: repository info at a revision.
+    RevisionInfo {
+        /// The repository.
+        repo: RepoRef,
+        /// The requested revision.
         revision: Revision,
+    },
+    /// `/api/{t}s/{repo}/tree/{rev}[/{path…}]`: directory listing.
+    Tree {
+        /// The repository.
+        repo: RepoRef,
+        /// The requested revision.
+        revision: Revision,
+        /// The directory; `None` for the repository root.
         path: Option<RepoPath>,
     },
-    /// `/api/{t}s/{repo}/paths-info/{rev}`
-    PathsInfo { repo: RepoRef, revision: Revision },
-    /// `/api/{t}s/{repo}/refs`
-    Refs { repo: RepoRef },
-    /// `/api/{t}s/{repo}/commits/{rev}`
-    Commits { repo: RepoRef, revision: Revision },
-    /// `/api/{t}s/{repo}/xet-read-token/{rev}`
-    XetReadToken { repo: RepoRef, revision: Revision },
-    /// `/api/whoami-v2`
+    /// `/api/{t}s/{repo}/paths-info/{rev}` (POST, paths in the form body).
+    PathsInfo {
+        /// The repository.
+        repo: RepoRef,
+        /// The requested revision.
+        revision: Revision,
+    },
+    /// `/api/{t}s/{repo}/refs`: branches, tags, converts (and PRs).
+    Refs {
+        /// The repository.
+        repo: RepoRef,
+    },
+    /// `/api/{t}s/{repo}/commits/{rev}`: commit history.
+    Commits {
+        /// The repository.
+        repo: RepoRef,
+        /// The requested revision.
+        revision: Revision,
+    },
+    /// `/api/{t}s/{repo}/xet-read-token/{rev}`: Xet CAS read token.
+    XetReadToken {
+        /// The repository.
+        repo: RepoRef,
+        /// The requested revision.
+        revision: Revision,
+    },
+    /// `/api/whoami-v2`.
     Whoami,
-    /// `/health` (the mirror's own)
+    /// `/health`: the mirror's own liveness route.
     Health,
 }
 
-const KEYWORDS: &[&str] = &[
-    "revision",
-    "tree",
-    "paths-info",
-    "refs",
-    "commits",
-    "xet-read-token",
-];
+/// Longest raw path accepted (a 1024-character path of 4-byte characters encodes to 12 KiB).
+pub const MAX_RAW_PATH_LEN: usize = 16 * 1024;
 
-fn decode(seg: &str) -> Result<String, RouteError> {
+/// First segments that would make a model's resolve URL read as something else (a type prefix
+/// or the API); such models are written with an explicit `models/` prefix upstream.
+const RESERVED_FIRST_SEGMENTS: [&str; 5] = ["api", "models", "datasets", "spaces", "kernels"];
+
+/// Percent-decodes one raw segment. Malformed escapes (`%`, `%4`, `%zz`) and decoded bytes that
+/// are not UTF-8 are bad requests.
+fn decode_segment(seg: &str) -> Result<Cow<'_, str>, RouteError> {
+    let well_formed = seg.split('%').skip(1).all(|s| {
+        s.as_bytes()
+            .get(..2)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return Err(bad("malformed percent-escape in path"));
+    }
     percent_decode_str(seg)
         .decode_utf8()
-        .map(|c| c.into_owned())
         .map_err(|_| bad("path is not valid UTF-8"))
 }
 
-/// Parses a raw (percent-encoded, query-less) request path.
+/// Parses a raw request path (as sent on the wire: percent-encoded, no query).
+///
+/// The path is split on `/` and each segment is percent-decoded on its own, so an encoded `%2F`
+/// never splits a segment. A path of no known shape is [`RouteError::NotFound`]; a malformed one
+/// or a known shape with an invalid component is [`RouteError::BadRequest`].
+///
+/// Tie-breaks between a two-segment id (`ns/name`) and a legacy one-segment id (`gpt2`):
+/// * resolve: `/{prefix}{a}/{b}/resolve/{rev}/{path…}` (segment 2 after the optional type
+///   prefix is `resolve` and a path follows) is the repo `a/b`; otherwise
+///   `/{prefix}{a}/resolve/{rev}/{path…}` is the legacy `a`. The prefix is one of `models/`,
+///   `datasets/`, `spaces/`, `kernels/`, and a model needs none.
+/// * api: `/api/{t}s/{a}/refs` is the refs of the legacy `a` (legacy ids are real, `{ns}/refs`
+///   repos are not). Otherwise the two-segment reading wins whenever what follows `{a}/{b}` has a
+///   known shape (nothing, `refs`, `{revision|paths-info|commits|xet-read-token}/{rev}`,
+///   `tree/{rev}[/{path…}]`), then the one-segment reading is tried.
+///
+/// Finally, a route is only returned if its [`Route::upstream_path`] parses back to the very same
+/// route ([`Route::is_canonical`]): text that the two readings above would understand differently
+/// once canonicalised (e.g. `/gpt2/resolve/resolve/a%2Fb`, whose canonical form
+/// `/gpt2/resolve/resolve/a/b` names the repo `gpt2/resolve`) is a bad request, never a route
+/// that means one thing to the mirror and another upstream.
 pub fn parse_route(raw_path: &str) -> Result<Route, RouteError> {
-    let raw = raw_path.strip_prefix('/').ok_or(RouteError::NotFound)?;
-    if raw.len() > 4096 {
-        return Err(bad("path too long"));
+    let route = parse_unchecked(raw_path)?;
+    if route.is_canonical() {
+        Ok(route)
+    } else {
+        Err(bad(
+            "ambiguous path: its canonical form names another resource",
+        ))
     }
-    let segs: Vec<String> = raw.split('/').map(decode).collect::<Result<_, _>>()?;
-    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    match s.as_slice() {
+}
+
+fn parse_unchecked(raw_path: &str) -> Result<Route, RouteError> {
+    let raw = raw_path.strip_prefix('/').ok_or(RouteError::NotFound)?;
+    if raw.len() > MAX_RAW_PATH_LEN {
+        return Err(bad("request path too long"));
+    }
+    let decoded = raw
+        .split('/')
+        .map(decode_segment)
+        .collect::<Result<Vec<_>, _>>()?;
+    let segs: Vec<&str> = decoded.iter().map(|s| s.as_ref()).collect();
+    match segs.as_slice() {
         ["health"] => Ok(Route::Health),
         ["api", "whoami-v2"] => Ok(Route::Whoami),
         ["api", plural, rest @ ..] => {
             let kind = RepoType::from_api_plural(plural).ok_or(RouteError::NotFound)?;
             parse_api(kind, rest)
         }
-        _ => parse_resolve(&s),
+        s => parse_resolve(s),
     }
 }
 
 fn parse_resolve(s: &[&str]) -> Result<Route, RouteError> {
-    let (kind, rest) = match s.first().copied() {
-        Some("datasets") => (RepoType::Dataset, &s[1..]),
-        Some("spaces") => (RepoType::Space, &s[1..]),
-        Some("kernels") => (RepoType::Kernel, &s[1..]),
-        Some("models") => (RepoType::Model, &s[1..]),
-        _ => (RepoType::Model, s),
+    let (kind, rest) = match s.split_first() {
+        Some((first, rest)) => match RepoType::from_api_plural(first) {
+            Some(kind) => (kind, rest),
+            None => (RepoType::Model, s),
+        },
+        None => return Err(RouteError::NotFound),
     };
-    let (id_len, _) = if rest.len() >= 5 && rest[2] == "resolve" {
-        (2, ())
-    } else if rest.len() >= 4 && rest[1] == "resolve" {
-        (1, ())
-    } else {
-        return Err(RouteError::NotFound);
+    let (ns, name, rev, path) = match rest {
+        [ns, name, "resolve", rev, path @ ..] if !path.is_empty() => (Some(*ns), *name, *rev, path),
+        [name, "resolve", rev, path @ ..] if !path.is_empty() => (None, *name, *rev, path),
+        _ => return Err(RouteError::NotFound),
     };
-    let id = RepoId::new(&rest[..id_len].join("/"))?;
-    let revision = Revision::new(rest[id_len + 1])?;
-    let path = RepoPath::new(&rest[id_len + 2..].join("/"))?;
     Ok(Route::Resolve {
-        repo: RepoRef { kind, id },
-        revision,
-        path,
+        repo: RepoRef::new(kind, RepoId::from_parts(ns, name)?),
+        revision: Revision::new(rev)?,
+        path: RepoPath::new(&path.join("/"))?,
+    })
+}
+
+/// What follows the repo id in an API path (not yet validated).
+enum Shape<'a> {
+    Info,
+    Refs,
+    RevisionInfo(&'a str),
+    PathsInfo(&'a str),
+    Commits(&'a str),
+    XetReadToken(&'a str),
+    Tree(&'a str, &'a [&'a str]),
+}
+
+fn shape<'a>(tail: &'a [&'a str]) -> Option<Shape<'a>> {
+    Some(match *tail {
+        [] => Shape::Info,
+        ["refs"] => Shape::Refs,
+        ["revision", r] => Shape::RevisionInfo(r),
+        ["paths-info", r] => Shape::PathsInfo(r),
+        ["commits", r] => Shape::Commits(r),
+        ["xet-read-token", r] => Shape::XetReadToken(r),
+        ["tree", r, ref path @ ..] => Shape::Tree(r, path),
+        _ => return None,
     })
 }
 
 fn parse_api(kind: RepoType, rest: &[&str]) -> Result<Route, RouteError> {
-    // Two-segment repo ids first; legacy one-segment ids second.
-    let two = (rest.len() >= 2)
-        .then(|| api_tail(kind, &rest[..2], &rest[2..]))
-        .flatten();
-    let one = (!rest.is_empty())
-        .then(|| api_tail(kind, &rest[..1], &rest[1..]))
-        .flatten();
-    // `/api/models/gpt2/refs`: a legacy repo's refs, not the info of a repo named `gpt2/refs`.
-    let prefer_one = rest.len() == 2 && KEYWORDS.contains(&rest[1]);
-    let pick = if prefer_one { one.or(two) } else { two.or(one) };
-    pick.unwrap_or(Err(RouteError::NotFound))
+    let two = || match rest {
+        [ns, name, tail @ ..] => shape(tail).map(|s| (Some(*ns), *name, s)),
+        _ => None,
+    };
+    let one = || match rest {
+        [name, tail @ ..] => shape(tail).map(|s| (None, *name, s)),
+        _ => None,
+    };
+    let (ns, name, shape) = match rest {
+        // Tie-break: the refs of the legacy repo `a`, not the info of a repo `a/refs`.
+        [name, "refs"] => (None, *name, Shape::Refs),
+        _ => two().or_else(one).ok_or(RouteError::NotFound)?,
+    };
+    let repo = RepoRef::new(kind, RepoId::from_parts(ns, name)?);
+    Ok(match shape {
+        Shape::Info => Route::RepoInfo { repo },
+        Shape::Refs => Route::Refs { repo },
+        Shape::RevisionInfo(r) => Route::RevisionInfo {
+            repo,
+            revision: Revision::new(r)?,
+        },
+        Shape::PathsInfo(r) => Route::PathsInfo {
+            repo,
+            revision: Revision::new(r)?,
+        },
+        Shape::Commits(r) => Route::Commits {
+            repo,
+            revision: Revision::new(r)?,
+        },
+        Shape::XetReadToken(r) => Route::XetReadToken {
+            repo,
+            revision: Revision::new(r)?,
+        },
+        Shape::Tree(r, path) => Route::Tree {
+            repo,
+            revision: Revision::new(r)?,
+            path: tree_path(path)?,
+        },
+    })
 }
 
-/// Interprets the segments after a repo id. `None` = shape does not match.
-fn api_tail(kind: RepoType, id: &[&str], tail: &[&str]) -> Option<Result<Route, RouteError>> {
-    let repo = || RepoId::new(&id.join("/")).map(|id| RepoRef { kind, id });
-    let rev = |r: &str| Revision::new(r);
-    let build = |f: &dyn Fn(RepoRef) -> Result<Route, RouteError>| Some(repo().and_then(f));
-    match tail {
-        [] => build(&|repo| Ok(Route::RepoInfo { repo })),
-        ["refs"] => build(&|repo| Ok(Route::Refs { repo })),
-        ["revision", r] => build(&|repo| {
-            Ok(Route::RevisionInfo {
-                repo,
-                revision: rev(r)?,
-            })
-        }),
-        ["paths-info", r] => build(&|repo| {
-            Ok(Route::PathsInfo {
-                repo,
-                revision: rev(r)?,
-            })
-        }),
-        ["commits", r] => build(&|repo| {
-            Ok(Route::Commits {
-                repo,
-                revision: rev(r)?,
-            })
-        }),
-        ["xet-read-token", r] => build(&|repo| {
-            Ok(Route::XetReadToken {
-                repo,
-                revision: rev(r)?,
-            })
-        }),
-        ["tree", r, path @ ..] => build(&|repo| {
-            let joined = path.join("/");
-            let joined = joined.trim_end_matches('/');
-            let path = if joined.is_empty() {
-                None
-            } else {
-                Some(RepoPath::new(joined)?)
-            };
-            Ok(Route::Tree {
-                repo,
-                revision: rev(r)?,
-                path,
-            })
-        }),
-        _ => None,
+/// The directory of a tree listing: one segment with `%2F`s or several segments; one trailing
+/// slash is tolerated (`tree/{rev}/` is the root).
+fn tree_path(segs: &[&str]) -> Result<Option<RepoPath>, RouteError> {
+    let segs = segs.strip_suffix(&[""]).unwrap_or(segs);
+    if segs.is_empty() {
+        Ok(None)
+    } else {
+        RepoPath::new(&segs.join("/")).map(Some)
     }
 }
 
-/// Everything but unreserved characters is encoded.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+/// Python's `quote(s, safe="")`, as huggingface_hub uses: everything but the RFC 3986
+/// unreserved characters `A-Z a-z 0-9 - . _ ~` is encoded (so `/`, space, `%`, `?`, `#`, and all
+/// sub-delims too; matching the client byte for byte keeps upstream URLs canonical).
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
 
-fn enc(s: &str) -> String {
-    utf8_percent_encode(s, SEGMENT).to_string()
+fn push_encoded(out: &mut String, s: &str) {
+    out.extend(utf8_percent_encode(s, COMPONENT));
 }
 
-fn enc_path(p: &str) -> String {
-    p.split('/').map(enc).collect::<Vec<_>>().join("/")
+fn push_id(out: &mut String, id: &RepoId) {
+    for (i, seg) in id.segments().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        push_encoded(out, seg);
+    }
 }
 
 impl Route {
-    /// Canonical percent-encoded upstream path (no host, no query).
+    /// Canonical percent-encoded upstream path (no host, no query) for this route, e.g.
+    /// `/datasets/acme/data/resolve/refs%2Fconvert%2Fparquet/sub/a%20b.txt` or
+    /// `/api/models/acme/tiny/tree/main/sub%2Fdir`. Upstream URLs are built from this only, so a
+    /// client never chooses the upstream path text.
+    ///
+    /// Always starts with a single `/` followed by a non-empty segment, has no empty, `.` or `..`
+    /// segment, and contains only unreserved characters, `/` and `%XX` escapes. The revision is
+    /// encoded as one segment (`/` → `%2F`); a resolve path keeps its `/`s; a tree path encodes
+    /// them (`%2F`) like huggingface_hub. A model whose first id segment is `api`, `models`,
+    /// `datasets`, `spaces` or `kernels` gets an explicit `models/` prefix in resolve paths, so it
+    /// cannot be read as another repository type.
     pub fn upstream_path(&self) -> String {
-        let api = |repo: &RepoRef, tail: &str| {
-            format!(
-                "/api/{}/{}{}",
-                repo.kind.api_plural(),
-                enc_path(repo.id.as_str()),
-                tail
-            )
-        };
-        match self {
+        let mut out = String::with_capacity(64);
+        let (repo, keyword, revision, dir) = match self {
+            Route::Health => return "/health".into(),
+            Route::Whoami => return "/api/whoami-v2".into(),
             Route::Resolve {
                 repo,
                 revision,
                 path,
-            } => format!(
-                "/{}{}/resolve/{}/{}",
-                repo.kind.url_prefix(),
-                enc_path(repo.id.as_str()),
-                enc(revision.as_str()),
-                enc_path(path.as_str())
-            ),
-            Route::RepoInfo { repo } => api(repo, ""),
+            } => {
+                out.push('/');
+                let explicit_model = repo.kind == RepoType::Model
+                    && RESERVED_FIRST_SEGMENTS.contains(&repo.id.first_segment());
+                out.push_str(if explicit_model {
+                    "models/"
+                } else {
+                    repo.kind.url_prefix()
+                });
+                push_id(&mut out, &repo.id);
+                out.push_str("/resolve/");
+                push_encoded(&mut out, revision.as_str());
+                for seg in path.segments() {
+                    out.push('/');
+                    push_encoded(&mut out, seg);
+                }
+                return out;
+            }
+            Route::RepoInfo { repo } => (repo, None, None, None),
+            Route::Refs { repo } => (repo, Some("refs"), None, None),
             Route::RevisionInfo { repo, revision } => {
-                api(repo, &format!("/revision/{}", enc(revision.as_str())))
+                (repo, Some("revision"), Some(revision), None)
+            }
+            Route::PathsInfo { repo, revision } => (repo, Some("paths-info"), Some(revision), None),
+            Route::Commits { repo, revision } => (repo, Some("commits"), Some(revision), None),
+            Route::XetReadToken { repo, revision } => {
+                (repo, Some("xet-read-token"), Some(revision), None)
             }
             Route::Tree {
                 repo,
                 revision,
                 path,
-            } => api(
-                repo,
-                &match path {
-                    Some(p) => format!("/tree/{}/{}", enc(revision.as_str()), enc(p.as_str())),
-                    None => format!("/tree/{}", enc(revision.as_str())),
-                },
-            ),
-            Route::PathsInfo { repo, revision } => {
-                api(repo, &format!("/paths-info/{}", enc(revision.as_str())))
-            }
-            Route::Refs { repo } => api(repo, "/refs"),
-            Route::Commits { repo, revision } => {
-                api(repo, &format!("/commits/{}", enc(revision.as_str())))
-            }
-            Route::XetReadToken { repo, revision } => {
-                api(repo, &format!("/xet-read-token/{}", enc(revision.as_str())))
-            }
-            Route::Whoami => "/api/whoami-v2".into(),
-            Route::Health => "/health".into(),
+            } => (repo, Some("tree"), Some(revision), path.as_ref()),
+        };
+        out.push_str("/api/");
+        out.push_str(repo.kind.api_plural());
+        out.push('/');
+        push_id(&mut out, &repo.id);
+        for part in [
+            keyword,
+            revision.map(Revision::as_str),
+            dir.map(RepoPath::as_str),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            out.push('/');
+            push_encoded(&mut out, part);
         }
+        out
     }
 
-    /// The repository, for repo routes.
+    /// Whether [`Self::upstream_path`] parses back to this very route. Always true for what
+    /// [`parse_route`] returns; a route built by hand can be ambiguous, e.g. `RepoInfo` of
+    /// `acme/refs` (reads as the refs of `acme`), or, for a legacy id, a revision named like an
+    /// API keyword (`RevisionInfo` of `gpt2` at `refs` reads as the refs of `gpt2/revision`)
+    /// or a resolve at revision `resolve` of a nested path. Check this before sending such a
+    /// route upstream.
+    pub fn is_canonical(&self) -> bool {
+        parse_unchecked(&self.upstream_path()).as_ref() == Ok(self)
+    }
+
+    /// The repository, for repository routes.
     pub fn repo(&self) -> Option<&RepoRef> {
         match self {
             Route::Resolve { repo, .. }
@@ -451,7 +393,551 @@ impl Route {
             | Route::PathsInfo { revision, .. }
             | Route::Commits { revision, .. }
             | Route::XetReadToken { revision, .. } => Some(revision),
+            Route::RepoInfo { .. } | Route::Refs { .. } | Route::Whoami | Route::Health => None,
+        }
+    }
+
+    /// The file (resolve) or directory (tree) path, if any.
+    pub fn path(&self) -> Option<&RepoPath> {
+        match self {
+            Route::Resolve { path, .. } => Some(path),
+            Route::Tree { path, .. } => path.as_ref(),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::is_valid_repo_id_segment;
+    use RepoType::*;
+    use proptest::prelude::*;
+
+    fn rr(kind: RepoType, id: &str) -> RepoRef {
+        RepoRef::new(kind, RepoId::new(id).unwrap())
+    }
+    fn rev(s: &str) -> Revision {
+        Revision::new(s).unwrap()
+    }
+    fn rp(s: &str) -> RepoPath {
+        RepoPath::new(s).unwrap()
+    }
+    fn resolve(kind: RepoType, id: &str, r: &str, p: &str) -> Route {
+        Route::Resolve {
+            repo: rr(kind, id),
+            revision: rev(r),
+            path: rp(p),
+        }
+    }
+    fn tree(kind: RepoType, id: &str, r: &str, p: Option<&str>) -> Route {
+        Route::Tree {
+            repo: rr(kind, id),
+            revision: rev(r),
+            path: p.map(rp),
+        }
+    }
+    fn info(kind: RepoType, id: &str) -> Route {
+        Route::RepoInfo { repo: rr(kind, id) }
+    }
+    fn refs(kind: RepoType, id: &str) -> Route {
+        Route::Refs { repo: rr(kind, id) }
+    }
+    fn with_rev(make: fn(RepoRef, Revision) -> Route, kind: RepoType, id: &str, r: &str) -> Route {
+        make(rr(kind, id), rev(r))
+    }
+    fn rev_info(repo: RepoRef, revision: Revision) -> Route {
+        Route::RevisionInfo { repo, revision }
+    }
+    fn paths_info(repo: RepoRef, revision: Revision) -> Route {
+        Route::PathsInfo { repo, revision }
+    }
+    fn commits(repo: RepoRef, revision: Revision) -> Route {
+        Route::Commits { repo, revision }
+    }
+    fn xet(repo: RepoRef, revision: Revision) -> Route {
+        Route::XetReadToken { repo, revision }
+    }
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    /// (raw path, expected route, expected canonical upstream path; `""` = same as raw)
+    #[rustfmt::skip]
+    fn accepted() -> Vec<(&'static str, Route, &'static str)> {
+        vec![
+            ("/acme/tiny/resolve/0123456789abcdef0123456789abcdef01234567/model.bin", resolve(Model, "acme/tiny", SHA, "model.bin"), ""),
+            // resolve, every type, both id forms
+            ("/acme/tiny/resolve/main/config.json", resolve(Model, "acme/tiny", "main", "config.json"), ""),
+            ("/gpt2/resolve/main/config.json", resolve(Model, "gpt2", "main", "config.json"), ""),
+            ("/models/acme/tiny/resolve/main/config.json", resolve(Model, "acme/tiny", "main", "config.json"), "/acme/tiny/resolve/main/config.json"),
+            ("/models/gpt2/resolve/main/x", resolve(Model, "gpt2", "main", "x"), "/gpt2/resolve/main/x"),
+            ("/datasets/acme/data/resolve/refs%2Fconvert%2Fparquet/default/train/0000.parquet", resolve(Dataset, "acme/data", "refs/convert/parquet", "default/train/0000.parquet"), ""),
+            ("/datasets/squad/resolve/main/README.md", resolve(Dataset, "squad", "main", "README.md"), ""),
+            ("/spaces/acme/app/resolve/main/app.py", resolve(Space, "acme/app", "main", "app.py"), ""),
+            ("/spaces/app/resolve/main/app.py", resolve(Space, "app", "main", "app.py"), ""),
+            ("/kernels/acme/k/resolve/v1/build.toml", resolve(Kernel, "acme/k", "v1", "build.toml"), ""),
+            ("/kernels/k/resolve/v1/build.toml", resolve(Kernel, "k", "v1", "build.toml"), ""),
+            // revisions with '/', nested and encoded paths
+            ("/acme/tiny/resolve/refs%2Fpr%2F1/sub/dir/a%20b.txt", resolve(Model, "acme/tiny", "refs/pr/1", "sub/dir/a b.txt"), ""),
+            ("/gpt2/resolve/refs%2fpr%2f1/x", resolve(Model, "gpt2", "refs/pr/1", "x"), "/gpt2/resolve/refs%2Fpr%2F1/x"),
+            ("/acme/tiny/resolve/main/x%2Fy.txt", resolve(Model, "acme/tiny", "main", "x/y.txt"), "/acme/tiny/resolve/main/x/y.txt"),
+            ("/acme/tiny/resolve/main/%E6%97%A5%E6%9C%AC/%F0%9F%98%80.txt", resolve(Model, "acme/tiny", "main", "日本/😀.txt"), ""),
+            ("/acme/tiny/resolve/main/日本.txt", resolve(Model, "acme/tiny", "main", "日本.txt"), "/acme/tiny/resolve/main/%E6%97%A5%E6%9C%AC.txt"),
+            ("/acme/tiny/resolve/main/a%3Fb%23c%25d%2Be(1)=,;.txt", resolve(Model, "acme/tiny", "main", "a?b#c%d+e(1)=,;.txt"), "/acme/tiny/resolve/main/a%3Fb%23c%25d%2Be%281%29%3D%2C%3B.txt"),
+            ("/acme/tiny/resolve/v1.0/...", resolve(Model, "acme/tiny", "v1.0", "..."), ""),
+            ("/acme/tiny/resolve/main/dir/C:x", resolve(Model, "acme/tiny", "main", "dir/C:x"), "/acme/tiny/resolve/main/dir/C%3Ax"),
+            ("/%61cme/tiny/resolve/main/x", resolve(Model, "acme/tiny", "main", "x"), "/acme/tiny/resolve/main/x"),
+            // resolve tie-breaks
+            ("/acme/resolve/resolve/main/x", resolve(Model, "acme/resolve", "main", "x"), ""),
+            ("/gpt2/resolve/resolve/x", resolve(Model, "gpt2", "resolve", "x"), ""),
+            ("/models/datasets/x/resolve/main/f", resolve(Model, "datasets/x", "main", "f"), ""),
+            ("/models/api/resolve/main/f", resolve(Model, "api", "main", "f"), ""),
+            ("/health/resolve/main/f", resolve(Model, "health", "main", "f"), ""),
+            // api, every type, both id forms
+            ("/api/models/acme/tiny", info(Model, "acme/tiny"), ""),
+            ("/api/models/gpt2", info(Model, "gpt2"), ""),
+            ("/api/datasets/acme/data", info(Dataset, "acme/data"), ""),
+            ("/api/spaces/acme/app", info(Space, "acme/app"), ""),
+            ("/api/kernels/acme/k", info(Kernel, "acme/k"), ""),
+            ("/api/models/acme/tree", info(Model, "acme/tree"), ""),
+            ("/api/models/datasets/x", info(Model, "datasets/x"), ""),
+            ("/api/models/gpt2/refs", refs(Model, "gpt2"), ""),
+            ("/api/models/acme/tiny/refs", refs(Model, "acme/tiny"), ""),
+            ("/api/datasets/acme/data/refs", refs(Dataset, "acme/data"), ""),
+            ("/api/models/acme/tiny/revision/refs%2Fpr%2F1", with_rev(rev_info, Model, "acme/tiny", "refs/pr/1"), ""),
+            ("/api/models/gpt2/revision/main", with_rev(rev_info, Model, "gpt2", "main"), ""),
+            ("/api/spaces/acme/app/revision/v1.0", with_rev(rev_info, Space, "acme/app", "v1.0"), ""),
+            ("/api/datasets/acme/data/paths-info/main", with_rev(paths_info, Dataset, "acme/data", "main"), ""),
+            ("/api/models/gpt2/paths-info/main", with_rev(paths_info, Model, "gpt2", "main"), ""),
+            ("/api/spaces/acme/app/commits/main", with_rev(commits, Space, "acme/app", "main"), ""),
+            ("/api/models/gpt2/commits/v1.0", with_rev(commits, Model, "gpt2", "v1.0"), ""),
+            ("/api/kernels/acme/k/xet-read-token/refs%2Fpr%2F2", with_rev(xet, Kernel, "acme/k", "refs/pr/2"), ""),
+            ("/api/models/gpt2/xet-read-token/main", with_rev(xet, Model, "gpt2", "main"), ""),
+            ("/api/models/acme/tiny/xet-read-token/0123456789abcdef0123456789abcdef01234567", with_rev(xet, Model, "acme/tiny", SHA), ""),
+            // tree: root, trailing slash, %2F path, multi-segment path
+            ("/api/models/acme/tiny/tree/main", tree(Model, "acme/tiny", "main", None), ""),
+            ("/api/models/acme/tiny/tree/main/", tree(Model, "acme/tiny", "main", None), "/api/models/acme/tiny/tree/main"),
+            ("/api/models/acme/tiny/tree/main/sub%2Fdir", tree(Model, "acme/tiny", "main", Some("sub/dir")), ""),
+            ("/api/models/acme/tiny/tree/main/sub/dir", tree(Model, "acme/tiny", "main", Some("sub/dir")), "/api/models/acme/tiny/tree/main/sub%2Fdir"),
+            ("/api/models/acme/tiny/tree/main/sub/dir/", tree(Model, "acme/tiny", "main", Some("sub/dir")), "/api/models/acme/tiny/tree/main/sub%2Fdir"),
+            ("/api/models/gpt2/tree/main/sub%2Fx%20y", tree(Model, "gpt2", "main", Some("sub/x y")), ""),
+            ("/api/models/gpt2/tree/main", tree(Model, "gpt2", "main", None), ""),
+            ("/api/datasets/acme/data/tree/refs%2Fconvert%2Fparquet/default", tree(Dataset, "acme/data", "refs/convert/parquet", Some("default")), ""),
+            ("/api/models/acme/tree/tree/main", tree(Model, "acme/tree", "main", None), ""),
+            ("/api/models/gpt2/tree/tree/a/b", tree(Model, "gpt2/tree", "a", Some("b")), ""),
+            ("/api/models/gpt2/tree/refs/x", tree(Model, "gpt2", "refs", Some("x")), ""),
+            // non-repo routes
+            ("/api/whoami-v2", Route::Whoami, ""),
+            ("/health", Route::Health, ""),
+        ]
+    }
+
+    #[test]
+    fn accepted_paths_parse_and_canonicalise() {
+        for (raw, route, up) in accepted() {
+            assert_eq!(parse_route(raw), Ok(route.clone()), "{raw}");
+            let expect = if up.is_empty() { raw } else { up };
+            assert_eq!(route.upstream_path(), expect, "{raw}");
+            assert_eq!(parse_route(expect), Ok(route), "{expect}");
+        }
+    }
+
+    #[test]
+    fn unknown_shapes_are_not_found() {
+        for p in [
+            "",
+            "nope",
+            "/",
+            "//",
+            "/health/",
+            "/api",
+            "/api/",
+            "/api/whoami",
+            "/api/whoami-v2/x",
+            "/api/models",
+            "/api/foo/a/b",
+            "/api/model/gpt2",
+            "/API/models/gpt2",
+            "/api/agent-harnesses",
+            "/a",
+            "/a/b",
+            "/a/b/c",
+            "/acme/tiny/resolve/main",
+            "/gpt2/resolve/main",
+            "/acme/tiny/blob/main/x",
+            "/acme/tiny/raw/main/x",
+            "/acme/tiny/x/resolve/main/f",
+            "/datasets/resolve/main/x",
+            "/api/x/resolve/main/f",
+            "/api/models/gpt2/resolve/main/f",
+            "/api/models/a/b/c/d/e",
+            "/api/models/acme/tiny/tree",
+            "/api/models/acme/tiny/revision",
+            "/api/models/acme/tiny/revision/a/b",
+            "/api/models/acme/tiny/commits/a/b",
+            "/api/models/acme/tiny/refs/x",
+            "/api/models/acme/tiny/xet-write-token/main",
+            "/api/models/acme/tiny/resolve/main/x",
+            "/api/models/acme/tiny/",
+            "/acme/tiny/resolve%2Fmain/x",
+        ] {
+            assert_eq!(parse_route(p), Err(RouteError::NotFound), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_and_invalid_paths_are_bad_requests() {
+        let long = format!("/acme/tiny/resolve/main/{}", "a/".repeat(MAX_RAW_PATH_LEN));
+        let long_name = format!("/acme/tiny/resolve/main/{}", "a".repeat(1025));
+        for p in [
+            // traversal in the file path, every spelling
+            "/acme/tiny/resolve/main/../../etc/passwd",
+            "/acme/tiny/resolve/main/%2e%2e/x",
+            "/acme/tiny/resolve/main/a/%2E%2E/b",
+            "/acme/tiny/resolve/main/a/.%2e/b",
+            "/acme/tiny/resolve/main/a%2F..%2Fb",
+            "/acme/tiny/resolve/main/%2F..",
+            "/acme/tiny/resolve/main/%2Fetc%2Fpasswd",
+            "/acme/tiny/resolve/main/./x",
+            "/acme/tiny/resolve/main/a%2F.",
+            "/acme/tiny/resolve/main/a//b",
+            "/acme/tiny/resolve/main/a/",
+            "/acme/tiny/resolve/main/",
+            "/gpt2/resolve/main/..",
+            // backslashes, NUL, controls, drive letters
+            "/acme/tiny/resolve/main/a%5Cb",
+            "/acme/tiny/resolve/main/a\\b",
+            "/acme/tiny/resolve/main/..%5C..%5Cx",
+            "/acme/tiny/resolve/main/a%00b",
+            "/acme/tiny/resolve/main/a%0Ab",
+            "/acme/tiny/resolve/main/a%7F",
+            "/acme/tiny/resolve/main/C%3A%5Cwin",
+            "/acme/tiny/resolve/main/c:/x",
+            // malformed encodings
+            "/acme/tiny/resolve/main/%ff",
+            "/acme/tiny/resolve/main/%C3",
+            "/acme/tiny/resolve/main/%zz",
+            "/acme/tiny/resolve/main/a%",
+            "/acme/tiny/resolve/main/a%2",
+            // bad revisions
+            "/acme/tiny/resolve/..%2F..%2Fx/file",
+            "/acme/tiny/resolve/%2e%2e/file",
+            "/acme/tiny/resolve/../file",
+            "/acme/tiny/resolve/%2Fmain/file",
+            "/acme/tiny/resolve/main%2F/file",
+            "/acme/tiny/resolve/refs%2F%2Fpr/file",
+            "/acme/tiny/resolve/ma%00in/file",
+            "/acme/tiny/resolve/a%5Cb/file",
+            "/acme/tiny/resolve//file",
+            // bad or smuggled repo ids
+            "/ac%2Fme/tiny/resolve/main/x",
+            "/ac%2Fme/resolve/main/x",
+            "/../tiny/resolve/main/x",
+            "/%2e%2e/tiny/resolve/main/x",
+            "/acme/-bad/resolve/main/x",
+            "/acme/a--b/resolve/main/x",
+            "/acme/a b/resolve/main/x",
+            "//tiny/resolve/main/x",
+            "/api/models/",
+            "/api/models/..",
+            "/api/models/../refs",
+            "/api/models/ac%2Fme",
+            "/api/models/a%2Fb/refs",
+            "/api/models/evil.com%2F/tiny",
+            // bad api revisions and tree paths
+            "/api/models/acme/tiny/revision/",
+            "/api/models/acme/tiny/revision/..",
+            "/api/models/acme/tiny/revision/%2E%2E",
+            "/api/models/acme/tiny/revision/refs%2F..%2Fx",
+            "/api/models/acme/tiny/commits/a%00",
+            "/api/models/acme/tiny/xet-read-token/",
+            "/api/models/acme/tiny/paths-info/.",
+            "/api/models/acme/tiny/tree/main/..%2Fsecret",
+            "/api/models/acme/tiny/tree/main/a/../b",
+            "/api/models/acme/tiny/tree/main//",
+            "/api/models/acme/tiny/tree/main/%2Fetc",
+            "/api/models/acme/tiny/tree/main/a%5C..",
+            // text that the canonical form would read differently
+            "/gpt2/resolve/resolve/a%2Fb",
+            "/api/models/gpt2/tree/refs/",
+            "/api/models/gpt2/tree/revision/a/b",
+            // too long
+            long.as_str(),
+            long_name.as_str(),
+        ] {
+            assert!(
+                matches!(parse_route(p), Err(RouteError::BadRequest(_))),
+                "{p:?} -> {:?}",
+                parse_route(p)
+            );
+        }
+    }
+
+    #[test]
+    fn accessors() {
+        let r = resolve(Dataset, "acme/data", "refs/pr/1", "a/b.txt");
+        assert_eq!(r.repo(), Some(&rr(Dataset, "acme/data")));
+        assert_eq!(r.revision(), Some(&rev("refs/pr/1")));
+        assert_eq!(r.path(), Some(&rp("a/b.txt")));
+        let t = tree(Model, "gpt2", "main", Some("sub"));
+        assert_eq!(t.path().map(RepoPath::as_str), Some("sub"));
+        assert_eq!(tree(Model, "gpt2", "main", None).path(), None);
+        let i = info(Space, "acme/app");
+        assert_eq!((i.revision(), i.path()), (None, None));
+        assert_eq!(
+            i.repo().map(RepoRef::key).as_deref(),
+            Some("spaces/acme/app")
+        );
+        assert_eq!(refs(Model, "gpt2").revision(), None);
+        for r in [Route::Whoami, Route::Health] {
+            assert_eq!((r.repo(), r.revision(), r.path()), (None, None, None));
+        }
+        let c = with_rev(commits, Kernel, "acme/k", "v1");
+        assert_eq!(c.revision().map(Revision::as_str), Some("v1"));
+    }
+
+    #[test]
+    fn hand_built_ambiguous_routes_are_flagged() {
+        for r in [
+            info(Model, "acme/refs"),
+            with_rev(rev_info, Model, "gpt2", "refs"),
+            with_rev(xet, Dataset, "squad", "refs"),
+            tree(Model, "gpt2", "refs", None),
+            tree(Model, "gpt2", "commits", Some("x")),
+            resolve(Model, "gpt2", "resolve", "a/b"),
+        ] {
+            assert!(!r.is_canonical(), "{r:?}");
+            assert_ne!(parse_route(&r.upstream_path()), Ok(r));
+        }
+        // The `models/` prefix keeps reserved first segments unambiguous.
+        let r = resolve(Model, "datasets/x", "main", "f");
+        assert_eq!(r.upstream_path(), "/models/datasets/x/resolve/main/f");
+        assert!(r.is_canonical());
+    }
+
+    // ---- property tests ----------------------------------------------------------------------
+
+    const WORDS: &[&str] = &[
+        "refs",
+        "tree",
+        "revision",
+        "commits",
+        "paths-info",
+        "xet-read-token",
+        "resolve",
+        "models",
+        "datasets",
+        "spaces",
+        "kernels",
+        "api",
+        "health",
+        "whoami-v2",
+        "main",
+        "gpt2",
+    ];
+
+    fn word() -> impl Strategy<Value = String> {
+        prop::sample::select(WORDS).prop_map(str::to_string)
+    }
+
+    fn arb_id() -> impl Strategy<Value = RepoId> {
+        let seg = prop_oneof![
+            3 => "[A-Za-z0-9_][A-Za-z0-9_.-]{0,10}"
+                .prop_filter("hub rules", |s| is_valid_repo_id_segment(s)),
+            1 => word(),
+        ];
+        (prop::option::of(seg.clone()), seg)
+            .prop_map(|(ns, name)| RepoId::from_parts(ns.as_deref(), &name).unwrap())
+    }
+
+    fn arb_rev() -> impl Strategy<Value = Revision> {
+        prop_oneof![
+            1 => word(),
+            3 => prop::sample::select(&WORDS[..7]).prop_map(str::to_string),
+            1 => Just("refs/pr/1".to_string()),
+            1 => Just("refs/convert/parquet".to_string()),
+            1 => "[0-9a-f]{40}",
+            2 => "[a-zA-Z0-9 ._%#?+=&~é中/-]{1,16}",
+        ]
+        .prop_filter_map("valid revision", |s| Revision::new(&s).ok())
+    }
+
+    fn arb_path() -> impl Strategy<Value = RepoPath> {
+        let seg = prop_oneof![
+            3 => "[a-zA-Z0-9 ._%#?+=&;,()@~:é中😀-]{1,8}",
+            1 => word(),
+        ];
+        prop::collection::vec(seg, 1..5)
+            .prop_filter_map("valid path", |v| RepoPath::new(&v.join("/")).ok())
+    }
+
+    fn arb_route() -> impl Strategy<Value = Route> {
+        let kind = prop::sample::select(RepoType::ALL.to_vec());
+        (
+            kind,
+            arb_id(),
+            arb_rev(),
+            prop::option::of(arb_path()),
+            0..10u8,
+        )
+            .prop_map(|(kind, id, revision, path, which)| {
+                let repo = RepoRef::new(kind, id);
+                match which {
+                    0 => Route::Resolve {
+                        repo,
+                        revision,
+                        path: path.unwrap_or_else(|| rp("dir/f")),
+                    },
+                    1 => Route::RepoInfo { repo },
+                    2 => Route::RevisionInfo { repo, revision },
+                    3 => Route::Tree {
+                        repo,
+                        revision,
+                        path,
+                    },
+                    4 => Route::PathsInfo { repo, revision },
+                    5 => Route::Refs { repo },
+                    6 => Route::Commits { repo, revision },
+                    7 => Route::XetReadToken { repo, revision },
+                    8 => Route::Whoami,
+                    _ => Route::Health,
+                }
+            })
+    }
+
+    /// The hand-built routes whose canonical text reads as another route, characterised
+    /// independently of the parser (see [`Route::is_canonical`]).
+    fn documented_ambiguity(r: &Route) -> bool {
+        let legacy = r.repo().is_some_and(|r| r.id.namespace().is_none());
+        let rev = r.revision().map(Revision::as_str).unwrap_or_default();
+        let rev_keyword = [
+            "revision",
+            "paths-info",
+            "commits",
+            "xet-read-token",
+            "tree",
+        ];
+        match r {
+            Route::RepoInfo { repo } => repo.id.namespace().is_some() && repo.id.name() == "refs",
+            Route::Resolve { path, .. } => {
+                legacy && rev == "resolve" && path.segments().count() >= 2
+            }
+            Route::Tree { path: None, .. } => legacy && rev == "refs",
+            Route::Tree { path: Some(_), .. } => legacy && rev_keyword.contains(&rev),
+            Route::RevisionInfo { .. }
+            | Route::PathsInfo { .. }
+            | Route::Commits { .. }
+            | Route::XetReadToken { .. } => legacy && rev == "refs",
+            Route::Refs { .. } | Route::Whoami | Route::Health => false,
+        }
+    }
+
+    /// What every upstream path must look like, whoever built the route.
+    fn check_upstream_text(up: &str) -> Result<(), TestCaseError> {
+        prop_assert!(up.starts_with('/') && !up.starts_with("//"), "{}", up);
+        for seg in up[1..].split('/') {
+            prop_assert!(!matches!(seg, "" | "." | ".."), "{}", up);
+        }
+        let b = up.as_bytes();
+        for (i, &c) in b.iter().enumerate() {
+            let ok = c.is_ascii_alphanumeric()
+                || b"-._~/".contains(&c)
+                || (c == b'%'
+                    && b.len() > i + 2
+                    && b[i + 1..i + 3]
+                        .iter()
+                        .all(|h| h.is_ascii_digit() || (b'A'..=b'F').contains(h)));
+            prop_assert!(ok, "{}", up);
+        }
+        prop_assert!(!up.to_ascii_lowercase().contains("%2e"), "{}", up);
+        Ok(())
+    }
+
+    fn check_parsed(r: &Route) -> Result<(), TestCaseError> {
+        if let Some(p) = r.path() {
+            let p = p.as_str();
+            prop_assert!(!p.starts_with('/'));
+            prop_assert!(p.split('/').all(|c| !matches!(c, "" | "." | "..")));
+            prop_assert!(!p.contains('\\') && !p.chars().any(char::is_control));
+        }
+        if let Some(v) = r.revision() {
+            prop_assert!(v.as_str().split('/').all(|c| !matches!(c, "" | "." | "..")));
+        }
+        let up = r.upstream_path();
+        check_upstream_text(&up)?;
+        prop_assert_eq!(parse_route(&up), Ok(r.clone()));
+        Ok(())
+    }
+
+    /// Raw paths assembled from tokens that matter to the parser, plus random text.
+    fn raw_path() -> impl Strategy<Value = String> {
+        let token = prop_oneof![
+            2 => word(),
+            2 => prop::sample::select(vec![
+                "", ".", "..", "%2e%2e", "%2E.", ".%2e", "%2F", "a%2Fb", "%2F..", "..%2F", "%5C",
+                "\\", "%00", "%0a", "%ff", "%", "%zz", "refs%2Fpr%2F1", "acme", "tiny", "x y",
+                "a%20b", "é", "%C3%A9", "C:", "c%3A", "config.json", "%2e", "sub%2Fdir%2F",
+            ])
+            .prop_map(str::to_string),
+            1 => "[a-zA-Z0-9%._ \\\\/-]{0,6}",
+        ];
+        prop::collection::vec(token, 0..9).prop_map(|v| format!("/{}", v.join("/")))
+    }
+
+    #[test]
+    fn route_generator_covers_every_variant_and_ambiguity() {
+        use proptest::strategy::ValueTree;
+        use std::collections::HashSet;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = arb_route();
+        let (mut variants, mut ambiguous) = (HashSet::new(), HashSet::new());
+        for _ in 0..4000 {
+            let r = strategy.new_tree(&mut runner).unwrap().current();
+            variants.insert(std::mem::discriminant(&r));
+            if documented_ambiguity(&r) {
+                ambiguous.insert(std::mem::discriminant(&r));
+            }
+        }
+        assert_eq!(variants.len(), 10);
+        // Every variant that can be ambiguous is generated ambiguous at least once.
+        assert_eq!(ambiguous.len(), 7, "{ambiguous:?}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+
+        #[test]
+        fn upstream_path_round_trips(r in arb_route()) {
+            let up = r.upstream_path();
+            check_upstream_text(&up)?;
+            let parsed = parse_route(&up);
+            if documented_ambiguity(&r) {
+                prop_assert!(!r.is_canonical());
+                prop_assert_ne!(&parsed, &Ok(r.clone()));
+                // Still only ever a route whose own canonical text is the same bytes.
+                if let Ok(other) = parsed {
+                    prop_assert_eq!(other.upstream_path(), up);
+                }
+            } else {
+                prop_assert!(r.is_canonical());
+                prop_assert_eq!(parsed, Ok(r));
+            }
+        }
+
+        #[test]
+        fn token_paths_never_escape(s in raw_path()) {
+            if let Ok(r) = parse_route(&s) {
+                check_parsed(&r)?;
+            }
+        }
+
+        #[test]
+        fn any_string_never_panics(s in "\\PC*", t in ".*") {
+            for p in [s.clone(), format!("/{s}"), t] {
+                if let Ok(r) = parse_route(&p) {
+                    check_parsed(&r)?;
+                }
+            }
         }
     }
 }

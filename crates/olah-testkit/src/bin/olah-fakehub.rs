@@ -1,9 +1,18 @@
-//! `olah-fakehub`: the test kit's fake Hub as a process (for the Python suite and benchmarks).
+//! `olah-fakehub`: the test kit's fake Hub as a process (for the Python real-client suite and
+//! benchmarks).
 //!
-//! Prints one JSON line `{"hub": URL, "cdn": URL, "files": {...}}` and serves until SIGTERM or
-//! SIGINT. `files` maps `"{plural}/{id}@{rev}:{path}"` to `{"sha256", "size", "oid"}` for every
-//! file at every ref of the standard fixture. Admin: `GET /__admin/stats`, `POST /__admin/reset`,
-//! `POST /__admin/faults` on the hub URL.
+//! ```text
+//! olah-fakehub [--hub-port 0] [--cdn-port 0] [--big-size 268435456]
+//! ```
+//! Serves [`Fixture::standard`] (documented in `olah_testkit::standard`) on 127.0.0.1, prints
+//! ONE JSON line to stdout once both servers accept connections, and serves until SIGTERM or
+//! SIGINT (stdin is ignored):
+//! `{"hub": "http://127.0.0.1:P", "cdn": "http://127.0.0.1:Q", "files": {KEY: INFO, …}}`
+//! where KEY is `"{plural}/{id}@{rev}:{path}"` (rev: branch/tag short name, `refs/pr/N`,
+//! `refs/convert/NAME`, or a 40-hex commit sha) and INFO is
+//! `{"sha256", "size", "oid", "etag", "lfs", "xet", "xetHash", "commit"}`.
+//! Admin API on the hub URL: `GET /__admin/stats`, `POST /__admin/reset`,
+//! `GET|POST /__admin/faults`, `GET /__admin/files`. Logs go to stderr (`RUST_LOG`, default `warn`).
 
 use std::io::Write;
 
@@ -12,47 +21,49 @@ use olah_testkit::{FakeHub, Fixture};
 use serde_json::json;
 
 #[derive(Parser)]
+#[command(
+    name = "olah-fakehub",
+    about = "A fake huggingface.co (hub + CDN) for tests"
+)]
 struct Args {
-    /// Hub port (0 = ephemeral).
+    /// Hub port on 127.0.0.1 (0 = ephemeral).
     #[arg(long, default_value_t = 0)]
     hub_port: u16,
-    /// CDN port (0 = ephemeral).
+    /// CDN port on 127.0.0.1 (0 = ephemeral).
     #[arg(long, default_value_t = 0)]
     cdn_port: u16,
-    /// Size of acme/big's big.bin.
+    /// Size in bytes of acme/big's big.bin.
     #[arg(long, default_value_t = 256 << 20)]
     big_size: u64,
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let args = Args::parse();
-    let fixture = Fixture::standard(args.big_size);
-    let mut files = serde_json::Map::new();
-    for r in &fixture.repos {
-        for (name, idx) in &r.refs {
-            let short = ["refs/heads/", "refs/tags/"]
-                .iter()
-                .find_map(|p| name.strip_prefix(p))
-                .unwrap_or(name);
-            let c = &r.commits[*idx];
-            for (p, f) in &c.files {
-                let v = json!({"sha256": f.sha256(), "size": f.size(), "oid": f.oid(), "lfs": f.lfs, "commit": c.sha});
-                files.insert(
-                    format!("{}/{}@{short}:{p}", r.kind.plural(), r.id),
-                    v.clone(),
-                );
-                files.insert(format!("{}/{}@{}:{p}", r.kind.plural(), r.id, c.sha), v);
-            }
-        }
-    }
-    let hub = FakeHub::start_on(fixture, args.hub_port, args.cdn_port).await?;
-    let line = json!({"hub": hub.hub_url(), "cdn": hub.cdn_url(), "files": files});
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}")?;
-    out.flush()?;
-    drop(out);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let hub = FakeHub::start_on(
+        Fixture::standard(args.big_size),
+        args.hub_port,
+        args.cdn_port,
+    )
+    .await?;
+    let line = json!({
+        "hub": hub.hub_url(),
+        "cdn": hub.cdn_url(),
+        "files": hub.fixture().manifest(),
+    });
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")?;
+        out.flush()?;
+    }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

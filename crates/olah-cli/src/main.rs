@@ -116,7 +116,12 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
             (olah_server::router(mirror), Some(db))
         }
         Command::ModelBin { path } => {
-            anyhow::bail!("model-bin mode is not implemented yet ({})", path.display())
+            tracing::info!(
+                listen = %format!("{scheme}://{local}"),
+                path = %path.display(),
+                "olah-rs model-bin ready (offline, serving directories as model repos)"
+            );
+            (olah_server::modelbin::router(path), None)
         }
     };
     match tls {

@@ -11,6 +11,7 @@ pub mod flight;
 pub mod http;
 pub mod localgit;
 pub mod mirror;
+pub mod modelbin;
 pub mod tls;
 pub mod xet;
 

@@ -487,15 +487,22 @@ impl Mirror {
                 })
             };
         }
-        let probe = match (scope, file) {
+        let probe_route = match (scope, file) {
             (Scope::Files, Some((commit, path))) => Route::Resolve {
                 repo: repo.clone(),
                 revision: Revision::new(commit).map_err(|e| ApiError::Internal(e.to_string()))?,
                 path: path.clone(),
-            }
-            .upstream_path(),
-            _ => Route::RepoInfo { repo: repo.clone() }.upstream_path(),
+            },
+            _ => Route::RepoInfo { repo: repo.clone() },
         };
+        // A hand-built route whose URL would read back as another repo (e.g. the info of a
+        // repo named `x/refs`) must never be used to decide access: fail closed.
+        if !probe_route.is_canonical() {
+            return Err(ApiError::bad_request(
+                "ambiguous repository id for an access check",
+            ));
+        }
+        let probe = probe_route.upstream_path();
         let key = format!("{repo_key}|{scope:?}|{}", caller.id());
         let me = self.clone();
         let (auth, caller2, repo_key2) = (auth.cloned(), caller.clone(), repo_key.clone());

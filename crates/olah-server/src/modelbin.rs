@@ -451,26 +451,7 @@ fn git_blob_oid(content: &[u8]) -> String {
 
 /// `2025-01-01T00:00:00.000Z` from nanoseconds since the epoch (UTC).
 fn iso8601(ns: u128) -> String {
-    let ms = ns / 1_000_000;
-    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX / 2);
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60,
-        ms % 1000
-    )
+    crate::timefmt::iso8601_ms(u64::try_from(ns / 1_000_000).unwrap_or(u64::MAX))
 }
 
 // ------------------------------------------------------------------------------------------

@@ -678,29 +678,12 @@ struct BlobRef {
 impl BlobRef {
     /// Hashes the whole data file against the key; marks the blob complete on success.
     fn verify(&self) -> Result<bool> {
-        let mut buf = vec![0u8; 1 << 20];
-        let mut off = 0u64;
         let ok = match self.key {
-            BlobKey::Sha256(want) => {
-                let mut h = sha2::Sha256::new();
-                while off < self.size {
-                    let n = (self.size - off).min(buf.len() as u64) as usize;
-                    self.file.read_exact_at(&mut buf[..n], off)?;
-                    h.update(&buf[..n]);
-                    off += n as u64;
-                }
-                h.finalize().as_slice() == want
-            }
+            BlobKey::Sha256(want) => self.digest(sha2::Sha256::new())? == want,
             BlobKey::GitSha1(want) => {
                 let mut h = sha1::Sha1::new();
                 h.update(format!("blob {}\0", self.size).as_bytes());
-                while off < self.size {
-                    let n = (self.size - off).min(buf.len() as u64) as usize;
-                    self.file.read_exact_at(&mut buf[..n], off)?;
-                    h.update(&buf[..n]);
-                    off += n as u64;
-                }
-                h.finalize().as_slice() == want
+                self.digest(h)? == want
             }
         };
         if ok && let Some(mut r) = self.db.blob(&self.key)? {
@@ -708,6 +691,19 @@ impl BlobRef {
             self.db.put_blob(&self.key, &r)?;
         }
         Ok(ok)
+    }
+
+    /// Feeds the whole data file to `h` (1 MiB reads) and returns the digest.
+    fn digest<D: sha1::Digest>(&self, mut h: D) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut off = 0u64;
+        while off < self.size {
+            let n = (self.size - off).min(buf.len() as u64) as usize;
+            self.file.read_exact_at(&mut buf[..n], off)?;
+            h.update(&buf[..n]);
+            off += n as u64;
+        }
+        Ok(h.finalize().to_vec())
     }
 }
 

@@ -56,3 +56,42 @@ def test_no_eviction_without_a_limit(hub, make_mirror):
         fetch(m, hub, f)
     time.sleep(0.5)
     assert all(os.path.exists(blob_path(m, hub, f)) for f in (A, B, C))
+
+
+def test_a_file_being_read_is_not_evicted_under_its_reader(hub, make_mirror):
+    import threading
+    import urllib.request
+
+    # acme/big (64 MiB) is the largest: LARGE_FIRST's first choice. It is too big to sit in socket
+    # buffers, so the mirror is still streaming it while the eviction happens.
+    BIG = ("acme/big", "big.bin")
+    m = make_mirror("--cache-size-limit", "66M", "--cache-clean-strategy", "LARGE_FIRST")
+    fetch(m, hub, BIG)
+    got = {}
+    started = threading.Event()
+
+    def slow_reader():
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"{m.url}/{BIG[0]}/resolve/main/{BIG[1]}", timeout=120) as r:
+            h = hashlib.sha256()
+            while True:
+                piece = r.read(512 * 1024)
+                if not piece:
+                    break
+                h.update(piece)
+                started.set()
+                time.sleep(0.02)  # ~25 MB/s: the read spans the eviction below
+            got["sha"] = h.hexdigest()
+
+    t = threading.Thread(target=slow_reader)
+    t.start()
+    assert started.wait(10)
+    fetch(m, hub, A)  # now over the limit
+    deadline = time.time() + 10
+    while os.path.exists(blob_path(m, hub, A)) and time.time() < deadline:
+        time.sleep(0.05)
+    assert t.is_alive(), "the reader is still reading"
+    assert os.path.exists(blob_path(m, hub, BIG)), "the blob under a reader stays"
+    assert not os.path.exists(blob_path(m, hub, A)), "another blob went instead"
+    t.join(60)
+    assert got.get("sha") == hub.file(*BIG)["sha256"], "the reader was not cut"

@@ -398,6 +398,37 @@ def test_proxy_rules_from_the_config_file(hub, hub_admin, make_mirror, client_en
     assert not hub_admin.stats().entries(contains="gpt2"), "a denied repo causes no upstream traffic"
 
 
+@pytest.mark.parametrize(
+    "config,allowed,denied",
+    [
+        # Regex, anchored at the start only (olah's re.match); the later deny wins for acme/data.
+        ('[[accessibility.proxy]]\nrepo = "^acme/.*"\nallow = true\nuse_re = true\n'
+         '[[accessibility.proxy]]\nrepo = "acme/d[a-z]+"\nallow = false\nuse_re = true\n',
+         ("acme/tiny", "model"), ("acme/data", "dataset")),
+        # Wildcard deny after a catch-all allow.
+        ('[[accessibility.proxy]]\nrepo = "*"\nallow = true\n[[accessibility.proxy]]\nrepo = "gpt?"\nallow = false\n',
+         ("acme/tiny", "model"), ("gpt2", "model")),
+    ],
+)
+def test_proxy_rules_regex_and_wildcard_last_match_wins(hub, hub_admin, make_mirror, client_env, config, allowed, denied):
+    m = make_mirror(config=config)
+    hub_admin.reset()
+    out = client_env(
+        f"""
+        from huggingface_hub import HfApi
+        api = HfApi()
+        emit({{
+            "allowed": catch(lambda: api.repo_info({allowed[0]!r}, repo_type={allowed[1]!r}).sha),
+            "denied": catch(lambda: api.repo_info({denied[0]!r}, repo_type={denied[1]!r}).sha),
+        }})
+        """,
+        endpoint=m.url,
+    ).out
+    assert out["allowed"] == {"ok": hub.commit(allowed[0], kind=allowed[1])}, out
+    assert out["denied"].get("err") == "RepositoryNotFoundError", out
+    assert not hub_admin.stats().entries(contains=denied[0]), "a denied repo causes no upstream traffic"
+
+
 def test_cache_rules_from_the_config_file(hub, hub_admin, make_mirror, client_env, tmp_path):
     m = make_mirror(config='[[accessibility.cache]]\nrepo = "*"\nallow = true\n\n[[accessibility.cache]]\nrepo = "gpt2"\nallow = false\n')
     for repo in ("acme/tiny", "gpt2"):

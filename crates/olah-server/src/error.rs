@@ -107,6 +107,19 @@ impl ApiError {
     }
 }
 
+impl From<olah_types::RouteError> for ApiError {
+    fn from(e: olah_types::RouteError) -> Self {
+        match e {
+            olah_types::RouteError::NotFound => Self::Hub {
+                status: StatusCode::NOT_FOUND,
+                code: "NotFound",
+                message: "Sorry, we can't find the page you are looking for.".into(),
+            },
+            olah_types::RouteError::BadRequest(msg) => Self::bad_request(msg),
+        }
+    }
+}
+
 impl From<olah_store::StoreError> for ApiError {
     fn from(e: olah_store::StoreError) -> Self {
         match e {

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use olah_store::BlobStore;
 use olah_types::{
-    ByteRangeSpec, RepoPath, RepoRef, Revision, Route, RouteError, parse_range_header, parse_route,
+    ByteRangeSpec, RepoPath, RepoRef, Revision, Route, parse_range_header, parse_route,
 };
 use tracing::Instrument;
 
@@ -65,14 +65,7 @@ async fn dispatch(State(m): State<AppState>, req: Request) -> Response {
 }
 
 async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> {
-    let route = parse_route(req.uri().path()).map_err(|e| match e {
-        RouteError::NotFound => ApiError::Hub {
-            status: StatusCode::NOT_FOUND,
-            code: "NotFound",
-            message: "Sorry, we can't find the page you are looking for.".into(),
-        },
-        RouteError::BadRequest(msg) => ApiError::bad_request(msg),
-    })?;
+    let route = parse_route(req.uri().path()).map_err(ApiError::from)?;
     let span = tracing::Span::current();
     if let Some(r) = route.repo() {
         span.record("repo", r.key());

@@ -33,7 +33,7 @@ use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::{StreamExt, TryStreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use olah_types::{RepoPath, RepoRef, RepoType, Revision, Route, RouteError, parse_range_header};
+use olah_types::{RepoPath, RepoRef, RepoType, Revision, Route, parse_range_header};
 use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -540,14 +540,7 @@ async fn handle(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Reply {
-    let route = olah_types::parse_route(uri.path()).map_err(|e| match e {
-        RouteError::NotFound => ApiError::Hub {
-            status: StatusCode::NOT_FOUND,
-            code: "NotFound",
-            message: "Sorry, we can't find the page you are looking for.".into(),
-        },
-        RouteError::BadRequest(msg) => ApiError::bad_request(msg),
-    })?;
+    let route = olah_types::parse_route(uri.path()).map_err(ApiError::from)?;
     let read = method == Method::GET || method == Method::HEAD;
     match route {
         Route::Health if read => Ok("ok".into_response()),

@@ -9,6 +9,7 @@ pub mod access;
 pub mod error;
 pub mod flight;
 pub mod http;
+mod hubjson;
 pub mod localgit;
 pub mod mirror;
 pub mod modelbin;

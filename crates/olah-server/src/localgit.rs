@@ -31,7 +31,6 @@ use git2::{ErrorCode, ObjectType, Odb, Oid, Repository, RepositoryOpenFlags, Sor
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use olah_types::{RepoRef, Route, parse_range_header};
 use serde_json::{Value, json};
-use sha2::Digest;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::ApiError;
@@ -687,22 +686,14 @@ fn repo_info(
         .map_err(git_err)?
         .and_then(|oid| git.find_commit(oid).ok())
         .map_or(commit.time().seconds(), |c| c.time().seconds());
-    let key_hash = hex::encode(sha2::Sha256::digest(repo.key().as_bytes()));
-    Ok(json!({
-        "_id": &key_hash[..24],
-        "id": repo.id.as_str(),
-        "author": repo.id.namespace().unwrap_or(""),
-        "sha": commit.id().to_string(),
-        "lastModified": iso8601(commit.time().seconds()),
-        "createdAt": iso8601(first),
-        "private": false,
-        "gated": false,
-        "disabled": false,
-        "downloads": 0,
-        "likes": 0,
-        "tags": [],
-        "siblings": siblings,
-    }))
+    Ok(crate::hubjson::local_repo_info(
+        &repo.key(),
+        repo,
+        &commit.id().to_string(),
+        &iso8601(first),
+        &iso8601(commit.time().seconds()),
+        siblings,
+    ))
 }
 
 fn refs(git: &Repository, include_prs: bool) -> Res<Value> {
@@ -1039,7 +1030,7 @@ mod tests {
     }
 
     fn sha256_hex(b: &[u8]) -> String {
-        hex::encode(sha2::Sha256::digest(b))
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b))
     }
 
     fn pointer(content: &[u8]) -> String {

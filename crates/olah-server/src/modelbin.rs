@@ -713,25 +713,18 @@ async fn info(mb: &ModelBin, repo: &RepoRef, revision: &Revision, uri: &Uri) -> 
         .try_collect()
         .await?;
     let date = st.date();
-    let key = hex::encode(Sha256::digest(format!("model-bin/{}", st.id).as_bytes()));
-    Ok(json_response(&json!({
-        "_id": &key[..24],
-        "id": st.id,
-        "modelId": st.id,
-        "author": repo.id.namespace(),
-        "sha": st.commit,
-        "lastModified": date,
-        "createdAt": date,
-        "private": false,
-        "gated": false,
-        "disabled": false,
-        "downloads": 0,
-        "likes": 0,
-        "tags": [],
-        "siblings": siblings,
-        "spaces": [],
-        "usedStorage": st.files.values().map(|f| f.stamp.size).sum::<u64>(),
-    })))
+    let mut info = crate::hubjson::local_repo_info(
+        &format!("model-bin/{}", st.id),
+        repo,
+        &st.commit,
+        &date,
+        &date,
+        siblings,
+    );
+    info["modelId"] = json!(st.id);
+    info["spaces"] = json!([]);
+    info["usedStorage"] = json!(st.files.values().map(|f| f.stamp.size).sum::<u64>());
+    Ok(json_response(&info))
 }
 
 async fn tree(

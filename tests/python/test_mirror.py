@@ -311,9 +311,13 @@ def _urls_in_link(value):
     return re.findall(r"<([^>]*)>", value or "")
 
 
-def test_no_response_points_at_the_upstream(hub, mirror):
+@pytest.mark.parametrize("xet", ["serve", "plain"])
+def test_no_response_points_at_the_upstream(hub, make_mirror, xet):
     """Raw HTTP through the mirror: no header or body names the fake's hub or CDN, redirects stay
-    on the mirror, tree listings carry no Xet hashes, and pagination links point at the mirror."""
+    on the mirror, pagination links point at the mirror; Xet hashes stay in serve mode (with Xet
+    links to the mirror) and are stripped in plain mode."""
+    mirror = make_mirror("--xet", xet)
+    seen_xet = False
     for method, path in UPSTREAM_PROBES:
         data = b"paths=config.json&paths=model.safetensors&paths=sub&expand=false" if method == "POST" else None
         headers = {"Content-Type": "application/x-www-form-urlencoded"} if data else {}
@@ -323,8 +327,11 @@ def test_no_response_points_at_the_upstream(hub, mirror):
             text = json.dumps([list(kv) for kv in h.items()]) + body.decode(errors="replace")
             for netloc in hub.netlocs:
                 assert netloc not in text, (method, url, status, netloc)
-            assert "xetHash" not in text and "xet_hash" not in text, (method, url)
-            assert not any(k.lower().startswith("x-xet-") for k in h.keys()), (method, url, dict(h))
+            if xet == "plain":
+                assert "xetHash" not in text and "xet_hash" not in text, (method, url)
+                assert not any(k.lower().startswith("x-xet-") for k in h.keys()), (method, url, dict(h))
+            else:
+                seen_xet = seen_xet or "xetHash" in text or "x-xet-hash" in text.lower()
             for link in _urls_in_link(h.get("Link")):
                 assert link.startswith(mirror.url + "/") or link.startswith("/"), (url, h.get("Link"))
             if "/tree/" in path and "acme/data" in path:
@@ -337,6 +344,8 @@ def test_no_response_points_at_the_upstream(hub, mirror):
             url = loc if loc.startswith("http") else mirror.url + loc
         else:
             raise AssertionError(f"redirect loop for {path}")
+    if xet == "serve":
+        assert seen_xet, "serve mode keeps Xet hashes for Xet clients"
 
 
 def test_pagination_links_are_followable_through_the_mirror(hub, mirror):

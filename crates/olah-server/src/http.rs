@@ -132,7 +132,75 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
             copy_header(&h, r.headers_mut(), header::CONTENT_TYPE);
             Ok(r)
         }
-        (&Method::GET | &Method::HEAD, Route::XetReadToken { .. }) => Err(xet::disabled()),
+        (&Method::GET | &Method::HEAD, Route::XetReadToken { repo, revision }) => {
+            let host = host_of(req.headers());
+            let (token, exp) = m
+                .xet_token(&repo, &revision, auth(req.headers()).as_ref())
+                .await?;
+            let cas = format!("{}/cas", mirror_base(&m, &host));
+            let body = serde_json::json!({"accessToken": token, "exp": exp, "casUrl": cas});
+            let mut r = Response::new(Body::from(body.to_string()));
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            for (k, v) in [
+                ("x-xet-cas-url", cas),
+                ("x-xet-access-token", token),
+                ("x-xet-token-expiration", exp.to_string()),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(k, v);
+                }
+            }
+            Ok(r)
+        }
+        (&Method::GET, Route::CasReconstruction { version, file }) => {
+            let host = host_of(req.headers());
+            let h = req.headers();
+            let bearer = h
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim);
+            let range = h.get(header::RANGE).and_then(|v| v.to_str().ok());
+            let v = m
+                .xet_reconstruction(version, &file, range, bearer, &mirror_base(&m, &host))
+                .await?;
+            let mut r = Response::new(Body::from(v.to_string()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Ok(r)
+        }
+        (&Method::GET, Route::CasXorb { xorb }) => {
+            let range = req
+                .headers()
+                .get(header::RANGE)
+                .and_then(|v| v.to_str().ok());
+            let (served, stream) = m.xet_xorb(&xorb, req.uri().query(), range).await?;
+            let mut r = Response::new(Body::from_stream(stream.map(|r| {
+                r.map_err(|e| {
+                    tracing::warn!(error = %e, "xorb body aborted");
+                    std::io::Error::other(e.to_string())
+                })
+            })));
+            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            h.insert(header::CONTENT_LENGTH, served.len().into());
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("bytes {}-{}/*", served.start, served.end))
+            {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            Ok(r)
+        }
         (&Method::POST, route @ Route::PathsInfo { .. }) => {
             let host = host_of(req.headers());
             let a = auth(req.headers());
@@ -141,7 +209,7 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
                 .map_err(|_| ApiError::bad_request("paths-info body too large or unreadable"))?;
             let (c, cache) = m.api(&route, None, Some(body), a.as_ref()).await?;
             span.record("cache", cache);
-            Ok(api_response(&m, &c, &host))
+            Ok(api_response(&m, &route, &c, &host))
         }
         (&Method::GET | &Method::HEAD, route) if !matches!(route, Route::PathsInfo { .. }) => {
             let host = host_of(req.headers());
@@ -150,7 +218,7 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
                 .api(&route, query.as_deref(), None, auth(req.headers()).as_ref())
                 .await?;
             span.record("cache", cache);
-            Ok(api_response(&m, &c, &host))
+            Ok(api_response(&m, &route, &c, &host))
         }
         _ => Err(ApiError::Hub {
             status: StatusCode::METHOD_NOT_ALLOWED,
@@ -178,8 +246,12 @@ fn mirror_base(m: &Mirror, host: &Option<String>) -> String {
     format!("{}://{}", m.cfg.mirror_scheme, netloc)
 }
 
-fn api_response(m: &Mirror, c: &CachedResponse, host: &Option<String>) -> Response {
-    let body = xet::strip_json(&c.body);
+fn api_response(m: &Mirror, route: &Route, c: &CachedResponse, host: &Option<String>) -> Response {
+    // xetHash stays where clients speak Xet to the mirror; elsewhere it would send them upstream.
+    let body = match route.repo() {
+        Some(repo) if m.xet_serves(repo) => c.body.clone(),
+        _ => xet::strip_json(&c.body),
+    };
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = StatusCode::from_u16(c.status).unwrap_or(StatusCode::OK);
     let h = r.headers_mut();
@@ -250,6 +322,24 @@ async fn resolve(
         put(&mut h, "x-linked-size", &size.to_string());
     }
     put(&mut h, "accept-ranges", "bytes");
+    if let Some(xh) = meta.xet_hash.as_deref().filter(|_| m.xet_serves(repo)) {
+        // Xet clients go to the mirror's token route and CAS; hashes are never rewritten.
+        let base = mirror_base(m, &host_of(req_headers));
+        let token_route = Route::XetReadToken {
+            repo: repo.clone(),
+            revision: Revision::new(&res.commit).map_err(|e| ApiError::Internal(e.to_string()))?,
+        };
+        put(&mut h, "x-xet-hash", xh);
+        put(
+            &mut h,
+            "link",
+            &format!(
+                "<{base}{}>; rel=\"xet-auth\", <{base}/cas/v1/reconstructions/{}>; rel=\"xet-reconstruction-info\"",
+                token_route.upstream_path(),
+                xh.to_ascii_lowercase()
+            ),
+        );
+    }
     put(
         &mut h,
         "content-type",
@@ -295,6 +385,7 @@ async fn resolve(
         auth: a.clone(),
         size,
         key: meta.blob_key(),
+        xet_hash: meta.xet_hash.clone(),
     };
     let (status, body, len) = match ranges.as_deref() {
         None | Some([_]) => {
@@ -392,6 +483,7 @@ struct FileTarget {
     auth: Option<HeaderValue>,
     size: u64,
     key: Option<olah_store::BlobKey>,
+    xet_hash: Option<String>,
 }
 
 impl FileTarget {
@@ -399,13 +491,26 @@ impl FileTarget {
     /// straight from the upstream for a cache-denied repo.
     async fn stream(&self, start: u64, end: u64) -> Result<IoStream, ApiError> {
         let m = &self.mirror;
-        let source = m.file_source(
-            &self.repo,
-            &self.commit,
-            &self.path,
-            self.auth.as_ref(),
-            self.size,
-        );
+        // A Xet file is rebuilt from the xorb cache that Xet clients fill too (one cache for
+        // both paths); anything else comes from the Hub's resolve URL.
+        let xet_source = self.xet_hash.as_deref().and_then(|xh| {
+            m.xet_file_source(
+                &self.repo,
+                &self.commit,
+                self.auth.as_ref(),
+                &xh.to_ascii_lowercase(),
+                self.size,
+            )
+        });
+        let source = xet_source.or_else(|| {
+            m.file_source(
+                &self.repo,
+                &self.commit,
+                &self.path,
+                self.auth.as_ref(),
+                self.size,
+            )
+        });
         if !m.cache_allowed(&self.repo) {
             let source = source.ok_or_else(|| {
                 ApiError::from(olah_store::StoreError::NotCached(self.path.as_str().into()))

@@ -394,9 +394,11 @@ fn plan(git: &Repository, dir: &Path, req: &Req) -> Res<Plan> {
         }
         // Local repositories have no Xet storage: nothing announces Xet for them.
         Route::XetReadToken { .. } => Err(Box::new(crate::xet::disabled())),
-        Route::Whoami | Route::Health => Err(Box::new(ApiError::Internal(
-            "route without a repository reached the local git handler".into(),
-        ))),
+        Route::Whoami | Route::Health | Route::CasReconstruction { .. } | Route::CasXorb { .. } => {
+            Err(Box::new(ApiError::Internal(
+                "route without a repository reached the local git handler".into(),
+            )))
+        }
     }
 }
 

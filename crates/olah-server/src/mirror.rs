@@ -81,7 +81,7 @@ struct RevEntry {
     fetched_at: u64,
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -115,6 +115,8 @@ pub struct Mirror {
     pub access: AccessCache,
     /// Local git repositories (`mirrors-path`), served without the upstream.
     pub local: crate::localgit::LocalRepos,
+    /// The Xet side: sessions, signing secret, xorb store.
+    pub xet: crate::xet::XetState,
     head_flight: Flight<Result<(String, FileMeta), ApiError>>,
     api_flight: Flight<Result<Arc<CachedResponse>, ApiError>>,
     check_flight: Flight<Result<(), ApiError>>,
@@ -150,8 +152,10 @@ impl Mirror {
         extra.push(cfg.hf_lfs_netloc.clone());
         let upstream = Upstream::new(&cfg.hf_url(), &extra)?;
         let ttl = Duration::from_secs(cfg.metadata_cache_ttl);
+        let xet = crate::xet::XetState::open(root.join("xorbs"))?;
         Ok(Self {
             local: crate::localgit::LocalRepos::new(cfg.mirrors_path.clone()),
+            xet,
             access: AccessCache::new(ttl, salt(&db)?),
             cfg,
             db,
@@ -173,15 +177,15 @@ impl Mirror {
         olah_config::decide(&self.cfg.cache_rules, repo.id.as_str())
     }
 
-    fn ttl(&self) -> u64 {
+    pub(crate) fn ttl(&self) -> u64 {
         self.cfg.metadata_cache_ttl
     }
 
-    fn offline(&self) -> bool {
+    pub(crate) fn offline(&self) -> bool {
         self.cfg.offline
     }
 
-    async fn db<T: Send + 'static>(
+    pub(crate) async fn db<T: Send + 'static>(
         &self,
         f: impl FnOnce(&MetaDb) -> olah_store::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -194,7 +198,7 @@ impl Mirror {
 
     /// Whether the Hub ever served this scope of the repo to an anonymous caller. Per scope: a
     /// gated repo's metadata is public but its files are not.
-    fn is_public_persisted(&self, repo_key: &str, scope: Scope) -> bool {
+    pub(crate) fn is_public_persisted(&self, repo_key: &str, scope: Scope) -> bool {
         self.db
             .get_json::<u64>(&format!("public|{scope:?}|{repo_key}"))
             .ok()
@@ -204,7 +208,7 @@ impl Mirror {
 
     /// The Hub allowed `caller`: remember it (in memory for the TTL; a token's grant also on disk
     /// as its salted hash, for offline mode; an anonymous allow marks the repo public).
-    async fn granted(&self, repo_key: &str, scope: Scope, caller: &Caller) {
+    pub(crate) async fn granted(&self, repo_key: &str, scope: Scope, caller: &Caller) {
         self.access.allow(repo_key, scope, caller);
         if caller.is_anon() {
             self.mark_public(repo_key, scope).await;
@@ -220,7 +224,13 @@ impl Mirror {
     }
 
     /// The Hub refused `caller`: remember it and forget any offline grant.
-    async fn refused(&self, repo_key: &str, scope: Scope, caller: &Caller, err: ApiError) {
+    pub(crate) async fn refused(
+        &self,
+        repo_key: &str,
+        scope: Scope,
+        caller: &Caller,
+        err: ApiError,
+    ) {
         self.access.deny(repo_key, scope, caller, err);
         if !caller.is_anon() {
             let k = grant_key(repo_key, scope, caller);
@@ -228,7 +238,7 @@ impl Mirror {
         }
     }
 
-    fn has_grant(&self, repo_key: &str, scope: Scope, caller: &Caller) -> bool {
+    pub(crate) fn has_grant(&self, repo_key: &str, scope: Scope, caller: &Caller) -> bool {
         !caller.is_anon()
             && (self
                 .db
@@ -335,7 +345,12 @@ impl Mirror {
             .flatten()
     }
 
-    fn may_serve_without_upstream(&self, repo_key: &str, scope: Scope, caller: &Caller) -> bool {
+    pub(crate) fn may_serve_without_upstream(
+        &self,
+        repo_key: &str,
+        scope: Scope,
+        caller: &Caller,
+    ) -> bool {
         self.access.was_public(repo_key, scope)
             || self.is_public_persisted(repo_key, scope)
             || matches!(self.access.check(repo_key, scope, caller), Known::Allowed)
@@ -431,6 +446,10 @@ impl Mirror {
                 }
                 let repo_key = repo.key();
                 me.granted(&repo_key, Scope::Files, &caller).await;
+                if let Some(h) = meta.xet_hash.clone() {
+                    me.learn_xet_files(&repo, vec![h.to_ascii_lowercase()])
+                        .await;
+                }
                 let file_key = format!("file|{repo_key}|{commit}|{}", path.as_str());
                 let rev_entry = (!rev.is_commit_sha()).then(|| {
                     (
@@ -617,7 +636,8 @@ impl Mirror {
         }
         let me = self.clone();
         let flight_key = format!("{key}|{}", caller.id());
-        let (auth2, caller2, repo_key) = (auth.cloned(), caller.clone(), repo.key());
+        let (auth2, caller2, repo_key, repo2) =
+            (auth.cloned(), caller.clone(), repo.key(), repo.clone());
         let res = self
             .api_flight
             .run(flight_key, move || async move {
@@ -659,6 +679,8 @@ impl Mirror {
                     fetched_at: now(),
                 };
                 me.granted(&repo_key, Scope::Meta, &caller2).await;
+                me.learn_xet_files(&repo2, crate::xet::xet_hashes(&c.body))
+                    .await;
                 if keep {
                     let c2 = c.clone();
                     me.db(move |db| db.put_json(&key, &c2)).await?;

@@ -1,11 +1,387 @@
-//! Xet handling. Until the mirror serves the Xet CAS itself, every trace of Xet is removed from
-//! what clients see (`X-Xet-Hash` and xet `Link`s are never emitted on resolve; `xetHash` is
-//! stripped from JSON), so every client downloads through the mirror over plain HTTP and none
-//! escapes to the upstream CAS (PROTOCOL.md §4).
+//! Xet through the mirror (PROTOCOL.md §3.6, §4; design in docs/XET.md).
+//!
+//! In `--xet serve` mode (the default) clients speak Xet to the mirror and never learn an
+//! upstream CAS URL, token or presigned URL:
+//!
+//! * **Token route** (`/api/{t}s/{repo}/xet-read-token/{rev}`): the caller's access is confirmed
+//!   by the upstream token route called with the caller's own token (fail closed; remembered for
+//!   the metadata TTL like every grant), then the mirror issues its own token bound to that repo
+//!   and caller, with `casUrl = {mirror}/cas`.
+//! * **Reconstruction** (`/cas/v{1,2}/reconstructions/{file}`): answered from the cache when the
+//!   file is known to belong to the session's repo (learned from that repo's upstream answers),
+//!   else from the upstream CAS with an upstream token obtained for the caller. The terms are
+//!   passed through unchanged; every xorb URL becomes a mirror URL signed by the mirror
+//!   (`/cas/xorb/{xorb}?…&s=…`, keyed BLAKE3 over xorb, file, chunk and byte range, expiry).
+//! * **Xorb ranges** (`/cas/xorb/{xorb}`): from [`XorbStore`], filled once from the upstream
+//!   presigned URL on a miss and verified record by record before publication.
+//! * **Plain HTTP** for Xet files (`resolve` without Xet): [`XetFileSource`] rebuilds the bytes
+//!   from the same xorb ranges, so one cache serves both paths; the blob store then verifies the
+//!   whole file's sha256 as for any LFS file.
+//!
+//! In `--xet plain` mode, and for repos the cache rules exclude, every trace of Xet is removed
+//! from what clients see, so they all download through `resolve`.
 
-use http::StatusCode;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use http::{HeaderValue, Method, StatusCode};
+use olah_store::{Expect, SourceError, StoreError, UpstreamBytes, XorbRange, XorbStore};
+use olah_types::{RepoRef, Revision, Route};
+use olah_upstream::HubRequest;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::access::{Caller, Known, Scope};
 use crate::error::ApiError;
+use crate::mirror::{Mirror, now, offline_miss};
+
+/// Lifetime of a mirror-issued Xet token and of the mirror's signed xorb URLs.
+const TOKEN_TTL: u64 = 3600;
+/// An upstream presigned xorb URL is used for at most this long after it was handed out.
+const UPSTREAM_URL_TTL: Duration = Duration::from_secs(300);
+
+/// Who a Xet request acts for: a repo, a revision and the caller's own Hub credentials (kept in
+/// memory only, to obtain upstream CAS tokens on the caller's behalf).
+#[derive(Clone)]
+pub(crate) struct Session {
+    repo: RepoRef,
+    rev: String,
+    auth: Option<HeaderValue>,
+    caller: Caller,
+    exp: u64,
+}
+
+#[derive(Clone)]
+struct UpToken {
+    cas_url: String,
+    token: String,
+    exp: u64,
+}
+
+/// Upstream presigned URL (and when it was handed out) per (xorb, first byte, last byte).
+type UrlMap = HashMap<(String, u64, u64), (String, Instant)>;
+
+/// An upstream URL of one fetch range: (xorb hash, byte range, URL).
+pub type UpstreamUrl = (String, Span, String);
+
+/// A Xet `Range`: first byte and optional last byte (inclusive).
+pub type XetRange = (u64, Option<u64>);
+
+/// The Xet side of the mirror.
+pub struct XetState {
+    secret: [u8; 32],
+    /// Verified xorb ranges.
+    pub store: Arc<XorbStore>,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    up_tokens: Mutex<HashMap<String, UpToken>>,
+    urls: Mutex<UrlMap>,
+}
+
+impl XetState {
+    /// State with a fresh signing secret and the xorb store under `root`.
+    pub fn open(root: std::path::PathBuf) -> Result<Self, String> {
+        let store = XorbStore::open(root.clone())
+            .map_err(|e| format!("cannot open the xorb store in {}: {e}", root.display()))?;
+        Ok(Self {
+            secret: rand::random(),
+            store: Arc::new(store),
+            sessions: Mutex::new(HashMap::new()),
+            up_tokens: Mutex::new(HashMap::new()),
+            urls: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn sign(&self, msg: &str) -> String {
+        hex::encode(&blake3::keyed_hash(&self.secret, msg.as_bytes()).as_bytes()[..20])
+    }
+
+    fn session(&self, token: &str) -> Option<Arc<Session>> {
+        let s = self
+            .sessions
+            .lock()
+            .expect("xet sessions")
+            .get(token)
+            .cloned()?;
+        (s.exp > now()).then_some(s)
+    }
+
+    fn fresh_url(&self, xorb: &str, b: Span) -> Option<String> {
+        let urls = self.urls.lock().expect("xet urls");
+        let (u, at) = urls.get(&(xorb.to_string(), b.start, b.end))?;
+        (at.elapsed() < UPSTREAM_URL_TTL).then(|| u.clone())
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Reconstructions: one normalised form for v1 and v2.
+
+/// A chunk range (end-exclusive) or byte range (end-inclusive), as the CAS writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    /// First.
+    pub start: u64,
+    /// Last (bytes) or one past the last (chunks).
+    pub end: u64,
+}
+
+/// One term: a chunk range of a xorb, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Term {
+    /// Xorb hash.
+    pub hash: String,
+    /// Decoded bytes of the chunk range.
+    pub unpacked_length: u64,
+    /// Chunk range, end-exclusive.
+    pub range: Span,
+}
+
+/// Where a xorb's chunk range lies in its byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fetch {
+    /// Chunk range, end-exclusive.
+    pub chunks: Span,
+    /// Byte range, end-inclusive.
+    pub bytes: Span,
+}
+
+/// A reconstruction without any URL: content-addressed, so it can be cached and shared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recon {
+    /// Bytes to skip in the first term's decoded data.
+    pub offset: u64,
+    /// Terms in file order.
+    pub terms: Vec<Term>,
+    /// Fetch ranges per xorb.
+    pub fetch: BTreeMap<String, Vec<Fetch>>,
+}
+
+impl Recon {
+    /// The fetch range that holds a term's chunks.
+    pub fn fetch_for(&self, t: &Term) -> Option<Fetch> {
+        self.fetch
+            .get(&t.hash)?
+            .iter()
+            .find(|f| f.chunks.start <= t.range.start && t.range.end <= f.chunks.end)
+            .copied()
+    }
+}
+
+fn is_hash(h: &str) -> bool {
+    h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn span(v: &Value) -> Option<Span> {
+    let s = Span {
+        start: v.get("start")?.as_u64()?,
+        end: v.get("end")?.as_u64()?,
+    };
+    (s.start <= s.end).then_some(s)
+}
+
+/// Parses an upstream v1 or v2 reconstruction into the URL-free form plus the upstream URL of
+/// each (xorb, byte range).
+pub fn parse_upstream(v: &Value) -> Result<(Recon, Vec<UpstreamUrl>), String> {
+    let bad = |what: &str| format!("malformed reconstruction: {what}");
+    let offset = v
+        .get("offset_into_first_range")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let mut terms = Vec::new();
+    for t in v
+        .get("terms")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("terms"))?
+    {
+        let hash = t.get("hash").and_then(Value::as_str).unwrap_or_default();
+        if !is_hash(hash) {
+            return Err(bad("term hash"));
+        }
+        terms.push(Term {
+            hash: hash.to_string(),
+            unpacked_length: t
+                .get("unpacked_length")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| bad("unpacked_length"))?,
+            range: t.get("range").and_then(span).ok_or_else(|| bad("range"))?,
+        });
+    }
+    let mut fetch: BTreeMap<String, Vec<Fetch>> = BTreeMap::new();
+    let mut urls = Vec::new();
+    let mut add = |h: &str, chunks: Span, bytes: Span, url: &str| -> Result<(), String> {
+        if !is_hash(h) {
+            return Err(bad("xorb hash"));
+        }
+        fetch
+            .entry(h.to_string())
+            .or_default()
+            .push(Fetch { chunks, bytes });
+        urls.push((h.to_string(), bytes, url.to_string()));
+        Ok(())
+    };
+    if let Some(m) = v.get("fetch_info").and_then(Value::as_object) {
+        for (h, list) in m {
+            for e in list.as_array().ok_or_else(|| bad("fetch_info"))? {
+                add(
+                    h,
+                    e.get("range").and_then(span).ok_or_else(|| bad("range"))?,
+                    e.get("url_range")
+                        .and_then(span)
+                        .ok_or_else(|| bad("url_range"))?,
+                    e.get("url")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| bad("url"))?,
+                )?;
+            }
+        }
+    } else if let Some(m) = v.get("xorbs").and_then(Value::as_object) {
+        for (h, list) in m {
+            for e in list.as_array().ok_or_else(|| bad("xorbs"))? {
+                let url = e
+                    .get("url")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad("url"))?;
+                for r in e
+                    .get("ranges")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| bad("ranges"))?
+                {
+                    add(
+                        h,
+                        r.get("chunks")
+                            .and_then(span)
+                            .ok_or_else(|| bad("chunks"))?,
+                        r.get("bytes").and_then(span).ok_or_else(|| bad("bytes"))?,
+                        url,
+                    )?;
+                }
+            }
+        }
+    } else if !terms.is_empty() {
+        return Err(bad("no fetch_info or xorbs"));
+    }
+    let recon = Recon {
+        offset,
+        terms,
+        fetch,
+    };
+    if let Some(t) = recon.terms.iter().find(|t| recon.fetch_for(t).is_none()) {
+        return Err(bad(&format!("no fetch range for a term of {}", t.hash)));
+    }
+    Ok((recon, urls))
+}
+
+/// The message the mirror signs for one xorb URL.
+fn xorb_msg(xorb: &str, file: &str, c: Span, b: Span, exp: u64) -> String {
+    format!(
+        "{xorb}|{file}|{}-{}|{}-{}|{exp}",
+        c.start, c.end, b.start, b.end
+    )
+}
+
+impl XetState {
+    /// A reconstruction in the v1 or v2 shape with every xorb URL pointing at the mirror.
+    pub fn render(&self, r: &Recon, version: u8, base: &str, file: &str) -> Value {
+        let exp = now() + TOKEN_TTL;
+        let url = |h: &str, f: &Fetch| {
+            let sig = self.sign(&xorb_msg(h, file, f.chunks, f.bytes, exp));
+            format!(
+                "{base}/cas/xorb/{h}?f={file}&c={}-{}&b={}-{}&x={exp}&s={sig}",
+                f.chunks.start, f.chunks.end, f.bytes.start, f.bytes.end
+            )
+        };
+        let terms: Vec<Value> = r
+            .terms
+            .iter()
+            .map(
+                |t| json!({"hash": t.hash, "unpacked_length": t.unpacked_length, "range": t.range}),
+            )
+            .collect();
+        let mut m = serde_json::Map::new();
+        for (h, list) in &r.fetch {
+            let entries: Vec<Value> = list
+                .iter()
+                .map(|f| {
+                    if version == 1 {
+                        json!({"range": f.chunks, "url": url(h, f), "url_range": f.bytes})
+                    } else {
+                        json!({"url": url(h, f), "ranges": [{"chunks": f.chunks, "bytes": f.bytes}]})
+                    }
+                })
+                .collect();
+            m.insert(h.clone(), Value::Array(entries));
+        }
+        let key = if version == 1 { "fetch_info" } else { "xorbs" };
+        json!({"offset_into_first_range": r.offset, "terms": terms, key: m})
+    }
+}
+
+/// The query of a mirror xorb URL.
+#[derive(Deserialize)]
+struct XorbQuery {
+    f: String,
+    c: String,
+    b: String,
+    x: u64,
+    s: String,
+}
+
+fn parse_span(s: &str) -> Option<Span> {
+    let (a, b) = s.split_once('-')?;
+    let s = Span {
+        start: a.parse().ok()?,
+        end: b.parse().ok()?,
+    };
+    (s.start <= s.end).then_some(s)
+}
+
+/// `bytes=a-b` or `bytes=a-` (inclusive), as Xet clients send it.
+pub fn simple_range(v: Option<&str>) -> Result<Option<XetRange>, &'static str> {
+    const BAD: &str = "Range must be bytes=START-END";
+    let Some(v) = v else { return Ok(None) };
+    let r = v.trim().strip_prefix("bytes=").ok_or(BAD)?;
+    let (a, b) = r.split_once('-').ok_or(BAD)?;
+    let a: u64 = a.trim().parse().map_err(|_| BAD)?;
+    let b: Option<u64> = if b.trim().is_empty() {
+        None
+    } else {
+        Some(b.trim().parse().map_err(|_| BAD)?)
+    };
+    if b.is_some_and(|b| b < a) {
+        return Err(BAD);
+    }
+    Ok(Some((a, b)))
+}
+
+fn unauthorized(msg: &str) -> ApiError {
+    ApiError::Hub {
+        status: StatusCode::UNAUTHORIZED,
+        code: "Unauthorized",
+        message: msg.into(),
+    }
+}
+
+fn forbidden(msg: &str) -> ApiError {
+    ApiError::Hub {
+        status: StatusCode::FORBIDDEN,
+        code: "Forbidden",
+        message: msg.into(),
+    }
+}
+
+/// The answer of the token route where the mirror does not serve Xet.
+pub fn disabled() -> ApiError {
+    ApiError::Hub {
+        status: StatusCode::NOT_FOUND,
+        code: "XetDisabled",
+        message: "this mirror serves this repository's files over plain HTTP; Xet is disabled"
+            .into(),
+    }
+}
 
 /// Removes every `xetHash` member from a JSON document (tree, paths-info, repo info siblings).
 /// Non-JSON text is returned unchanged.
@@ -13,7 +389,7 @@ pub fn strip_json(body: &str) -> String {
     if !body.contains("xetHash") {
         return body.to_string();
     }
-    match serde_json::from_str::<serde_json::Value>(body) {
+    match serde_json::from_str::<Value>(body) {
         Ok(mut v) => {
             strip_value(&mut v);
             v.to_string()
@@ -22,29 +398,592 @@ pub fn strip_json(body: &str) -> String {
     }
 }
 
-fn strip_value(v: &mut serde_json::Value) {
+fn strip_value(v: &mut Value) {
     match v {
-        serde_json::Value::Object(m) => {
+        Value::Object(m) => {
             m.remove("xetHash");
             m.values_mut().for_each(strip_value);
         }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_value),
+        Value::Array(a) => a.iter_mut().for_each(strip_value),
         _ => {}
     }
 }
 
-/// The answer of the token route while the mirror does not serve Xet.
-pub fn disabled() -> ApiError {
-    ApiError::Hub {
-        status: StatusCode::NOT_FOUND,
-        code: "XetDisabled",
-        message: "this mirror serves Xet-backed files over plain HTTP; Xet is disabled".into(),
+/// Every `xetHash` value in a JSON document.
+pub fn xet_hashes(body: &str) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(h) = m.get("xetHash").and_then(Value::as_str)
+                    && is_hash(h)
+                {
+                    out.push(h.to_string());
+                }
+                m.values().for_each(|v| walk(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
     }
+    let mut out = Vec::new();
+    if body.contains("xetHash")
+        && let Ok(v) = serde_json::from_str::<Value>(body)
+    {
+        walk(&v, &mut out);
+    }
+    out
+}
+
+/// Database key of "file hash F belongs to repo R" (learned from R's own upstream answers).
+pub(crate) fn known_key(repo_key: &str, file: &str) -> String {
+    format!("xfile|{repo_key}|{file}")
+}
+
+fn recon_key(file: &str, range: Option<XetRange>) -> String {
+    match range {
+        None => format!("xrecon|{file}|all"),
+        Some((a, None)) => format!("xrecon|{file}|{a}-"),
+        Some((a, Some(b))) => format!("xrecon|{file}|{a}-{b}"),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The service.
+
+impl Mirror {
+    /// Whether clients see Xet for this repo: `--xet serve` and a repo the mirror may cache.
+    pub fn xet_serves(&self, repo: &RepoRef) -> bool {
+        self.cfg.xet_mode == olah_config::XetMode::Serve && self.cache_allowed(repo)
+    }
+
+    /// Remembers that these Xet file hashes belong to `repo` (from its upstream metadata).
+    pub(crate) async fn learn_xet_files(&self, repo: &RepoRef, files: Vec<String>) {
+        if files.is_empty() || !self.cache_allowed(repo) {
+            return;
+        }
+        let repo_key = repo.key();
+        let _ = self
+            .db(move |db| {
+                for f in files {
+                    let k = known_key(&repo_key, &f);
+                    if db.get_json::<u8>(&k)?.is_none() {
+                        db.put_json(&k, &1u8)?;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+    }
+
+    fn knows_xet_file(&self, repo: &RepoRef, file: &str) -> bool {
+        self.db
+            .get_json::<u8>(&known_key(&repo.key(), file))
+            .ok()
+            .flatten()
+            .is_some()
+    }
+
+    /// The token route: confirms the caller's access to the repo's files (fail closed), then
+    /// issues a mirror token. Returns (token, expiry).
+    pub async fn xet_token(
+        self: &Arc<Self>,
+        repo: &RepoRef,
+        rev: &Revision,
+        auth: Option<&HeaderValue>,
+    ) -> Result<(String, u64), ApiError> {
+        if !self.xet_serves(repo) {
+            return Err(disabled());
+        }
+        let caller = self.access.caller(auth);
+        let repo_key = repo.key();
+        let session = Session {
+            repo: repo.clone(),
+            rev: rev.as_str().to_string(),
+            auth: auth.cloned(),
+            caller: caller.clone(),
+            exp: now() + TOKEN_TTL,
+        };
+        match self.access.check(&repo_key, Scope::Files, &caller) {
+            Known::Allowed => {}
+            Known::Denied(e) => return Err(e),
+            Known::Unknown if self.offline() => {
+                if !(self.is_public_persisted(&repo_key, Scope::Files)
+                    || self.has_grant(&repo_key, Scope::Files, &caller))
+                {
+                    return Err(ApiError::Hub {
+                        status: StatusCode::UNAUTHORIZED,
+                        code: "GatedRepo",
+                        message: "offline: access to this repository cannot be confirmed".into(),
+                    });
+                }
+            }
+            Known::Unknown => match self.upstream_cas_token(&session).await {
+                Ok(_) => {}
+                Err(e)
+                    if e.is_outage()
+                        && self.may_serve_without_upstream(&repo_key, Scope::Files, &caller) => {}
+                Err(e) => return Err(e),
+            },
+        }
+        let token = format!("olx_{}", hex::encode(rand::random::<[u8; 24]>()));
+        let exp = session.exp;
+        let mut sessions = self.xet.sessions.lock().expect("xet sessions");
+        let t = now();
+        sessions.retain(|_, s| s.exp > t);
+        sessions.insert(token.clone(), Arc::new(session));
+        Ok((token, exp))
+    }
+
+    /// An upstream CAS token for the session's repo and caller (cached until a minute before it
+    /// expires). Asking for it is also the upstream's verdict on the caller's access.
+    async fn upstream_cas_token(self: &Arc<Self>, s: &Session) -> Result<UpToken, ApiError> {
+        let key = format!("{}|{}|{}", s.repo.key(), s.rev, s.caller.id());
+        if let Some(t) = self.xet.up_tokens.lock().expect("xet tokens").get(&key)
+            && t.exp > now() + 60
+        {
+            return Ok(t.clone());
+        }
+        let route = Route::XetReadToken {
+            repo: s.repo.clone(),
+            revision: Revision::new(&s.rev).map_err(|e| ApiError::Internal(e.to_string()))?,
+        };
+        if !route.is_canonical() {
+            return Err(ApiError::bad_request(
+                "ambiguous repository id for a Xet token",
+            ));
+        }
+        let resp = self
+            .upstream
+            .hub(HubRequest {
+                method: Method::GET,
+                path_and_query: &route.upstream_path(),
+                auth: s.auth.as_ref(),
+                headers: http::HeaderMap::new(),
+                body: None,
+            })
+            .await?;
+        let status = resp.status();
+        let h = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| {
+            ApiError::from(olah_upstream::UpstreamError::Unreachable(
+                e.without_url().to_string(),
+            ))
+        })?;
+        let repo_key = s.repo.key();
+        if !status.is_success() {
+            let e = ApiError::from_upstream(status, &h, body);
+            if matches!(status.as_u16(), 401 | 403 | 404) {
+                self.refused(&repo_key, Scope::Files, &s.caller, e.clone())
+                    .await;
+            }
+            return Err(e);
+        }
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let hdr = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let tok = UpToken {
+            cas_url: v
+                .get("casUrl")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| hdr("x-xet-cas-url"))
+                .unwrap_or_default(),
+            token: v
+                .get("accessToken")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| hdr("x-xet-access-token"))
+                .unwrap_or_default(),
+            exp: v
+                .get("exp")
+                .and_then(Value::as_u64)
+                .or_else(|| hdr("x-xet-token-expiration").and_then(|e| e.parse().ok()))
+                .unwrap_or(0),
+        };
+        if tok.token.is_empty() || !self.upstream.allows_url(&tok.cas_url) {
+            return Err(ApiError::BadUpstream(
+                "Xet token answer without a token or with a CAS URL outside the allow list".into(),
+            ));
+        }
+        self.granted(&repo_key, Scope::Files, &s.caller).await;
+        self.xet
+            .up_tokens
+            .lock()
+            .expect("xet tokens")
+            .insert(key, tok.clone());
+        Ok(tok)
+    }
+
+    /// A reconstruction for the session: cached when the file is known to belong to its repo and
+    /// every fetch range is either cached or still has a fresh upstream URL; else upstream.
+    async fn reconstruction(
+        self: &Arc<Self>,
+        s: &Session,
+        file: &str,
+        range: Option<XetRange>,
+    ) -> Result<Recon, ApiError> {
+        let key = recon_key(file, range);
+        if self.knows_xet_file(&s.repo, file)
+            && let Some(r) = self.db.get_json::<Recon>(&key).ok().flatten()
+        {
+            let usable = self.offline()
+                || r.fetch.iter().all(|(h, list)| {
+                    list.iter().all(|f| {
+                        self.xet.store.is_cached(
+                            h,
+                            XorbRange {
+                                start: f.bytes.start,
+                                end: f.bytes.end,
+                            },
+                        ) || self.xet.fresh_url(h, f.bytes).is_some()
+                    })
+                });
+            if usable {
+                return Ok(r);
+            }
+        }
+        if self.offline() {
+            return Err(offline_miss(&format!("the reconstruction of {file}")));
+        }
+        let tok = self.upstream_cas_token(s).await?;
+        let url = format!(
+            "{}/v1/reconstructions/{file}",
+            tok.cas_url.trim_end_matches('/')
+        );
+        let range_hdr = range.map(|(a, b)| match b {
+            Some(b) => format!("bytes={a}-{b}"),
+            None => format!("bytes={a}-"),
+        });
+        let resp = self
+            .upstream
+            .get_absolute(&url, Some(&tok.token), range_hdr.as_deref())
+            .await?;
+        let status = resp.status();
+        let h = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| {
+            ApiError::from(olah_upstream::UpstreamError::Unreachable(
+                e.without_url().to_string(),
+            ))
+        })?;
+        if !status.is_success() {
+            if status == StatusCode::UNAUTHORIZED {
+                // The upstream token went stale: forget it so the next call asks again.
+                let k = format!("{}|{}|{}", s.repo.key(), s.rev, s.caller.id());
+                self.xet.up_tokens.lock().expect("xet tokens").remove(&k);
+            }
+            return Err(ApiError::from_upstream(status, &h, body));
+        }
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|_| ApiError::BadUpstream("reconstruction is not JSON".into()))?;
+        let (recon, urls) = parse_upstream(&v).map_err(ApiError::BadUpstream)?;
+        {
+            let mut m = self.xet.urls.lock().expect("xet urls");
+            m.retain(|_, (_, at)| at.elapsed() < UPSTREAM_URL_TTL);
+            let t = Instant::now();
+            for (h, b, u) in urls {
+                if self.upstream.allows_url(&u) {
+                    m.insert((h, b.start, b.end), (u, t));
+                }
+            }
+        }
+        self.learn_xet_files(&s.repo, vec![file.to_string()]).await;
+        if self.cache_allowed(&s.repo) {
+            let r2 = recon.clone();
+            self.db(move |db| db.put_json(&key, &r2)).await?;
+        }
+        Ok(recon)
+    }
+
+    /// `GET /cas/v{1,2}/reconstructions/{file}` with the mirror token in `bearer`.
+    pub async fn xet_reconstruction(
+        self: &Arc<Self>,
+        version: u8,
+        file: &str,
+        range: Option<&str>,
+        bearer: Option<&str>,
+        base: &str,
+    ) -> Result<Value, ApiError> {
+        let s = bearer
+            .and_then(|t| self.xet.session(t))
+            .ok_or_else(|| unauthorized("invalid or expired Xet token"))?;
+        if !self.proxy_allowed(&s.repo) || !self.xet_serves(&s.repo) {
+            return Err(disabled());
+        }
+        let range = simple_range(range).map_err(ApiError::bad_request)?;
+        let r = self.reconstruction(&s, file, range).await?;
+        Ok(self.xet.render(&r, version, base, file))
+    }
+
+    /// `GET /cas/xorb/{xorb}?…`: checks the mirror's signature, then streams the requested bytes
+    /// (`Range`, within the signed range) from the store or a fill. Returns the served range.
+    pub async fn xet_xorb(
+        self: &Arc<Self>,
+        xorb: &str,
+        query: Option<&str>,
+        range: Option<&str>,
+    ) -> Result<(XorbRange, olah_store::XorbStream), ApiError> {
+        let q: XorbQuery = serde_urlencoded::from_str(query.unwrap_or(""))
+            .map_err(|_| forbidden("unsigned xorb URL"))?;
+        let (c, b) = match (parse_span(&q.c), parse_span(&q.b)) {
+            (Some(c), Some(b)) if is_hash(&q.f) && c.start < c.end => (c, b),
+            _ => return Err(forbidden("malformed xorb URL")),
+        };
+        let expect_sig = self.xet.sign(&xorb_msg(xorb, &q.f, c, b, q.x));
+        let sig_ok = expect_sig.len() == q.s.len()
+            && expect_sig
+                .bytes()
+                .zip(q.s.bytes())
+                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                == 0;
+        if !sig_ok || q.x <= now() {
+            // hf_xet and huggingface.js query the reconstruction again on a 403.
+            return Err(forbidden("xorb URL signature invalid or expired"));
+        }
+        let fill = XorbRange {
+            start: b.start,
+            end: b.end,
+        };
+        let want = match simple_range(range).map_err(ApiError::bad_request)? {
+            None => fill,
+            Some((a, e)) => XorbRange {
+                start: a,
+                end: e.unwrap_or(b.end).min(b.end),
+            },
+        };
+        if want.start < fill.start || want.start > want.end {
+            return Err(ApiError::RangeNotSatisfiable { size: b.end + 1 });
+        }
+        let stream = self
+            .xorb_bytes(xorb, want, fill, (c.end - c.start) as u32)
+            .await?;
+        Ok((want, stream))
+    }
+
+    /// Bytes `want` of a xorb through the store; a miss fills `fill` from the upstream URL the
+    /// last reconstruction gave for it.
+    async fn xorb_bytes(
+        self: &Arc<Self>,
+        xorb: &str,
+        want: XorbRange,
+        fill: XorbRange,
+        chunks: u32,
+    ) -> Result<olah_store::XorbStream, ApiError> {
+        let store = &self.xet.store;
+        let url = if self.offline() || store.is_cached(xorb, want) {
+            None
+        } else {
+            let span = Span {
+                start: fill.start,
+                end: fill.end,
+            };
+            Some(self.xet.fresh_url(xorb, span).ok_or_else(|| {
+                forbidden(
+                    "the upstream URL of this xorb range expired; query the reconstruction again",
+                )
+            })?)
+        };
+        let upstream = self.upstream.clone();
+        let fetch = url.map(|url| {
+            move || async move {
+                let resp = upstream
+                    .get_absolute(
+                        &url,
+                        None,
+                        Some(&format!("bytes={}-{}", fill.start, fill.end)),
+                    )
+                    .await
+                    .map_err(|e| SourceError::new(e.to_string(), None))?;
+                let status = resp.status();
+                let ok_len = resp.content_length() == Some(fill.end - fill.start + 1);
+                if !(status == StatusCode::PARTIAL_CONTENT
+                    || (status == StatusCode::OK && ok_len && fill.start == 0))
+                {
+                    return Err(SourceError::new(
+                        format!("upstream answered {status} for a xorb range"),
+                        Some(status.as_u16()),
+                    ));
+                }
+                let s: UpstreamBytes = resp
+                    .bytes_stream()
+                    .map(|r| r.map_err(|e| SourceError::new(e.without_url().to_string(), None)))
+                    .boxed();
+                Ok(s)
+            }
+        });
+        store
+            .read(
+                xorb,
+                want,
+                fill,
+                Expect {
+                    chunks: Some(chunks),
+                },
+                fetch,
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::NotCached(what) => offline_miss(&what),
+                e => ApiError::from(e),
+            })
+    }
+
+    /// A [`olah_store::Source`] rebuilding a Xet file from xorb ranges (the plain-HTTP path).
+    pub fn xet_file_source(
+        self: &Arc<Self>,
+        repo: &RepoRef,
+        commit: &str,
+        auth: Option<&HeaderValue>,
+        file: &str,
+        size: u64,
+    ) -> Option<Arc<dyn olah_store::Source>> {
+        if self.offline() || !self.xet_serves(repo) || !is_hash(file) {
+            return None;
+        }
+        Some(Arc::new(XetFileSource {
+            mirror: self.clone(),
+            session: Session {
+                repo: repo.clone(),
+                rev: commit.to_string(),
+                auth: auth.cloned(),
+                caller: self.access.caller(auth),
+                exp: u64::MAX,
+            },
+            file: file.to_string(),
+            size,
+        }))
+    }
+}
+
+/// Rebuilds byte ranges of one Xet file from the xorb store (filling misses upstream).
+struct XetFileSource {
+    mirror: Arc<Mirror>,
+    session: Session,
+    file: String,
+    size: u64,
+}
+
+#[async_trait]
+impl olah_store::Source for XetFileSource {
+    async fn fetch(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, SourceError>>, SourceError> {
+        // Always the whole-file reconstruction, under the key hf_xet's own query uses, so one
+        // cached answer serves both paths.
+        let whole = Some((0, Some(self.size.saturating_sub(1))));
+        let recon = self
+            .mirror
+            .reconstruction(&self.session, &self.file, whole)
+            .await
+            .map_err(|e| SourceError::new(format!("reconstruction failed: {e:?}"), None))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, SourceError>>(4);
+        let m = self.mirror.clone();
+        tokio::spawn(async move {
+            if let Err(e) = produce(&m, &recon, start, end, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        Ok(tokio_stream::wrappers::ReceiverStream::new(rx).boxed())
+    }
+}
+
+/// Sends the decoded bytes `start..=end` of the file `recon` describes.
+async fn produce(
+    m: &Arc<Mirror>,
+    recon: &Recon,
+    start: u64,
+    end: u64,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, SourceError>>,
+) -> Result<(), SourceError> {
+    let err = |e: String| SourceError::new(e, None);
+    // File position of the next decoded byte (the first term starts `offset` bytes early).
+    let mut pos: i128 = -(recon.offset as i128);
+    for t in &recon.terms {
+        let t_end = pos + t.unpacked_length as i128; // exclusive
+        if t_end <= start as i128 {
+            pos = t_end;
+            continue;
+        }
+        if pos > end as i128 {
+            break;
+        }
+        let f = recon
+            .fetch_for(t)
+            .ok_or_else(|| err("no fetch range for a term".into()))?;
+        let range = XorbRange {
+            start: f.bytes.start,
+            end: f.bytes.end,
+        };
+        let mut s = m
+            .xorb_bytes(
+                &t.hash,
+                range,
+                range,
+                (f.chunks.end - f.chunks.start) as u32,
+            )
+            .await
+            .map_err(|e| err(format!("xorb {}: {e:?}", t.hash)))?;
+        let mut buf = BytesMut::new();
+        let mut idx = f.chunks.start;
+        let mut produced = 0u64;
+        'records: while idx < t.range.end {
+            // Fill until one whole record is buffered.
+            let h = loop {
+                if buf.len() >= olah_xet::xorb::HEADER_LEN {
+                    let h =
+                        olah_xet::xorb::ChunkHeader::parse(&buf).map_err(|e| err(e.to_string()))?;
+                    if buf.len() >= h.record_len() {
+                        break h;
+                    }
+                }
+                match s.next().await {
+                    Some(Ok(b)) => buf.extend_from_slice(&b),
+                    Some(Err(e)) => return Err(err(e.to_string())),
+                    None => break 'records,
+                }
+            };
+            let rec = buf.split_to(h.record_len());
+            let this = idx;
+            idx += 1;
+            if this < t.range.start {
+                continue;
+            }
+            let data = olah_xet::xorb::decode(&h, &rec[olah_xet::xorb::HEADER_LEN..])
+                .map_err(|e| err(e.to_string()))?;
+            produced += data.len() as u64;
+            let (c0, c1) = (pos, pos + data.len() as i128); // [c0, c1)
+            pos = c1;
+            let a = (start as i128).max(c0);
+            let b = (end as i128 + 1).min(c1);
+            if a < b {
+                let piece = Bytes::from(data).slice((a - c0) as usize..(b - c0) as usize);
+                if tx.send(Ok(piece)).await.is_err() {
+                    return Ok(()); // the reader went away
+                }
+            }
+            if pos > end as i128 {
+                return Ok(());
+            }
+        }
+        if produced != t.unpacked_length {
+            return Err(err(format!(
+                "term of {} decoded to {produced} bytes, announced {}",
+                t.hash, t.unpacked_length
+            )));
+        }
+        pos = t_end;
+    }
+    if pos <= end as i128 {
+        return Err(err(format!("reconstruction ends before byte {end}")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const X: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 
     #[test]
     fn strips_nested_xet_hashes_only() {
@@ -54,5 +993,59 @@ mod tests {
         assert!(s.contains("\"oid\":\"x\""));
         assert!(s.contains("rfilename"));
         assert_eq!(strip_json("plain"), "plain");
+        let b2 = format!(r#"[{{"xetHash":"{X}"}},{{"xetHash":"short"}}]"#);
+        assert_eq!(xet_hashes(&b2), vec![X.to_string()]);
+    }
+
+    #[test]
+    fn v1_and_v2_normalise_to_the_same_reconstruction() {
+        let v1 = json!({"offset_into_first_range": 5, "terms": [{"hash": X, "unpacked_length": 10, "range": {"start": 1, "end": 3}}],
+            "fetch_info": {X: [{"range": {"start": 0, "end": 4}, "url": "http://cdn/x?sig", "url_range": {"start": 0, "end": 99}}]}});
+        let v2 = json!({"offset_into_first_range": 5, "terms": [{"hash": X, "unpacked_length": 10, "range": {"start": 1, "end": 3}}],
+            "xorbs": {X: [{"url": "http://cdn/x?sig", "ranges": [{"chunks": {"start": 0, "end": 4}, "bytes": {"start": 0, "end": 99}}]}]}});
+        let (a, ua) = parse_upstream(&v1).unwrap();
+        let (b, ub) = parse_upstream(&v2).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(ua, ub);
+        assert_eq!(a.offset, 5);
+        // A term without a fetch range is refused.
+        let bad = json!({"terms": [{"hash": X, "unpacked_length": 10, "range": {"start": 5, "end": 6}}],
+            "fetch_info": {X: [{"range": {"start": 0, "end": 4}, "url": "u", "url_range": {"start": 0, "end": 99}}]}});
+        assert!(parse_upstream(&bad).is_err());
+    }
+
+    #[test]
+    fn rendered_urls_point_at_the_mirror_and_carry_a_checkable_signature() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = XetState::open(dir.path().to_path_buf()).unwrap();
+        let v1 = json!({"offset_into_first_range": 0, "terms": [{"hash": X, "unpacked_length": 10, "range": {"start": 0, "end": 2}}],
+            "fetch_info": {X: [{"range": {"start": 0, "end": 2}, "url": "http://cdn/secret", "url_range": {"start": 0, "end": 99}}]}});
+        let (r, _) = parse_upstream(&v1).unwrap();
+        for version in [1, 2] {
+            let out = st.render(&r, version, "http://mirror:1", X).to_string();
+            assert!(!out.contains("cdn/secret"), "{out}");
+            assert!(out.contains("http://mirror:1/cas/xorb/"), "{out}");
+        }
+        let out = st.render(&r, 1, "http://m", X);
+        let url = out["fetch_info"][X][0]["url"].as_str().unwrap();
+        let q = url.split_once('?').unwrap().1;
+        let q: XorbQuery = serde_urlencoded::from_str(q).unwrap();
+        let (c, b) = (parse_span(&q.c).unwrap(), parse_span(&q.b).unwrap());
+        assert_eq!(st.sign(&xorb_msg(X, &q.f, c, b, q.x)), q.s);
+        // Widening the byte range breaks the signature.
+        let wider = Span {
+            start: 0,
+            end: 1000,
+        };
+        assert_ne!(st.sign(&xorb_msg(X, &q.f, c, wider, q.x)), q.s);
+    }
+
+    #[test]
+    fn xet_ranges_parse_strictly() {
+        assert_eq!(simple_range(Some("bytes=0-9")).unwrap(), Some((0, Some(9))));
+        assert_eq!(simple_range(Some("bytes=5-")).unwrap(), Some((5, None)));
+        assert!(simple_range(Some("bytes=9-1")).is_err());
+        assert!(simple_range(Some("items=0-1")).is_err());
+        assert_eq!(simple_range(None).unwrap(), None);
     }
 }

@@ -413,7 +413,7 @@ async fn api(
                 return r;
             }
             match rev_of(&tail[1..]) {
-                Ok(_) => xet_token(st),
+                Ok(_) => xet_token(st, repo),
                 Err(r) => r,
             }
         }
@@ -819,15 +819,22 @@ fn paths_info(repo: &RepoFixture, idx: usize, ctype: &str, body: &[u8]) -> Respo
     json_response(&Value::Array(out))
 }
 
-fn xet_token(st: &HubState) -> Response<Body> {
+/// A CAS token scoped to one repo, as the real CAS scopes them (PROTOCOL.md §4.1).
+fn xet_token(st: &HubState, repo: &RepoFixture) -> Response<Body> {
+    let repo_idx = st
+        .fixture
+        .repos
+        .iter()
+        .position(|r| r.kind == repo.kind && r.id == repo.id)
+        .unwrap_or(usize::MAX);
     let exp = now() + TTL_SECS;
     let cas = format!("{}/cas", st.hub_url);
     let token = format!("xet_{}", hex::encode(rand::random::<[u8; 16]>()));
     {
         let mut toks = st.xet_tokens.lock().expect("xet token lock");
         let t = now();
-        toks.retain(|_, e| *e > t);
-        toks.insert(token.clone(), exp);
+        toks.retain(|_, e| e.0 > t);
+        toks.insert(token.clone(), (exp, repo_idx));
     }
     let mut r = json_response(&json!({"accessToken": token, "exp": exp, "casUrl": cas}));
     let h = r.headers_mut();
@@ -859,22 +866,23 @@ fn simple_range(h: &HeaderMap) -> Option<(u64, u64)> {
 }
 
 fn cas_route(st: &Arc<HubState>, rest: &str, req: &Request<Body>) -> Response<Body> {
-    let authorised = match bearer(req.headers()) {
+    let scope = match bearer(req.headers()) {
         Some(Ok(t)) => st
             .xet_tokens
             .lock()
             .expect("xet token lock")
             .get(&t)
-            .is_some_and(|exp| *exp > now()),
-        _ => false,
+            .filter(|(exp, _)| *exp > now())
+            .map(|(_, repo)| *repo),
+        _ => None,
     };
-    if !authorised {
+    let Some(repo_idx) = scope else {
         return hub_error(
             StatusCode::UNAUTHORIZED,
             None,
             "invalid or expired CAS token",
         );
-    }
+    };
     let (v2, hash) = if let Some(h) = rest.strip_prefix("v2/reconstructions/") {
         (true, h)
     } else if let Some(h) = rest.strip_prefix("v1/reconstructions/") {
@@ -891,6 +899,21 @@ fn cas_route(st: &Arc<HubState>, rest: &str, req: &Request<Body>) -> Response<Bo
             st.sign(&format!("{path}:{s}-{e}"), exp)
         )
     };
+    // The token only reads files of the repo it was issued for.
+    let holds = |r: &crate::fixture::RepoFixture| {
+        r.commits
+            .iter()
+            .flat_map(|c| c.files.values())
+            .any(|f| f.xet && f.xet_hash() == hash)
+    };
+    let in_repo = st.fixture.repos.get(repo_idx).is_some_and(holds);
+    if !in_repo && st.fixture.repos.iter().any(holds) {
+        return hub_error(
+            StatusCode::FORBIDDEN,
+            None,
+            "this CAS token does not grant access to this file",
+        );
+    }
     match st
         .cas
         .reconstruction(hash, simple_range(req.headers()), v2, &url)

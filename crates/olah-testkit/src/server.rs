@@ -24,7 +24,8 @@ pub struct HubState {
     pub(crate) faults: FaultTable,
     pub(crate) cas: crate::cas::Cas,
     /// Xet CAS access tokens issued by the token route → expiry (unix seconds).
-    pub(crate) xet_tokens: Mutex<HashMap<String, u64>>,
+    /// CAS tokens: token → (expiry, index of the repo it is scoped to).
+    pub(crate) xet_tokens: Mutex<HashMap<String, (u64, usize)>>,
     /// LFS objects by sha256.
     pub(crate) lfs_objects: HashMap<String, FileFixture>,
 }

@@ -85,6 +85,19 @@ pub enum Route {
         /// The requested revision.
         revision: Revision,
     },
+    /// `/cas/v{1,2}/reconstructions/{file_hash}`: the mirror's own Xet CAS (reconstruction
+    /// query). Local: never sent upstream as is.
+    CasReconstruction {
+        /// API version, 1 or 2.
+        version: u8,
+        /// The Xet file hash (64 lowercase hex digits, string form).
+        file: String,
+    },
+    /// `/cas/xorb/{xorb_hash}`: a xorb byte range, authorised by the URL's own signature. Local.
+    CasXorb {
+        /// The xorb hash (64 lowercase hex digits, string form).
+        xorb: String,
+    },
     /// `/api/whoami-v2`.
     Whoami,
     /// `/health`: the mirror's own liveness route.
@@ -159,11 +172,27 @@ fn parse_unchecked(raw_path: &str) -> Result<Route, RouteError> {
     match segs.as_slice() {
         ["health"] => Ok(Route::Health),
         ["api", "whoami-v2"] => Ok(Route::Whoami),
+        ["cas", v @ ("v1" | "v2"), "reconstructions", h] => Ok(Route::CasReconstruction {
+            version: if *v == "v1" { 1 } else { 2 },
+            file: xet_hash_segment(h)?,
+        }),
+        ["cas", "xorb", h] => Ok(Route::CasXorb {
+            xorb: xet_hash_segment(h)?,
+        }),
         ["api", plural, rest @ ..] => {
             let kind = RepoType::from_api_plural(plural).ok_or(RouteError::NotFound)?;
             parse_api(kind, rest)
         }
         s => parse_resolve(s),
+    }
+}
+
+/// A Xet hash path segment: exactly 64 hex digits, returned lowercased.
+fn xet_hash_segment(h: &str) -> Result<String, RouteError> {
+    if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(h.to_ascii_lowercase())
+    } else {
+        Err(bad("not a Xet hash: expected 64 hex digits"))
     }
 }
 
@@ -303,6 +332,10 @@ impl Route {
         let (repo, keyword, revision, dir) = match self {
             Route::Health => return "/health".into(),
             Route::Whoami => return "/api/whoami-v2".into(),
+            Route::CasReconstruction { version, file } => {
+                return format!("/cas/v{version}/reconstructions/{file}");
+            }
+            Route::CasXorb { xorb } => return format!("/cas/xorb/{xorb}"),
             Route::Resolve {
                 repo,
                 revision,
@@ -380,7 +413,10 @@ impl Route {
             | Route::Refs { repo }
             | Route::Commits { repo, .. }
             | Route::XetReadToken { repo, .. } => Some(repo),
-            Route::Whoami | Route::Health => None,
+            Route::Whoami
+            | Route::Health
+            | Route::CasReconstruction { .. }
+            | Route::CasXorb { .. } => None,
         }
     }
 
@@ -393,7 +429,12 @@ impl Route {
             | Route::PathsInfo { revision, .. }
             | Route::Commits { revision, .. }
             | Route::XetReadToken { revision, .. } => Some(revision),
-            Route::RepoInfo { .. } | Route::Refs { .. } | Route::Whoami | Route::Health => None,
+            Route::RepoInfo { .. }
+            | Route::Refs { .. }
+            | Route::Whoami
+            | Route::Health
+            | Route::CasReconstruction { .. }
+            | Route::CasXorb { .. } => None,
         }
     }
 
@@ -529,6 +570,9 @@ mod tests {
             // non-repo routes
             ("/api/whoami-v2", Route::Whoami, ""),
             ("/health", Route::Health, ""),
+            ("/cas/v1/reconstructions/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", Route::CasReconstruction { version: 1, file: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into() }, ""),
+            ("/cas/v2/reconstructions/0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF", Route::CasReconstruction { version: 2, file: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into() }, "/cas/v2/reconstructions/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+            ("/cas/xorb/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", Route::CasXorb { xorb: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into() }, ""),
         ]
     }
 
@@ -661,6 +705,9 @@ mod tests {
             "/gpt2/resolve/resolve/a%2Fb",
             "/api/models/gpt2/tree/refs/",
             "/api/models/gpt2/tree/revision/a/b",
+            // Xet CAS routes with a bad hash
+            "/cas/v2/reconstructions/abc",
+            "/cas/xorb/zz23456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
             // too long
             long.as_str(),
             long_name.as_str(),
@@ -828,7 +875,11 @@ mod tests {
             | Route::PathsInfo { .. }
             | Route::Commits { .. }
             | Route::XetReadToken { .. } => legacy && rev == "refs",
-            Route::Refs { .. } | Route::Whoami | Route::Health => false,
+            Route::Refs { .. }
+            | Route::Whoami
+            | Route::Health
+            | Route::CasReconstruction { .. }
+            | Route::CasXorb { .. } => false,
         }
     }
 

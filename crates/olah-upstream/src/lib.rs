@@ -235,6 +235,40 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// GET an absolute URL the upstream itself handed out (the Xet CAS URL of a token answer, a
+    /// presigned xorb URL of a reconstruction). The host must be on the allow list, redirects
+    /// are not followed, and the only credential sent is `bearer` (an upstream CAS token, never
+    /// a caller's Hub token). `range` is a `Range` header value the caller built.
+    pub async fn get_absolute(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        range: Option<&str>,
+    ) -> Result<reqwest::Response> {
+        let url = Url::parse(url).map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
+        if !self.allow.allows(&url) {
+            return Err(UpstreamError::DisallowedRedirect(netloc(&url)));
+        }
+        let mut rb = self
+            .client
+            .get(url)
+            .header(header::ACCEPT_ENCODING, "identity");
+        if let Some(r) = range {
+            rb = rb.header(header::RANGE, r);
+        }
+        if let Some(t) = bearer {
+            rb = rb.bearer_auth(t);
+        }
+        rb.send().await.map_err(UpstreamError::from_reqwest)
+    }
+
+    /// Whether a URL handed out by the upstream may be contacted.
+    pub fn allows_url(&self, url: &str) -> bool {
+        Url::parse(url).is_ok_and(|u| self.allow.allows(&u))
+    }
+}
+
 fn location(resp: &reqwest::Response) -> Option<String> {
     resp.headers()
         .get(header::LOCATION)?

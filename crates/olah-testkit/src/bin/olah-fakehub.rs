@@ -2,7 +2,7 @@
 //! benchmarks).
 //!
 //! ```text
-//! olah-fakehub [--hub-port 0] [--cdn-port 0] [--big-size 268435456]
+//! olah-fakehub [--hub-port 0] [--cdn-port 0] [--big-size 268435456] [--xet-size 33554432]
 //! ```
 //! Serves [`Fixture::standard`] (documented in `olah_testkit::standard`) on 127.0.0.1, prints
 //! ONE JSON line to stdout once both servers accept connections, and serves until SIGTERM or
@@ -35,6 +35,9 @@ struct Args {
     /// Size in bytes of acme/big's big.bin.
     #[arg(long, default_value_t = 256 << 20)]
     big_size: u64,
+    /// Size in bytes of acme/xet-big's weights.bin (Xet; two revisions).
+    #[arg(long, default_value_t = 32 << 20)]
+    xet_size: u64,
 }
 
 #[tokio::main]
@@ -49,7 +52,7 @@ async fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let hub = FakeHub::start_on(
-        Fixture::standard(args.big_size),
+        Fixture::standard_with(args.big_size, args.xet_size),
         args.hub_port,
         args.cdn_port,
     )

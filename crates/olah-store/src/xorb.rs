@@ -1,0 +1,715 @@
+//! The xorb range store: byte ranges of Xet xorbs, content-addressed by xorb hash and range.
+//!
+//! A xorb (PROTOCOL.md §4.4) is immutable and named by its hash, so any byte range of it is
+//! immutable too. The store keeps each fetched range as its own file:
+//!
+//! ```text
+//! {root}/{h[0..2]}/{h}/{start}-{end}        (inclusive offsets in the xorb's record stream)
+//! {root}/tmp/{h}.{start}-{end}.{random}     (a fill in progress)
+//! ```
+//!
+//! A range file is published by an atomic rename only after its bytes were verified: they parse
+//! as whole chunk records, every record decodes (none / LZ4 / byte-grouped LZ4) to its announced
+//! length, and the record count is the one the reconstruction announced. A crash or a cut
+//! upstream leaves at worst a temp file (swept at start-up), never a published range that is
+//! short or unverified. A request is a hit when published ranges cover it; otherwise one fill per
+//! (xorb, range) fetches it upstream (single-flight) while every reader streams it from the temp
+//! file as it grows, whether or not the reader that started it is still there.
+
+use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::sync::watch;
+
+use crate::blob::blocking;
+use crate::error::{Result, SourceError, StoreError};
+
+/// Bytes read from disk per step when streaming a range.
+const READ_STEP: u64 = 256 * 1024;
+
+/// One range of one xorb, inclusive offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct XorbRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte (inclusive).
+    pub end: u64,
+}
+
+impl XorbRange {
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.end - self.start + 1
+    }
+
+    /// Never empty (inclusive ranges hold at least one byte).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    fn contains(&self, o: &XorbRange) -> bool {
+        self.start <= o.start && o.end <= self.end
+    }
+}
+
+/// What a fill must verify.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect {
+    /// Number of chunk records the range holds (from the reconstruction's chunk range), if known.
+    pub chunks: Option<u32>,
+}
+
+/// Progress of a fill: bytes written so far, and the outcome once known.
+#[derive(Debug, Clone)]
+struct Progress {
+    written: u64,
+    done: Option<std::result::Result<(), String>>,
+}
+
+struct Fill {
+    range: XorbRange,
+    file: Arc<std::fs::File>,
+    progress: watch::Receiver<Progress>,
+}
+
+/// The xorb range store.
+pub struct XorbStore {
+    root: PathBuf,
+    fills: Mutex<HashMap<String, Vec<Arc<Fill>>>>,
+}
+
+/// A stream of verified xorb bytes.
+pub type XorbStream = BoxStream<'static, Result<Bytes>>;
+
+/// Upstream bytes of a range, as the fill consumes them.
+pub type UpstreamBytes = BoxStream<'static, std::result::Result<Bytes, SourceError>>;
+
+fn is_hash(h: &str) -> bool {
+    h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl XorbStore {
+    /// A store under `root` (created if missing); leftover temp files of a crash are removed.
+    pub fn open(root: PathBuf) -> Result<Self> {
+        std::fs::create_dir_all(root.join("tmp"))?;
+        for e in std::fs::read_dir(root.join("tmp"))?.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+        Ok(Self {
+            root,
+            fills: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn dir(&self, xorb: &str) -> PathBuf {
+        self.root.join(&xorb[..2]).join(xorb)
+    }
+
+    /// Published ranges of a xorb.
+    pub fn ranges(&self, xorb: &str) -> Vec<XorbRange> {
+        if !is_hash(xorb) {
+            return Vec::new();
+        }
+        let Ok(rd) = std::fs::read_dir(self.dir(xorb)) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| {
+                let n = e.file_name();
+                let (a, b) = n.to_str()?.split_once('-')?;
+                let r = XorbRange {
+                    start: a.parse().ok()?,
+                    end: b.parse().ok()?,
+                };
+                (r.start <= r.end).then_some(r)
+            })
+            .collect()
+    }
+
+    /// The published files that together cover `want`, as (file range, part of `want` it
+    /// serves), in order; `None` when some byte is not cached.
+    fn cover(&self, xorb: &str, want: XorbRange) -> Option<Vec<(XorbRange, XorbRange)>> {
+        let mut have = self.ranges(xorb);
+        have.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+        let mut out = Vec::new();
+        let mut pos = want.start;
+        loop {
+            // Among ranges that start at or before pos, the one reaching furthest.
+            let best = have
+                .iter()
+                .filter(|r| r.start <= pos && r.end >= pos)
+                .max_by_key(|r| r.end)?;
+            let end = best.end.min(want.end);
+            out.push((*best, XorbRange { start: pos, end }));
+            if end == want.end {
+                return Some(out);
+            }
+            pos = end + 1;
+        }
+    }
+
+    /// Whether every byte of `want` is cached.
+    pub fn is_cached(&self, xorb: &str, want: XorbRange) -> bool {
+        is_hash(xorb) && self.cover(xorb, want).is_some()
+    }
+
+    /// Bytes `want` of a xorb: from published ranges, or from a fill of `fill` (which must
+    /// contain `want`) started with `fetch` or already in flight. `fetch` is only called when a
+    /// new fill starts. `None` for `fetch` means offline: a miss is [`StoreError::NotCached`].
+    pub async fn read<F, Fut>(
+        self: &Arc<Self>,
+        xorb: &str,
+        want: XorbRange,
+        fill: XorbRange,
+        expect: Expect,
+        fetch: Option<F>,
+    ) -> Result<XorbStream>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<UpstreamBytes, SourceError>> + Send + 'static,
+    {
+        if !is_hash(xorb) || !fill.contains(&want) {
+            return Err(StoreError::InvalidData(format!(
+                "bad xorb range request {xorb} {want:?} in {fill:?}"
+            )));
+        }
+        if let Some(parts) = self.cover(xorb, want) {
+            return Ok(self.stream_published(xorb, parts));
+        }
+        let existing = {
+            let fills = self.fills.lock().expect("xorb fill lock");
+            fills
+                .get(xorb)
+                .and_then(|v| v.iter().find(|f| f.range.contains(&want)).cloned())
+        };
+        let f = match existing {
+            Some(f) => f,
+            None => {
+                let Some(fetch) = fetch else {
+                    return Err(StoreError::NotCached(format!("xorb {xorb} {want:?}")));
+                };
+                self.start_fill(xorb, fill, expect, fetch).await?
+            }
+        };
+        Ok(stream_fill(f, want))
+    }
+
+    fn stream_published(&self, xorb: &str, parts: Vec<(XorbRange, XorbRange)>) -> XorbStream {
+        let dir = self.dir(xorb);
+        futures::stream::iter(parts)
+            .flat_map(move |(file, part)| {
+                let path = dir.join(format!("{}-{}", file.start, file.end));
+                read_file_part(path, part.start - file.start, part.len())
+            })
+            .boxed()
+    }
+
+    async fn start_fill<F, Fut>(
+        self: &Arc<Self>,
+        xorb: &str,
+        range: XorbRange,
+        expect: Expect,
+        fetch: F,
+    ) -> Result<Arc<Fill>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<UpstreamBytes, SourceError>> + Send + 'static,
+    {
+        let tmp = self.root.join("tmp").join(format!(
+            "{xorb}.{}-{}.{:016x}",
+            range.start,
+            range.end,
+            rand_u64()
+        ));
+        let tmp2 = tmp.clone();
+        let file = blocking(move || {
+            Ok(std::fs::OpenOptions::new()
+                .create_new(true)
+                .read(true)
+                .write(true)
+                .open(&tmp2)?)
+        })
+        .await?;
+        let file = Arc::new(file);
+        let (tx, rx) = watch::channel(Progress {
+            written: 0,
+            done: None,
+        });
+        let fill = Arc::new(Fill {
+            range,
+            file: file.clone(),
+            progress: rx,
+        });
+        {
+            let mut fills = self.fills.lock().expect("xorb fill lock");
+            // Another reader may have started the same fill meanwhile: join it.
+            if let Some(f) = fills
+                .get(xorb)
+                .and_then(|v| v.iter().find(|f| f.range.contains(&range)).cloned())
+            {
+                let _ = std::fs::remove_file(&tmp);
+                return Ok(f);
+            }
+            fills
+                .entry(xorb.to_string())
+                .or_default()
+                .push(fill.clone());
+        }
+        let fetch = fetch();
+        let me = self.clone();
+        let xorb = xorb.to_string();
+        let dest_dir = self.dir(&xorb);
+        tokio::spawn(async move {
+            let res = run_fill(&file, fetch, range, expect, &tx).await;
+            let res = match res {
+                Ok(()) => {
+                    let (f2, tmp2) = (file.clone(), tmp.clone());
+                    blocking(move || {
+                        f2.sync_data()?;
+                        std::fs::create_dir_all(&dest_dir)?;
+                        std::fs::rename(
+                            &tmp2,
+                            dest_dir.join(format!("{}-{}", range.start, range.end)),
+                        )?;
+                        Ok(())
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    Err(e)
+                }
+            };
+            if let Err(e) = &res {
+                tracing::warn!(xorb = %xorb, start = range.start, end = range.end, error = %e, "xorb fill failed");
+            }
+            // Published (or failed) before the fill leaves the map: a later reader either finds
+            // the range file or starts a new fill, never a gap.
+            {
+                let mut fills = me.fills.lock().expect("xorb fill lock");
+                if let Some(v) = fills.get_mut(&xorb) {
+                    v.retain(|f| f.range != range);
+                    if v.is_empty() {
+                        fills.remove(&xorb);
+                    }
+                }
+            }
+            tx.send_modify(|p| p.done = Some(res));
+        });
+        Ok(fill)
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// Copies the upstream stream into the temp file, verifying records on the way; the progress
+/// counter moves only past written bytes.
+async fn run_fill<Fut>(
+    file: &Arc<std::fs::File>,
+    fetch: Fut,
+    range: XorbRange,
+    expect: Expect,
+    tx: &watch::Sender<Progress>,
+) -> std::result::Result<(), String>
+where
+    Fut: Future<Output = std::result::Result<UpstreamBytes, SourceError>>,
+{
+    let mut up = fetch.await.map_err(|e| e.message)?;
+    let mut check = RecordCheck::default();
+    let mut written = 0u64;
+    let total = range.len();
+    while let Some(b) = up.next().await {
+        let b = b.map_err(|e| e.message)?;
+        if written + b.len() as u64 > total {
+            return Err("upstream sent more bytes than the range".into());
+        }
+        check.push(&b).map_err(|e| e.to_string())?;
+        let f = file.clone();
+        let off = written;
+        let n = b.len() as u64;
+        blocking(move || Ok(f.write_all_at(&b, off)?))
+            .await
+            .map_err(|e| e.to_string())?;
+        written += n;
+        tx.send_modify(|p| p.written = written);
+    }
+    if written != total {
+        return Err(format!("upstream sent {written} of {total} bytes"));
+    }
+    check.finish(expect.chunks).map_err(|e| e.to_string())
+}
+
+/// Streams `want` out of a fill as its bytes land on disk.
+fn stream_fill(fill: Arc<Fill>, want: XorbRange) -> XorbStream {
+    let skip = want.start - fill.range.start;
+    let state = (fill.progress.clone(), fill, skip, skip + want.len());
+    futures::stream::unfold(state, |(mut rx, fill, pos, end)| async move {
+        if pos >= end {
+            return None;
+        }
+        loop {
+            let p = rx.borrow_and_update().clone();
+            // A failed fill fails its readers, even past bytes already written: those were
+            // never verified.
+            if let Some(Err(e)) = &p.done {
+                let err = StoreError::InvalidData(format!("xorb fill failed: {e}"));
+                return Some((Err(err), (rx, fill, end, end)));
+            }
+            if p.written > pos || p.done.is_some() {
+                let avail = p.written.min(end);
+                if avail <= pos {
+                    let err = StoreError::InvalidData("xorb fill ended short".into());
+                    return Some((Err(err), (rx, fill, end, end)));
+                }
+                let n = (avail - pos).min(READ_STEP);
+                let f = fill.file.clone();
+                let r = blocking(move || {
+                    let mut buf = vec![0u8; n as usize];
+                    f.read_exact_at(&mut buf, pos)?;
+                    Ok(Bytes::from(buf))
+                })
+                .await;
+                return match r {
+                    Ok(b) => Some((Ok(b), (rx, fill, pos + n, end))),
+                    Err(e) => Some((Err(e), (rx, fill, end, end))),
+                };
+            }
+            if rx.changed().await.is_err() {
+                let err = StoreError::InvalidData("xorb fill vanished".into());
+                return Some((Err(err), (rx, fill, end, end)));
+            }
+        }
+    })
+    .boxed()
+}
+
+fn read_file_part(path: PathBuf, offset: u64, len: u64) -> XorbStream {
+    futures::stream::unfold(
+        (None::<Arc<std::fs::File>>, path, offset, offset + len),
+        |(file, path, pos, end)| async move {
+            if pos >= end {
+                return None;
+            }
+            let n = (end - pos).min(READ_STEP);
+            let r = blocking(move || {
+                let f = match file {
+                    Some(f) => f,
+                    None => Arc::new(std::fs::File::open(&path)?),
+                };
+                let mut buf = vec![0u8; n as usize];
+                f.read_exact_at(&mut buf, pos)?;
+                Ok((f, path, Bytes::from(buf)))
+            })
+            .await;
+            match r {
+                Ok((f, path, b)) => Some((Ok(b), (Some(f), path, pos + n, end))),
+                Err(e) => Some((Err(e), (None, PathBuf::new(), end, end))),
+            }
+        },
+    )
+    .boxed()
+}
+
+/// Incremental verification of a chunk-record stream: every record parses and decodes to its
+/// announced length.
+#[derive(Default)]
+pub struct RecordCheck {
+    buf: BytesMut,
+    records: u32,
+}
+
+impl RecordCheck {
+    /// Feeds bytes; decodes every record completed by them.
+    pub fn push(&mut self, b: &[u8]) -> std::result::Result<(), olah_xet::xorb::XorbError> {
+        self.buf.extend_from_slice(b);
+        loop {
+            if self.buf.len() < olah_xet::xorb::HEADER_LEN {
+                return Ok(());
+            }
+            let h = olah_xet::xorb::ChunkHeader::parse(&self.buf)?;
+            if self.buf.len() < h.record_len() {
+                return Ok(());
+            }
+            let rec = self.buf.split_to(h.record_len());
+            olah_xet::xorb::decode(&h, &rec[olah_xet::xorb::HEADER_LEN..])?;
+            self.records += 1;
+        }
+    }
+
+    /// The stream must end on a record boundary with the expected record count.
+    pub fn finish(self, chunks: Option<u32>) -> std::result::Result<(), String> {
+        if !self.buf.is_empty() {
+            return Err(format!(
+                "{} trailing bytes after the last whole chunk record",
+                self.buf.len()
+            ));
+        }
+        match chunks {
+            Some(n) if n != self.records => Err(format!(
+                "{} chunk records, the reconstruction announced {n}",
+                self.records
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Total bytes of published ranges under `root` (for reporting).
+pub fn published_bytes(root: &Path) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        let Ok(rd) = std::fs::read_dir(p) else {
+            return 0;
+        };
+        rd.flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() && e.file_name() != "tmp" => walk(&e.path()),
+                Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => 0,
+            })
+            .sum()
+    }
+    walk(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type NoFetch = fn() -> futures::future::Ready<std::result::Result<UpstreamBytes, SourceError>>;
+
+    const H: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    fn records(lens: &[usize], seed: u8) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, &n) in lens.iter().enumerate() {
+            let data: Vec<u8> = (0..n)
+                .map(|j| (j as u8).wrapping_mul(seed) ^ i as u8)
+                .collect();
+            out.push(0);
+            out.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
+            out.push(0);
+            out.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
+            out.extend_from_slice(&data);
+        }
+        out
+    }
+
+    fn upstream(
+        data: Vec<u8>,
+        calls: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> impl FnOnce() -> futures::future::BoxFuture<
+        'static,
+        std::result::Result<UpstreamBytes, SourceError>,
+    > {
+        move || {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move {
+                let pieces: Vec<std::result::Result<Bytes, SourceError>> = data
+                    .chunks(1000)
+                    .map(|c| Ok(Bytes::copy_from_slice(c)))
+                    .collect();
+                Ok(futures::stream::iter(pieces).boxed())
+            })
+        }
+    }
+
+    async fn collect(s: XorbStream) -> Result<Vec<u8>> {
+        let v: Vec<Bytes> = s
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_>>()?;
+        Ok(v.concat())
+    }
+
+    #[tokio::test]
+    async fn fill_publishes_and_then_serves_sub_ranges_without_upstream() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(XorbStore::open(dir.path().to_path_buf()).unwrap());
+        let data = records(&[5000, 3000, 7000], 7);
+        let all = XorbRange {
+            start: 0,
+            end: data.len() as u64 - 1,
+        };
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let got = store
+            .read(
+                H,
+                all,
+                all,
+                Expect { chunks: Some(3) },
+                Some(upstream(data.clone(), calls.clone())),
+            )
+            .await
+            .unwrap();
+        assert_eq!(collect(got).await.unwrap(), data);
+        // Wait for publication.
+        for _ in 0..100 {
+            if store.is_cached(H, all) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(store.is_cached(H, all));
+        let sub = XorbRange {
+            start: 5008,
+            end: 8015,
+        };
+        let none: Option<NoFetch> = None;
+        let got = store
+            .read(H, sub, sub, Expect { chunks: None }, none)
+            .await
+            .unwrap();
+        assert_eq!(collect(got).await.unwrap(), data[5008..=8015]);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(
+            std::fs::read_dir(dir.path().join("tmp"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_records_are_never_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(XorbStore::open(dir.path().to_path_buf()).unwrap());
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // Wrong record count.
+        let data = records(&[100, 200], 3);
+        let r = XorbRange {
+            start: 0,
+            end: data.len() as u64 - 1,
+        };
+        let s = store
+            .read(
+                H,
+                r,
+                r,
+                Expect { chunks: Some(3) },
+                Some(upstream(data.clone(), calls.clone())),
+            )
+            .await
+            .unwrap();
+        assert!(collect(s).await.is_err());
+        // Truncated record (range cut inside a record).
+        let cut = data.len() - 10;
+        let r2 = XorbRange {
+            start: 0,
+            end: cut as u64 - 1,
+        };
+        let s = store
+            .read(
+                H,
+                r2,
+                r2,
+                Expect { chunks: None },
+                Some(upstream(data[..cut].to_vec(), calls.clone())),
+            )
+            .await
+            .unwrap();
+        assert!(collect(s).await.is_err());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(store.ranges(H).is_empty());
+        assert!(!store.is_cached(H, r));
+    }
+
+    #[tokio::test]
+    async fn concurrent_readers_share_one_fill() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(XorbStore::open(dir.path().to_path_buf()).unwrap());
+        let data = records(&[60_000, 60_000, 60_000, 10], 5);
+        let all = XorbRange {
+            start: 0,
+            end: data.len() as u64 - 1,
+        };
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let (store, data, calls) = (store.clone(), data.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                let s = store
+                    .read(
+                        H,
+                        all,
+                        all,
+                        Expect { chunks: Some(4) },
+                        Some(upstream(data.clone(), calls)),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(collect(s).await.unwrap(), data);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn cover_joins_ranges_and_reports_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = XorbStore::open(dir.path().to_path_buf()).unwrap();
+        let d = store.dir(H);
+        std::fs::create_dir_all(&d).unwrap();
+        for n in ["0-99", "100-199", "150-299", "400-499"] {
+            std::fs::write(d.join(n), b"").unwrap();
+        }
+        assert!(store.is_cached(
+            H,
+            XorbRange {
+                start: 10,
+                end: 250
+            }
+        ));
+        assert!(!store.is_cached(
+            H,
+            XorbRange {
+                start: 10,
+                end: 350
+            }
+        ));
+        assert!(store.is_cached(
+            H,
+            XorbRange {
+                start: 400,
+                end: 499
+            }
+        ));
+        assert!(!store.is_cached("../etc", XorbRange { start: 0, end: 1 }));
+        let parts = store
+            .cover(
+                H,
+                XorbRange {
+                    start: 50,
+                    end: 250,
+                },
+            )
+            .unwrap();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(
+            parts[2].1,
+            XorbRange {
+                start: 200,
+                end: 250
+            }
+        );
+    }
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine (Rust toolchain, cargo-nextest optional, python3 + pip):
 #   1. .venv at the repo root with the pinned real clients (tests/python/requirements.txt),
+#      and huggingface.js under tests/js (npm),
 #   2. debug build of every binary (olah-cli, olah-fakehub, ...),
 #   3. Rust tests (cargo nextest, or cargo test without it),
 #   4. the real-client suite (pytest tests/python) against the fake Hub and the mirror.
@@ -26,6 +27,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "== installing $REQ"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ"
   echo "$want" > "$stamp"
+fi
+
+# huggingface.js for the Xet tests (pinned in tests/js/package.json; no lock file is kept).
+if [ ! -d tests/js/node_modules/@huggingface/hub ]; then
+  echo "== npm install (tests/js)"
+  (cd tests/js && npm install --no-package-lock --no-audit --no-fund --silent)
 fi
 
 echo "== cargo build --workspace --bins"

@@ -21,6 +21,15 @@ def blob_path(m, hub, f):
     return os.path.join(m.repos, "blobs", "sha256", sha[:2], sha)
 
 
+def dir_bytes(root):
+    """Bytes of cached data under a mirror's repos path (blob and xorb files)."""
+    total = 0
+    for sub in ("blobs", "xorbs"):
+        for d, _, files in os.walk(os.path.join(root, sub)):
+            total += sum(os.stat(os.path.join(d, f)).st_blocks * 512 for f in files)
+    return total
+
+
 def fetch(m, hub, f):
     status, _, body = http(f"{m.url}/{f[0]}/resolve/main/{f[1]}", follow=True)
     assert status == 200 and hashlib.sha256(body).hexdigest() == hub.file(*f)["sha256"]
@@ -36,7 +45,9 @@ def fetch(m, hub, f):
     ],
 )
 def test_eviction_strategy_picks_its_victim_promptly(hub, make_mirror, strategy, order, victim):
-    m = make_mirror("--cache-size-limit", "8M", "--cache-clean-strategy", strategy)
+    # Plain mode: every file is one blob (in serve mode a Xet file fetched over plain HTTP also
+    # leaves its xorbs, see the xorb test below).
+    m = make_mirror("--cache-size-limit", "8M", "--cache-clean-strategy", strategy, "--xet", "plain")
     for f in order:
         fetch(m, hub, f)
     deadline = time.time() + 10
@@ -50,8 +61,35 @@ def test_eviction_strategy_picks_its_victim_promptly(hub, make_mirror, strategy,
     assert hub.admin.stats().bytes("cdn") == hub.file(*victim)["size"]
 
 
+def test_xorbs_count_toward_the_limit_and_are_evicted(hub, make_mirror, client_env, tmp_path):
+    """Xorb ranges fetched by hf_xet share the size limit with blobs: the least recently read
+    xorb goes first, and the file is fetched again exactly afterwards."""
+    m = make_mirror("--cache-size-limit", "8M", "--cache-clean-strategy", "LRU")
+    code = """
+from huggingface_hub import hf_hub_download
+emit(sha(hf_hub_download("acme/tiny", "model.safetensors")))
+"""
+    env = {"HF_XET_TELEMETRY_ENABLED": "false"}
+    want = hub.file(*B)["sha256"]
+    assert client_env(code, endpoint=m.url, home=tmp_path / "a", env=env).out == want
+    xorbs = os.path.join(m.repos, "xorbs")
+    assert dir_bytes(m.repos) >= 5 << 20, "the xorb ranges are cached"
+    fetch(m, hub, A)  # 3 MiB blob: blobs + xorbs now exceed 8M
+    fetch(m, hub, C)
+    deadline = time.time() + 10
+    while dir_bytes(m.repos) > 8 << 20 and time.time() < deadline:
+        time.sleep(0.05)
+    assert dir_bytes(m.repos) <= 8 << 20
+    assert os.path.exists(blob_path(m, hub, A)) and os.path.exists(blob_path(m, hub, C))
+    assert not any(files for d, _, files in os.walk(xorbs) if "tmp" not in d), "the xorbs went"
+    hub.admin.reset()
+    assert client_env(code, endpoint=m.url, home=tmp_path / "b", env=env).out == want
+    size = hub.file(*B)["size"]
+    assert size <= hub.admin.stats().raw["xorb_bytes"] <= size * 1.01
+
+
 def test_no_eviction_without_a_limit(hub, make_mirror):
-    m = make_mirror()
+    m = make_mirror("--xet", "plain")
     for f in (A, B, C):
         fetch(m, hub, f)
     time.sleep(0.5)

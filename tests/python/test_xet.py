@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import urllib.parse
 
 import pytest
@@ -302,3 +303,31 @@ emit({{"xet": meta.xet_file_data is not None, "sha": sha(hf_hub_download({REPO!r
     assert res.out == {"xet": False, "sha": info["sha256"]}
     assert xet_requests_to_mirror(m) == (0, 0, 0)
     assert http(f"{m.url}/api/models/{REPO}/xet-read-token/v1")[0] == 404
+
+
+JS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "js")
+
+
+@mirror_only
+def test_huggingface_js_downloads_over_xet(hub, hub_admin, make_mirror):
+    """huggingface.js (@huggingface/hub, installed by scripts/test.sh) reads the file info as
+    xet-fileinfo JSON, then uses the v2 reconstruction only, through the mirror."""
+    assert os.path.isdir(os.path.join(JS_DIR, "node_modules", "@huggingface", "hub")), "run scripts/test.sh (npm install)"
+    m = make_mirror()
+    info = hub.file(REPO, FILE, "v1")
+    size = info["size"]
+    slices = [(0, 1000), (size // 2, size // 2 + 70000)]
+    want = [hashlib.sha256(hub_bytes(hub, REPO, FILE, "v1", a, b - 1)).hexdigest() for a, b in slices]
+    hub_admin.reset()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    r = subprocess.run(
+        ["node", "download.mjs", m.url, REPO, FILE, "v1", *[f"{a}:{b}" for a, b in slices]],
+        cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out == {"sha256": info["sha256"], "size": size, "xet": True, "ranges": want}
+    assert_never_bypassed(hub_admin.stats())
+    tok, recon, xorb = xet_requests_to_mirror(m)
+    assert tok >= 1 and recon >= 1 and xorb >= 1, (tok, recon, xorb)
+    assert "path=/cas/v2/reconstructions/" in m.log_text(), "huggingface.js uses v2"

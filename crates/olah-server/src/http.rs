@@ -329,16 +329,40 @@ async fn resolve(
             repo: repo.clone(),
             revision: Revision::new(&res.commit).map_err(|e| ApiError::Internal(e.to_string()))?,
         };
+        let refresh = format!("{base}{}", token_route.upstream_path());
+        let recon = format!("{base}/cas/v1/reconstructions/{}", xh.to_ascii_lowercase());
         put(&mut h, "x-xet-hash", xh);
         put(
             &mut h,
             "link",
-            &format!(
-                "<{base}{}>; rel=\"xet-auth\", <{base}/cas/v1/reconstructions/{}>; rel=\"xet-reconstruction-info\"",
-                token_route.upstream_path(),
-                xh.to_ascii_lowercase()
-            ),
+            &format!("<{refresh}>; rel=\"xet-auth\", <{recon}>; rel=\"xet-reconstruction-info\""),
         );
+        // huggingface.js asks for the file info as JSON (PROTOCOL.md §4.6).
+        let wants_fileinfo = req_headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("application/vnd.xet-fileinfo+json"));
+        if wants_fileinfo {
+            let body = serde_json::json!({
+                "casUrl": format!("{base}/cas"),
+                "hash": xh,
+                "refreshUrl": refresh,
+                "reconstructionUrl": recon,
+                "etag": meta.client_etag(),
+                "size": size,
+            })
+            .to_string();
+            put(&mut h, "content-type", "application/vnd.xet-fileinfo+json");
+            put(&mut h, "content-length", &body.len().to_string());
+            let mut r = Response::new(if is_head {
+                Body::empty()
+            } else {
+                Body::from(body)
+            });
+            *r.headers_mut() = h;
+            return Ok(r);
+        }
     }
     put(
         &mut h,

@@ -147,12 +147,13 @@ impl Mirror {
             cfg.cache_size_limit,
             strategy,
         ));
+        let xet = crate::xet::XetState::open(root.join("xorbs"))?;
+        blobs.attach_xorbs(xet.store.clone());
         blobs.start_evictor();
         let mut extra = cfg.upstream_hosts.clone();
         extra.push(cfg.hf_lfs_netloc.clone());
         let upstream = Upstream::new(&cfg.hf_url(), &extra)?;
         let ttl = Duration::from_secs(cfg.metadata_cache_ttl);
-        let xet = crate::xet::XetState::open(root.join("xorbs"))?;
         Ok(Self {
             local: crate::localgit::LocalRepos::new(cfg.mirrors_path.clone()),
             xet,

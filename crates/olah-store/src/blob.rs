@@ -70,6 +70,8 @@ pub struct BlobStore {
     usage: Arc<Usage>,
     /// Last read (ms) per blob, flushed to the database by eviction passes.
     access: Mutex<HashMap<BlobKey, u64>>,
+    /// The xorb store sharing this cache's size limit, if any.
+    xorbs: std::sync::OnceLock<Arc<crate::xorb::XorbStore>>,
 }
 
 #[derive(Default)]
@@ -176,7 +178,7 @@ pub struct BlobStatus {
     pub complete: bool,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -218,7 +220,20 @@ impl BlobStore {
             registry: Mutex::new(Registry::default()),
             usage,
             access: Mutex::new(HashMap::new()),
+            xorbs: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Puts a xorb store under this cache's size limit: its bytes count toward the limit and
+    /// eviction passes consider its xorbs with the blobs, in the same strategy order.
+    pub fn attach_xorbs(&self, x: Arc<crate::xorb::XorbStore>) {
+        if x.usage.set(self.usage.clone()).is_ok() && self.xorbs.set(x.clone()).is_ok() {
+            self.usage.add(x.bytes());
+        }
+    }
+
+    pub(crate) fn xorbs(&self) -> Option<Arc<crate::xorb::XorbStore>> {
+        self.xorbs.get().cloned()
     }
 
     /// Bytes cached and the limit.

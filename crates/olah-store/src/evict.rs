@@ -17,6 +17,33 @@ use crate::blob::BlobStore;
 use crate::error::Result;
 use crate::key::BlobKey;
 
+/// An eviction candidate: a blob, or every cached range of one xorb.
+enum Victim {
+    Blob(crate::meta::BlobUsage),
+    Xorb(crate::xorb::XorbUsage),
+}
+
+impl Victim {
+    fn bytes(&self) -> u64 {
+        match self {
+            Self::Blob(u) => u.bytes,
+            Self::Xorb(u) => u.bytes,
+        }
+    }
+    fn created(&self) -> u64 {
+        match self {
+            Self::Blob(u) => u.created,
+            Self::Xorb(u) => u.created,
+        }
+    }
+    fn last_access(&self) -> u64 {
+        match self {
+            Self::Blob(u) => u.last_access,
+            Self::Xorb(u) => u.last_access,
+        }
+    }
+}
+
 /// Which blobs go first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
@@ -121,35 +148,60 @@ impl BlobStore {
         let target = limit / 10 * 9;
         let times = self.access_times();
         let db = self.db();
-        let mut list = crate::blob::blocking(move || {
+        let xorbs = self.xorbs();
+        let (blobs, xorb_list) = crate::blob::blocking(move || {
             db.touch_many(&times)?;
-            db.usage()
+            let x = xorbs.map(|x| x.usage_list()).unwrap_or_default();
+            Ok((db.usage()?, x))
         })
         .await?;
-        // The database is the truth: resynchronise the running total.
-        usage.set(list.iter().map(|u| u.bytes).sum());
+        // The database and the xorb tree are the truth: resynchronise the running total.
+        usage.set(
+            blobs.iter().map(|u| u.bytes).sum::<u64>()
+                + xorb_list.iter().map(|u| u.bytes).sum::<u64>(),
+        );
+        let mut list: Vec<Victim> = blobs
+            .into_iter()
+            .map(Victim::Blob)
+            .chain(xorb_list.into_iter().map(Victim::Xorb))
+            .collect();
         match strategy {
-            Strategy::Lru => list.sort_by_key(|u| (u.last_access, u.created)),
-            Strategy::Fifo => list.sort_by_key(|u| u.created),
-            Strategy::LargeFirst => list.sort_by_key(|u| std::cmp::Reverse(u.bytes)),
+            Strategy::Lru => list.sort_by_key(|v| (v.last_access(), v.created())),
+            Strategy::Fifo => list.sort_by_key(|v| v.created()),
+            Strategy::LargeFirst => list.sort_by_key(|v| std::cmp::Reverse(v.bytes())),
         }
         let mut evicted = 0;
-        for u in list {
+        for v in list {
             if usage.bytes() <= target {
                 break;
             }
-            if u.bytes == 0 || !self.begin_evict(&u.key) {
-                continue;
-            }
-            let res = self.delete_blob(u.key).await;
-            self.end_evict(&u.key);
-            match res {
-                Ok(()) => {
-                    usage.sub(u.bytes);
-                    evicted += 1;
-                    tracing::debug!(blob = %u.key, bytes = u.bytes, "evicted");
+            match v {
+                Victim::Blob(u) => {
+                    if u.bytes == 0 || !self.begin_evict(&u.key) {
+                        continue;
+                    }
+                    let res = self.delete_blob(u.key).await;
+                    self.end_evict(&u.key);
+                    match res {
+                        Ok(()) => {
+                            usage.sub(u.bytes);
+                            evicted += 1;
+                            tracing::debug!(blob = %u.key, bytes = u.bytes, "evicted");
+                        }
+                        Err(e) => tracing::warn!(blob = %u.key, error = %e, "could not evict"),
+                    }
                 }
-                Err(e) => tracing::warn!(blob = %u.key, error = %e, "could not evict"),
+                Victim::Xorb(u) => {
+                    let Some(x) = self.xorbs() else { continue };
+                    let hash = u.hash.clone();
+                    if let Ok(Some(freed)) =
+                        crate::blob::blocking(move || Ok(x.remove(&hash))).await
+                    {
+                        usage.sub(freed);
+                        evicted += 1;
+                        tracing::debug!(xorb = %u.hash, bytes = freed, "evicted");
+                    }
+                }
             }
         }
         Ok(evicted)

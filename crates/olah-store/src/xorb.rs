@@ -19,7 +19,8 @@
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -81,6 +82,28 @@ struct Fill {
 pub struct XorbStore {
     root: PathBuf,
     fills: Mutex<HashMap<String, Vec<Arc<Fill>>>>,
+    /// Bytes of published ranges.
+    bytes: AtomicU64,
+    /// Last read (ms) per xorb.
+    access: Mutex<HashMap<String, u64>>,
+    /// The cache-wide running total this store reports to (set when attached to a blob store).
+    pub(crate) usage: OnceLock<Arc<crate::evict::Usage>>,
+}
+
+/// What eviction needs to know of one xorb.
+#[derive(Debug, Clone)]
+pub(crate) struct XorbUsage {
+    pub hash: String,
+    pub bytes: u64,
+    pub created: u64,
+    pub last_access: u64,
+}
+
+fn ms(t: std::io::Result<std::time::SystemTime>) -> u64 {
+    t.ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// A stream of verified xorb bytes.
@@ -100,10 +123,92 @@ impl XorbStore {
         for e in std::fs::read_dir(root.join("tmp"))?.flatten() {
             let _ = std::fs::remove_file(e.path());
         }
-        Ok(Self {
+        let me = Self {
             root,
             fills: Mutex::new(HashMap::new()),
-        })
+            bytes: AtomicU64::new(0),
+            access: Mutex::new(HashMap::new()),
+            usage: OnceLock::new(),
+        };
+        let total = me.usage_list().iter().map(|u| u.bytes).sum();
+        me.bytes.store(total, Ordering::SeqCst);
+        Ok(me)
+    }
+
+    /// Bytes of published ranges.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::SeqCst)
+    }
+
+    /// Every xorb with its size and times (walks the tree: for eviction passes).
+    pub(crate) fn usage_list(&self) -> Vec<XorbUsage> {
+        let access = self.access.lock().expect("xorb access").clone();
+        let mut out = Vec::new();
+        let Ok(top) = std::fs::read_dir(&self.root) else {
+            return out;
+        };
+        for d in top.flatten().filter(|d| d.file_name() != "tmp") {
+            let Ok(xs) = std::fs::read_dir(d.path()) else {
+                continue;
+            };
+            for x in xs.flatten() {
+                let hash = x.file_name().to_string_lossy().into_owned();
+                if !is_hash(&hash) {
+                    continue;
+                }
+                let meta = x.metadata().ok();
+                let created = ms(meta
+                    .as_ref()
+                    .map(|m| m.modified())
+                    .unwrap_or(Err(std::io::ErrorKind::NotFound.into())));
+                let bytes = std::fs::read_dir(x.path())
+                    .map(|rd| {
+                        rd.flatten()
+                            .filter_map(|f| f.metadata().ok())
+                            .map(|m| m.len())
+                            .sum()
+                    })
+                    .unwrap_or(0);
+                let last_access = access.get(&hash).copied().unwrap_or(created);
+                out.push(XorbUsage {
+                    hash,
+                    bytes,
+                    created,
+                    last_access,
+                });
+            }
+        }
+        out
+    }
+
+    /// Deletes every range of a xorb unless a fill of it is in flight. Readers that already
+    /// started keep their open files. Returns the bytes freed.
+    pub(crate) fn remove(&self, xorb: &str) -> Option<u64> {
+        if !is_hash(xorb) {
+            return None;
+        }
+        let fills = self.fills.lock().expect("xorb fill lock");
+        if fills.contains_key(xorb) {
+            return None;
+        }
+        let dir = self.dir(xorb);
+        let freed: u64 = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|f| f.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        std::fs::remove_dir_all(&dir).ok()?;
+        drop(fills);
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                Some(b.saturating_sub(freed))
+            });
+        self.access.lock().expect("xorb access").remove(xorb);
+        Some(freed)
     }
 
     fn dir(&self, xorb: &str) -> PathBuf {
@@ -178,8 +283,30 @@ impl XorbStore {
                 "bad xorb range request {xorb} {want:?} in {fill:?}"
             )));
         }
+        self.access
+            .lock()
+            .expect("xorb access")
+            .insert(xorb.to_string(), crate::blob::now_ms());
         if let Some(parts) = self.cover(xorb, want) {
-            return Ok(self.stream_published(xorb, parts));
+            // Open every file now: eviction may unlink them, open files stay readable.
+            let dir = self.dir(xorb);
+            let opened = blocking(move || {
+                parts
+                    .into_iter()
+                    .map(|(file, part)| {
+                        let f =
+                            std::fs::File::open(dir.join(format!("{}-{}", file.start, file.end)))?;
+                        Ok((Arc::new(f), part.start - file.start, part.len()))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await;
+            if let Ok(files) = opened {
+                return Ok(futures::stream::iter(files)
+                    .flat_map(|(f, off, len)| read_file_part(f, off, len))
+                    .boxed());
+            }
+            // Evicted between the lookup and the open: fill again.
         }
         let existing = {
             let fills = self.fills.lock().expect("xorb fill lock");
@@ -197,16 +324,6 @@ impl XorbStore {
             }
         };
         Ok(stream_fill(f, want))
-    }
-
-    fn stream_published(&self, xorb: &str, parts: Vec<(XorbRange, XorbRange)>) -> XorbStream {
-        let dir = self.dir(xorb);
-        futures::stream::iter(parts)
-            .flat_map(move |(file, part)| {
-                let path = dir.join(format!("{}-{}", file.start, file.end));
-                read_file_part(path, part.start - file.start, part.len())
-            })
-            .boxed()
     }
 
     async fn start_fill<F, Fut>(
@@ -280,6 +397,12 @@ impl XorbStore {
                     })
                     .await
                     .map_err(|e| e.to_string())
+                    .inspect(|_| {
+                        me.bytes.fetch_add(range.len(), Ordering::SeqCst);
+                        if let Some(u) = me.usage.get() {
+                            u.add(range.len());
+                        }
+                    })
                 }
                 Err(e) => {
                     let _ = std::fs::remove_file(&tmp);
@@ -399,27 +522,24 @@ fn stream_fill(fill: Arc<Fill>, want: XorbRange) -> XorbStream {
     .boxed()
 }
 
-fn read_file_part(path: PathBuf, offset: u64, len: u64) -> XorbStream {
+fn read_file_part(file: Arc<std::fs::File>, offset: u64, len: u64) -> XorbStream {
     futures::stream::unfold(
-        (None::<Arc<std::fs::File>>, path, offset, offset + len),
-        |(file, path, pos, end)| async move {
+        (file, offset, offset + len),
+        |(file, pos, end)| async move {
             if pos >= end {
                 return None;
             }
             let n = (end - pos).min(READ_STEP);
+            let f = file.clone();
             let r = blocking(move || {
-                let f = match file {
-                    Some(f) => f,
-                    None => Arc::new(std::fs::File::open(&path)?),
-                };
                 let mut buf = vec![0u8; n as usize];
                 f.read_exact_at(&mut buf, pos)?;
-                Ok((f, path, Bytes::from(buf)))
+                Ok(Bytes::from(buf))
             })
             .await;
             match r {
-                Ok((f, path, b)) => Some((Ok(b), (Some(f), path, pos + n, end))),
-                Err(e) => Some((Err(e), (None, PathBuf::new(), end, end))),
+                Ok(b) => Some((Ok(b), (file, pos + n, end))),
+                Err(e) => Some((Err(e), (file, end, end))),
             }
         },
     )

@@ -878,8 +878,10 @@ impl olah_store::Source for XetFileSource {
             .map_err(|e| SourceError::new(format!("reconstruction failed: {e:?}"), None))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, SourceError>>(4);
         let m = self.mirror.clone();
+        // The whole file passes through: check it against its Xet file hash too.
+        let verify = (start == 0 && end + 1 == self.size).then(|| self.file.clone());
         tokio::spawn(async move {
-            if let Err(e) = produce(&m, &recon, start, end, &tx).await {
+            if let Err(e) = produce(&m, &recon, start, end, verify.as_deref(), &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
@@ -887,12 +889,63 @@ impl olah_store::Source for XetFileSource {
     }
 }
 
-/// Sends the decoded bytes `start..=end` of the file `recon` describes.
+/// Sends the decoded bytes `start..=end` of the file `recon` describes. With `verify` (the whole
+/// file is produced), every chunk is hashed and the last piece is held back until the chunk
+/// hashes give the expected Xet file hash; on a mismatch the xorbs involved are dropped from the
+/// cache and the reader gets an error instead of the last piece.
 async fn produce(
     m: &Arc<Mirror>,
     recon: &Recon,
     start: u64,
     end: u64,
+    verify: Option<&str>,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, SourceError>>,
+) -> Result<(), SourceError> {
+    let mut hashes: Vec<(olah_xet::XetHash, u64)> = Vec::new();
+    let mut held: Option<Bytes> = None;
+    produce_inner(
+        m,
+        recon,
+        start,
+        end,
+        verify.is_some(),
+        &mut hashes,
+        &mut held,
+        tx,
+    )
+    .await?;
+    if let Some(file) = verify {
+        let got = olah_xet::file_hash(&hashes).to_hex();
+        if got != file {
+            let store = m.xet.store.clone();
+            let xorbs: Vec<String> = recon.fetch.keys().cloned().collect();
+            let _ = tokio::task::spawn_blocking(move || {
+                for x in xorbs {
+                    store.remove(&x);
+                }
+            })
+            .await;
+            tracing::warn!(file = %file, got = %got, "Xet file hash mismatch: its xorbs were dropped");
+            return Err(SourceError::corrupt(format!(
+                "Xet file hash mismatch: expected {file}, got {got}"
+            )));
+        }
+    }
+    if let Some(b) = held {
+        let _ = tx.send(Ok(b)).await;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn produce_inner(
+    m: &Arc<Mirror>,
+    recon: &Recon,
+    start: u64,
+    end: u64,
+    hash_chunks: bool,
+    hashes: &mut Vec<(olah_xet::XetHash, u64)>,
+    held: &mut Option<Bytes>,
     tx: &tokio::sync::mpsc::Sender<Result<Bytes, SourceError>>,
 ) -> Result<(), SourceError> {
     let err = |e: String| SourceError::new(e, None);
@@ -950,6 +1003,9 @@ async fn produce(
             }
             let data = olah_xet::xorb::decode(&h, &rec[olah_xet::xorb::HEADER_LEN..])
                 .map_err(|e| err(e.to_string()))?;
+            if hash_chunks {
+                hashes.push((olah_xet::chunk_hash(&data), data.len() as u64));
+            }
             produced += data.len() as u64;
             let (c0, c1) = (pos, pos + data.len() as i128); // [c0, c1)
             pos = c1;
@@ -957,11 +1013,13 @@ async fn produce(
             let b = (end as i128 + 1).min(c1);
             if a < b {
                 let piece = Bytes::from(data).slice((a - c0) as usize..(b - c0) as usize);
-                if tx.send(Ok(piece)).await.is_err() {
-                    return Ok(()); // the reader went away
+                if let Some(prev) = held.replace(piece)
+                    && tx.send(Ok(prev)).await.is_err()
+                {
+                    return Err(err("the reader went away".into()));
                 }
             }
-            if pos > end as i128 {
+            if pos > end as i128 && !hash_chunks {
                 return Ok(());
             }
         }

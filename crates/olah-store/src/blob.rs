@@ -108,6 +108,8 @@ enum Slot {
 struct BlockFill {
     chunks: Mutex<Vec<Bytes>>,
     progress: watch::Sender<Progress>,
+    /// Set before a failure whose delivered bytes are known to be wrong.
+    corrupt: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -132,6 +134,7 @@ impl BlockFill {
         Arc::new(Self {
             chunks: Mutex::new(Vec::new()),
             progress,
+            corrupt: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -523,6 +526,13 @@ impl Blob {
                             if pos >= want_end {
                                 break;
                             }
+                        } else if p.state == FillState::Failed
+                            && fill.corrupt.load(std::sync::atomic::Ordering::SeqCst)
+                        {
+                            return Err(StoreError::InvalidData(format!(
+                                "the source of {} delivered wrong bytes",
+                                self.key
+                            )));
                         } else if p.state == FillState::Failed {
                             failures += 1;
                             if failures >= MAX_FILL_ATTEMPTS {
@@ -570,6 +580,7 @@ impl Blob {
                     blob: self.clone(),
                     first: idx,
                     fills: fills.into_iter().map(Some).collect(),
+                    corrupt: false,
                 };
                 tokio::spawn(run_fill(guard, source.clone()));
                 Step::Follow(first)
@@ -731,6 +742,8 @@ struct FillGuard {
     /// Unfinished blocks' fills. A finished block's entry is dropped at once, so the fill holds
     /// at most one block in memory however large the file (followers keep their own `Arc`).
     fills: Vec<Option<Arc<BlockFill>>>,
+    /// The fill failed because the source found its bytes wrong.
+    corrupt: bool,
 }
 
 impl Drop for FillGuard {
@@ -744,6 +757,9 @@ impl Drop for FillGuard {
             {
                 st.slots[idx as usize] = Slot::Missing;
             }
+            if self.corrupt {
+                f.corrupt.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             f.finish(FillState::Failed);
         }
     }
@@ -754,6 +770,7 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
     let end_block = guard.first + guard.fills.len() as u32; // exclusive
     let start = guard.first as u64 * blob.block_size;
     let stop = (end_block as u64 * blob.block_size).min(blob.size) - 1;
+    let mut committed: Vec<(u32, u32)> = Vec::new();
     let result: Result<()> = async {
         let mut stream = source.fetch(start, stop).await?;
         let mut cur = guard.first;
@@ -780,6 +797,7 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
                     let data = fill.chunks.lock().expect("fill buffer lock").clone();
                     let sum = std::mem::take(&mut crc).finalize();
                     blob.commit_block(cur, data, sum).await?;
+                    committed.push((cur, sum));
                     fill.finish(FillState::Done);
                     guard.fills[(cur - guard.first) as usize] = None;
                     cur += 1;
@@ -798,6 +816,13 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
     .await;
     if let Err(e) = result {
         tracing::warn!(blob = %blob.key, error = %e, "fill failed");
+        if matches!(&e, StoreError::Source(s) if s.corrupt) {
+            // What this fill already committed came from the same wrong source: forget it.
+            guard.corrupt = true;
+            for (idx, crc) in committed {
+                blob.invalidate(idx, crc).await;
+            }
+        }
     }
     drop(guard);
 }

@@ -32,6 +32,9 @@ pub struct SourceError {
     pub message: String,
     /// HTTP status the upstream answered, if it answered.
     pub status: Option<u16>,
+    /// The bytes already delivered are known to be wrong: readers following the fill must fail
+    /// instead of resuming from a new fill.
+    pub corrupt: bool,
 }
 
 impl SourceError {
@@ -40,6 +43,16 @@ impl SourceError {
         Self {
             message: message.into(),
             status,
+            corrupt: false,
+        }
+    }
+
+    /// The source found that what it already delivered is wrong (a hash mismatch).
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            status: None,
+            corrupt: true,
         }
     }
 }

@@ -197,7 +197,6 @@ impl BlobStore {
                     if let Ok(Some(freed)) =
                         crate::blob::blocking(move || Ok(x.remove(&hash))).await
                     {
-                        usage.sub(freed);
                         evicted += 1;
                         tracing::debug!(xorb = %u.hash, bytes = freed, "evicted");
                     }

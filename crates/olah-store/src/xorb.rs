@@ -183,7 +183,7 @@ impl XorbStore {
 
     /// Deletes every range of a xorb unless a fill of it is in flight. Readers that already
     /// started keep their open files. Returns the bytes freed.
-    pub(crate) fn remove(&self, xorb: &str) -> Option<u64> {
+    pub fn remove(&self, xorb: &str) -> Option<u64> {
         if !is_hash(xorb) {
             return None;
         }
@@ -208,6 +208,9 @@ impl XorbStore {
                 Some(b.saturating_sub(freed))
             });
         self.access.lock().expect("xorb access").remove(xorb);
+        if let Some(u) = self.usage.get() {
+            u.sub(freed);
+        }
         Some(freed)
     }
 

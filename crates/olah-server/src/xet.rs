@@ -579,24 +579,25 @@ impl Mirror {
             return Err(e);
         }
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let hdr = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        // The JSON body, else the X-Xet-* headers (PROTOCOL.md §3.6: the Hub sends both).
+        let field = |json: &str, header: &str| {
+            v.get(json)
+                .and_then(|x| match x {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .or_else(|| {
+                    h.get(header)
+                        .and_then(|x| x.to_str().ok())
+                        .map(str::to_string)
+                })
+        };
         let tok = UpToken {
-            cas_url: v
-                .get("casUrl")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .or_else(|| hdr("x-xet-cas-url"))
-                .unwrap_or_default(),
-            token: v
-                .get("accessToken")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .or_else(|| hdr("x-xet-access-token"))
-                .unwrap_or_default(),
-            exp: v
-                .get("exp")
-                .and_then(Value::as_u64)
-                .or_else(|| hdr("x-xet-token-expiration").and_then(|e| e.parse().ok()))
+            cas_url: field("casUrl", "x-xet-cas-url").unwrap_or_default(),
+            token: field("accessToken", "x-xet-access-token").unwrap_or_default(),
+            exp: field("exp", "x-xet-token-expiration")
+                .and_then(|e| e.parse().ok())
                 .unwrap_or(0),
         };
         if tok.token.is_empty() || !self.upstream.allows_url(&tok.cas_url) {

@@ -161,14 +161,7 @@ impl XorbStore {
                     .as_ref()
                     .map(|m| m.modified())
                     .unwrap_or(Err(std::io::ErrorKind::NotFound.into())));
-                let bytes = std::fs::read_dir(x.path())
-                    .map(|rd| {
-                        rd.flatten()
-                            .filter_map(|f| f.metadata().ok())
-                            .map(|m| m.len())
-                            .sum()
-                    })
-                    .unwrap_or(0);
+                let bytes = dir_size(&x.path());
                 let last_access = access.get(&hash).copied().unwrap_or(created);
                 out.push(XorbUsage {
                     hash,
@@ -192,14 +185,7 @@ impl XorbStore {
             return None;
         }
         let dir = self.dir(xorb);
-        let freed: u64 = std::fs::read_dir(&dir)
-            .map(|rd| {
-                rd.flatten()
-                    .filter_map(|f| f.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0);
+        let freed = dir_size(&dir);
         std::fs::remove_dir_all(&dir).ok()?;
         drop(fills);
         let _ = self
@@ -430,6 +416,18 @@ impl XorbStore {
         });
         Ok(fill)
     }
+}
+
+/// Bytes of the files directly in `dir` (the ranges of one xorb).
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn rand_u64() -> u64 {

@@ -765,12 +765,17 @@ impl Drop for FillGuard {
     }
 }
 
+/// Block writes a fill keeps in flight while it reads on from the upstream (each holds one block
+/// in memory): the upstream is not paused for every disk write.
+const COMMITS_IN_FLIGHT: usize = 4;
+
 async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
     let blob = guard.blob.clone();
     let end_block = guard.first + guard.fills.len() as u32; // exclusive
     let start = guard.first as u64 * blob.block_size;
     let stop = (end_block as u64 * blob.block_size).min(blob.size) - 1;
     let mut committed: Vec<(u32, u32)> = Vec::new();
+    let mut writes: tokio::task::JoinSet<Result<(u32, u32)>> = tokio::task::JoinSet::new();
     let result: Result<()> = async {
         let mut stream = source.fetch(start, stop).await?;
         let mut cur = guard.first;
@@ -786,7 +791,7 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
                 }
                 let fill = guard.fills[(cur - guard.first) as usize]
                     .clone()
-                    .expect("the current block's fill is held until it is done");
+                    .expect("the current block's fill is held until it is handed to its write");
                 let blen = blob.block_len(cur);
                 let take = (blen - filled).min(chunk.len() as u64) as usize;
                 let part = chunk.split_to(take);
@@ -794,16 +799,38 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
                 fill.push(part);
                 filled += take as u64;
                 if filled == blen {
+                    while writes.len() >= COMMITS_IN_FLIGHT {
+                        committed.push(join_write(writes.join_next().await)?);
+                    }
                     let data = fill.chunks.lock().expect("fill buffer lock").clone();
                     let sum = std::mem::take(&mut crc).finalize();
-                    blob.commit_block(cur, data, sum).await?;
-                    committed.push((cur, sum));
-                    fill.finish(FillState::Done);
+                    let (b, idx) = (blob.clone(), cur);
+                    writes.spawn(async move {
+                        // The block's fill is finished by its write, whatever the outcome:
+                        // readers either find it present or claim it again.
+                        let r = b.commit_block(idx, data, sum).await;
+                        if r.is_err() {
+                            let mut st = b.state.lock().expect("blob state lock");
+                            if matches!(&st.slots[idx as usize], Slot::Filling(f) if Arc::ptr_eq(f, &fill))
+                            {
+                                st.slots[idx as usize] = Slot::Missing;
+                            }
+                        }
+                        fill.finish(if r.is_ok() {
+                            FillState::Done
+                        } else {
+                            FillState::Failed
+                        });
+                        r.map(|()| (idx, sum))
+                    });
                     guard.fills[(cur - guard.first) as usize] = None;
                     cur += 1;
                     filled = 0;
                 }
             }
+        }
+        while let Some(r) = writes.join_next().await {
+            committed.push(join_write(Some(r))?);
         }
         if cur != end_block {
             return Err(StoreError::InvalidData(format!(
@@ -814,6 +841,12 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
         Ok(())
     }
     .await;
+    // Writes still in flight finish on their own (each settles its block).
+    while let Some(r) = writes.join_next().await {
+        if let Ok(Ok(c)) = r {
+            committed.push(c);
+        }
+    }
     if let Err(e) = result {
         tracing::warn!(blob = %blob.key, error = %e, "fill failed");
         if matches!(&e, StoreError::Source(s) if s.corrupt) {
@@ -825,4 +858,16 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
         }
     }
     drop(guard);
+}
+
+fn join_write(
+    r: Option<std::result::Result<Result<(u32, u32)>, tokio::task::JoinError>>,
+) -> Result<(u32, u32)> {
+    match r {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => Err(StoreError::Io(std::io::Error::other(e.to_string()))),
+        None => Err(StoreError::Io(std::io::Error::other(
+            "no block write to wait for",
+        ))),
+    }
 }

@@ -248,6 +248,10 @@ def test_token_route_and_signed_xorb_urls(hub, make_mirror):
     assert j["accessToken"] == h["X-Xet-Access-Token"] and int(h["X-Xet-Token-Expiration"]) == j["exp"]
     for netloc in hub.netlocs:
         assert netloc not in body.decode() + json.dumps(dict(h))
+    # One session per (repo, revision, caller): asking again returns the same token.
+    assert json.loads(http(f"{m.url}/api/models/{REPO}/xet-read-token/v1")[2])["accessToken"] == j["accessToken"]
+    other = http(f"{m.url}/api/models/{REPO}/xet-read-token/v1", headers={"Authorization": "Bearer hf_granted"})
+    assert other[0] == 200 and json.loads(other[2])["accessToken"] != j["accessToken"]
     recon = f"{m.url}/cas/v2/reconstructions/{info['xetHash']}"
     assert http(recon)[0] == 401
     assert http(recon, headers={"Authorization": "Bearer olx_nope"})[0] == 401

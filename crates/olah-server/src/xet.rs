@@ -525,11 +525,22 @@ impl Mirror {
                 Err(e) => return Err(e),
             },
         }
-        let token = format!("olx_{}", hex::encode(rand::random::<[u8; 24]>()));
-        let exp = session.exp;
         let mut sessions = self.xet.sessions.lock().expect("xet sessions");
         let t = now();
         sessions.retain(|_, s| s.exp > t);
+        // The same caller asking again for the same repo and revision gets the token it holds
+        // while that has 10 minutes left: one session per (repo, revision, caller), not per call.
+        if let Some((tok, s)) = sessions.iter().find(|(_, s)| {
+            s.exp > t + 600
+                && s.repo == session.repo
+                && s.rev == session.rev
+                && s.caller == session.caller
+                && s.auth == session.auth
+        }) {
+            return Ok((tok.clone(), s.exp));
+        }
+        let token = format!("olx_{}", hex::encode(rand::random::<[u8; 24]>()));
+        let exp = session.exp;
         sessions.insert(token.clone(), Arc::new(session));
         Ok((token, exp))
     }

@@ -118,6 +118,9 @@ pub struct Mirror {
     /// The Xet side: sessions, signing secret, xorb store.
     pub xet: crate::xet::XetState,
     head_flight: Flight<Result<(String, FileMeta), ApiError>>,
+    /// Where the Hub's resolve HEAD redirected (a presigned CDN URL) per `{repo}|{commit}|{path}`,
+    /// so the download that follows goes straight there: one upstream round trip less.
+    locations: std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
     api_flight: Flight<Result<Arc<CachedResponse>, ApiError>>,
     check_flight: Flight<Result<(), ApiError>>,
 }
@@ -163,6 +166,7 @@ impl Mirror {
             blobs,
             upstream,
             head_flight: Flight::default(),
+            locations: std::sync::Mutex::default(),
             api_flight: Flight::default(),
             check_flight: Flight::default(),
         })
@@ -447,6 +451,18 @@ impl Mirror {
                 }
                 let repo_key = repo.key();
                 me.granted(&repo_key, Scope::Files, &caller).await;
+                if status.is_redirection()
+                    && let Some(loc) = header_str(&h, header::LOCATION)
+                    && me.upstream.allows_url(&loc)
+                    && !loc.starts_with(me.upstream.hub_base())
+                {
+                    let mut m = me.locations.lock().expect("locations lock");
+                    m.retain(|_, (_, at)| at.elapsed() < LOCATION_TTL);
+                    m.insert(
+                        format!("{repo_key}|{commit}|{}", path.as_str()),
+                        (loc, std::time::Instant::now()),
+                    );
+                }
                 if let Some(h) = meta.xet_hash.clone() {
                     me.learn_xet_files(&repo, vec![h.to_ascii_lowercase()])
                         .await;
@@ -579,6 +595,13 @@ impl Mirror {
             return None;
         }
         let revision = Revision::new(commit).ok()?;
+        let location = self
+            .locations
+            .lock()
+            .expect("locations lock")
+            .get(&format!("{}|{commit}|{}", repo.key(), path.as_str()))
+            .filter(|(_, at)| at.elapsed() < LOCATION_TTL)
+            .map(|(u, _)| u.clone());
         let path = Route::Resolve {
             repo: repo.clone(),
             revision,
@@ -590,6 +613,7 @@ impl Mirror {
             path,
             auth: auth.cloned(),
             size,
+            location,
         }))
     }
 
@@ -771,12 +795,18 @@ pub(crate) fn offline_miss(what: &str) -> ApiError {
     }
 }
 
-/// Fetches byte ranges of one file from the Hub, following its redirect to the LFS CDN.
+/// How long a CDN URL from a resolve HEAD is used for the download that follows (the Hub's
+/// presigned URLs live much longer; an expired one just falls back to the resolve URL).
+const LOCATION_TTL: Duration = Duration::from_secs(300);
+
+/// Fetches byte ranges of one file from the Hub, following its redirect to the LFS CDN (or
+/// going straight to the CDN URL the resolve HEAD just named).
 struct HubFileSource {
     upstream: Upstream,
     path: String,
     auth: Option<HeaderValue>,
     size: u64,
+    location: Option<String>,
 }
 
 #[async_trait]
@@ -786,11 +816,23 @@ impl Source for HubFileSource {
         start: u64,
         end: u64,
     ) -> Result<BoxStream<'static, Result<Bytes, SourceError>>, SourceError> {
-        let resp = self
-            .upstream
-            .get_following(&self.path, self.auth.as_ref(), Some((start, end)))
-            .await
-            .map_err(|e| SourceError::new(e.to_string(), None))?;
+        let range = format!("bytes={start}-{end}");
+        let direct = match &self.location {
+            // No Authorization: a presigned CDN URL authorises itself.
+            Some(loc) => match self.upstream.get_absolute(loc, None, Some(&range)).await {
+                Ok(r) if r.status().is_success() => Some(r),
+                _ => None, // expired or refused: ask the Hub again
+            },
+            None => None,
+        };
+        let resp = match direct {
+            Some(r) => r,
+            None => self
+                .upstream
+                .get_following(&self.path, self.auth.as_ref(), Some((start, end)))
+                .await
+                .map_err(|e| SourceError::new(e.to_string(), None))?,
+        };
         let status = resp.status();
         let want = end - start + 1;
         let skip = match status {

@@ -2,7 +2,10 @@
 //! shared between files or revisions are stored once, as in the real CAS), and served through
 //! the v1/v2 reconstruction API and presigned-style xorb range URLs on the CDN host
 //! (PROTOCOL.md §4). Xorb records are uncompressed (scheme 0), so xorb bytes are computed from
-//! the file content on demand: gigabyte files cost no memory.
+//! the file content on demand: gigabyte files cost no memory. Chunks of files up to
+//! [`COMPRESS_MAX_FILE`] are encoded as xet-core does (LZ4 or byte-grouped LZ4 when that is
+//! smaller, PROTOCOL.md §4.4) and kept in memory, so text and tensor-like fixtures are served as
+//! genuinely compressed records.
 
 use std::collections::HashMap;
 
@@ -15,6 +18,8 @@ use crate::fixture::{Content, Fixture};
 const MAX_XORB_BYTES: u64 = 64 << 20;
 const MAX_XORB_CHUNKS: usize = 8192;
 const RECORD_HEADER: u64 = 8;
+/// Files up to this size get compressed records (when compression helps).
+pub const COMPRESS_MAX_FILE: u64 = 16 << 20;
 
 #[derive(Debug, Clone)]
 struct ChunkSrc {
@@ -22,6 +27,8 @@ struct ChunkSrc {
     offset: u64,
     len: u64,
     hash: XetHash,
+    /// The whole record (header + compressed payload) when it is compressed.
+    record: Option<Bytes>,
 }
 
 #[derive(Debug, Default)]
@@ -94,13 +101,25 @@ impl Cas {
                     }
                     let xi = cas.xorbs.len() - 1;
                     let x = &mut cas.xorbs[xi];
+                    let record = (f.size() <= COMPRESS_MAX_FILE)
+                        .then(|| {
+                            let data: Vec<u8> =
+                                f.content().pieces(offset, offset + len).flatten().collect();
+                            olah_xet::xorb::encode_record(&data)
+                        })
+                        .filter(|r| r[4] != 0)
+                        .map(Bytes::from);
+                    let rec_len = record
+                        .as_ref()
+                        .map_or(RECORD_HEADER + len, |r| r.len() as u64);
                     x.chunks.push(ChunkSrc {
                         content: f.content().clone(),
                         offset,
                         len,
                         hash,
+                        record,
                     });
-                    let end = x.offsets.last().copied().unwrap_or(0) + RECORD_HEADER + len;
+                    let end = x.offsets.last().copied().unwrap_or(0) + rec_len;
                     x.offsets.push(end);
                     (xi, x.chunks.len() - 1)
                 });
@@ -153,6 +172,10 @@ impl Cas {
         for (i, c) in x.chunks.iter().enumerate() {
             let (rs, re) = (x.offsets[i], x.offsets[i + 1]); // record [rs, re)
             if re <= start || rs > end {
+                continue;
+            }
+            if let Some(r) = &c.record {
+                out.push(r.slice((start.max(rs) - rs) as usize..((end + 1).min(re) - rs) as usize));
                 continue;
             }
             let mut rec = Vec::with_capacity(RECORD_HEADER as usize);

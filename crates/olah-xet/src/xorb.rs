@@ -98,6 +98,37 @@ fn ungroup4(g: &[u8]) -> Vec<u8> {
     (0..n).map(|i| g[starts[i % 4] + i / 4]).collect()
 }
 
+/// Encodes one chunk as a record, the way xet-core stores it: LZ4 (frame), or byte grouping 4
+/// then LZ4, whichever is smaller; uncompressed (scheme 0) when neither helps.
+pub fn encode_record(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let lz4 = |d: &[u8]| -> Vec<u8> {
+        let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        enc.write_all(d).expect("writing to a Vec cannot fail");
+        enc.finish().expect("writing to a Vec cannot fail")
+    };
+    let plain = lz4(data);
+    let mut grouped = Vec::with_capacity(data.len());
+    for k in 0..4 {
+        grouped.extend(data.iter().skip(k).step_by(4));
+    }
+    let bg4 = lz4(&grouped);
+    let (scheme, payload): (u8, &[u8]) = if bg4.len() < plain.len() && bg4.len() < data.len() {
+        (2, &bg4)
+    } else if plain.len() < data.len() {
+        (1, &plain)
+    } else {
+        (0, data)
+    };
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.push(0);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes()[..3]);
+    out.push(scheme);
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes()[..3]);
+    out.extend_from_slice(payload);
+    out
+}
+
 /// Splits a xorb byte range (whole records) into decoded chunks.
 pub fn decode_records(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>, XorbError> {
     let mut out = Vec::new();
@@ -146,6 +177,38 @@ mod tests {
         x.extend(record(2, &lz4(&grouped), data.len()));
         let chunks = decode_records(&x).unwrap();
         assert_eq!(chunks, vec![data.clone(), data.clone(), data.clone()]);
+        // The encoder picks a compressed scheme for compressible data and round-trips.
+        let enc = encode_record(&data);
+        let h = ChunkHeader::parse(&enc).unwrap();
+        assert!(
+            h.scheme > 0 && enc.len() < data.len(),
+            "scheme {}",
+            h.scheme
+        );
+        assert_eq!(decode_records(&enc).unwrap(), vec![data.clone()]);
+        let floats: Vec<u8> = (0..4096u32)
+            .flat_map(|i| (i as f32 * 0.001).to_le_bytes())
+            .collect();
+        assert_eq!(
+            ChunkHeader::parse(&encode_record(&floats)).unwrap().scheme,
+            2
+        );
+        assert_eq!(
+            decode_records(&encode_record(&floats)).unwrap(),
+            vec![floats]
+        );
+        let mut r = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u8> = (0..5000)
+            .map(|_| {
+                r ^= r << 13;
+                r ^= r >> 7;
+                r ^= r << 17;
+                (r >> 24) as u8
+            })
+            .collect();
+        let enc = encode_record(&noise);
+        assert_eq!(enc.len(), HEADER_LEN + noise.len());
+        assert_eq!(ChunkHeader::parse(&enc).unwrap().scheme, 0);
         assert_eq!(decode_records(&x[..x.len() - 1]), Err(XorbError::Truncated));
         let mut bad = record(1, &lz4(&data), data.len() + 1);
         bad.truncate(bad.len());

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import time
 import urllib.parse
 
 import pytest
@@ -67,6 +68,31 @@ def assert_never_bypassed(stats):
     strays = [r for r in xet_entries if not (r.get("user_agent") or "").startswith("olah-rs/")]
     assert not strays, strays[:5]
     return xet_entries
+
+
+def range_files(xdir):
+    """(verified, pending) xorb range files under a mirror's xorbs directory."""
+    done, pending = [], []
+    for d, _, fs in os.walk(xdir):
+        if d == os.path.join(xdir, "tmp"):
+            continue
+        for f in fs:
+            if f.endswith(".p"):
+                pending.append(os.path.join(d, f))
+            elif not f.endswith(".c"):
+                done.append(os.path.join(d, f))
+    return done, pending
+
+
+def wait_all_verified(xdir, timeout=20):
+    """Waits until the mirror checked the cached ranges against their file hashes."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done, pending = range_files(xdir)
+        if done and not pending:
+            return done
+        time.sleep(0.1)
+    raise AssertionError(f"ranges still pending: {range_files(xdir)}")
 
 
 def xet_requests_to_mirror(m):
@@ -285,6 +311,8 @@ def test_xet_downloads_work_offline_from_the_cache(hub, hub_admin, make_mirror, 
     info = hub.file(REPO, FILE, "v1")
     code = DL.format(repo=REPO, path=FILE, rev=info["commit"])
     assert client_env(code, endpoint=m.url, home=tmp_path / "a", env=TELEMETRY_OFF, timeout=300).out == info["sha256"]
+    # Only verified ranges survive a restart (pending ones are swept at start-up).
+    wait_all_verified(os.path.join(m.repos, "xorbs"))
     m.restart(["--offline"])
     hub_admin.reset()
     assert client_env(code, endpoint=m.url, home=tmp_path / "b", env=TELEMETRY_OFF, timeout=300).out == info["sha256"]
@@ -351,7 +379,9 @@ emit(sha(hf_hub_download("acme/tiny", "model.safetensors")))
 """
     assert client_env(code, endpoint=m.url, home=tmp_path / "a", env=TELEMETRY_OFF).out == info["sha256"]
     xdir = os.path.join(m.repos, "xorbs")
+    wait_all_verified(xdir)
     ranges = [os.path.join(d, f) for d, _, fs in os.walk(xdir) if d != os.path.join(xdir, "tmp") for f in fs]
+    ranges = [r for r in ranges if not r.endswith(".c")]
     assert ranges
     victim = max(ranges, key=os.path.getsize)
     with open(victim, "r+b") as f:
@@ -389,3 +419,39 @@ emit(sha(hf_hub_download("acme/xet-text", {path!r})))
     if TARGET == "mirror":
         assert_never_bypassed(hub_admin.stats())
         assert client_env(code, disable_xet=True).out == info["sha256"]
+
+
+@mirror_only
+def test_xorb_ranges_are_verified_against_the_file_hash_and_bad_ones_discarded(hub, hub_admin, make_mirror, client_env, tmp_path):
+    """Xet path: every range the mirror fetched is promoted to verified once the file's chunk
+    hashes match its Xet file hash; when the upstream sends a well-formed but wrong xorb (one
+    flipped payload byte) the range is discarded, never kept, and the next client gets the file
+    fetched again, exact."""
+    m = make_mirror()
+    xdir = os.path.join(m.repos, "xorbs")
+    code = DL.format(repo="acme/gated-xet", path="model.safetensors", rev="main")
+    info = hub.file("acme/gated-xet", "model.safetensors")
+    # A healthy download: everything ends verified.
+    assert client_env(code, endpoint=m.url, token="hf_granted", home=tmp_path / "a", env=TELEMETRY_OFF).out == info["sha256"]
+    wait_all_verified(xdir)
+    # A corrupted one (another file, so nothing is cached yet).
+    info2 = hub.file("acme/tiny", "model.safetensors")
+    hub_admin.faults(corrupt_xorbs=1, scope="cdn")
+    # hf_xet itself does not check chunk hashes on download, so this client may well end up with
+    # the bad byte: the mirror cannot stop a stream it is already passing through. What it must
+    # not do is keep the range.
+    client_env(DL.format(repo="acme/tiny", path="model.safetensors", rev="main"), endpoint=m.url,
+               home=tmp_path / "b", env=TELEMETRY_OFF, check=False)
+    hub_admin.faults()
+    deadline = time.time() + 20
+    while time.time() < deadline and "Xet file hash mismatch" not in m.log_text():
+        time.sleep(0.1)
+    assert "Xet file hash mismatch" in m.log_text()
+    done, pending = range_files(xdir)
+    assert not pending, pending
+    # The good file's ranges are still there; the bad range is gone: the next client refetches.
+    hub_admin.reset()
+    assert client_env(DL.format(repo="acme/tiny", path="model.safetensors", rev="main"), endpoint=m.url,
+                      home=tmp_path / "c", env=TELEMETRY_OFF).out == info2["sha256"]
+    assert hub_admin.stats().raw["xorb_bytes"] >= info2["size"]
+    wait_all_verified(xdir)

@@ -80,6 +80,8 @@ pub struct XetState {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     up_tokens: Mutex<HashMap<String, UpToken>>,
     urls: Mutex<UrlMap>,
+    /// Files whose chunk hashes are being checked right now.
+    verifying: Mutex<std::collections::HashSet<String>>,
 }
 
 impl XetState {
@@ -93,6 +95,7 @@ impl XetState {
             sessions: Mutex::new(HashMap::new()),
             up_tokens: Mutex::new(HashMap::new()),
             urls: Mutex::new(HashMap::new()),
+            verifying: Mutex::default(),
         })
     }
 
@@ -722,6 +725,7 @@ impl Mirror {
         }
         let range = simple_range(range).map_err(ApiError::bad_request)?;
         let r = self.reconstruction(&s, file, range).await?;
+        self.spawn_verify((*s).clone(), file.to_string());
         Ok(self.xet.render(&r, version, base, file))
     }
 
@@ -764,9 +768,7 @@ impl Mirror {
         if want.start < fill.start || want.start > want.end {
             return Err(ApiError::RangeNotSatisfiable { size: b.end + 1 });
         }
-        let stream = self
-            .xorb_bytes(xorb, want, fill, (c.end - c.start) as u32)
-            .await?;
+        let stream = self.xorb_bytes(xorb, want, fill, c).await?;
         Ok((want, stream))
     }
 
@@ -777,7 +779,7 @@ impl Mirror {
         xorb: &str,
         want: XorbRange,
         fill: XorbRange,
-        chunks: u32,
+        chunks: Span,
     ) -> Result<olah_store::XorbStream, ApiError> {
         let store = &self.xet.store;
         let url = if self.offline() || store.is_cached(xorb, want) {
@@ -827,7 +829,8 @@ impl Mirror {
                 want,
                 fill,
                 Expect {
-                    chunks: Some(chunks),
+                    chunks: Some((chunks.end - chunks.start) as u32),
+                    first_chunk: chunks.start as u32,
                 },
                 fetch,
             )
@@ -838,7 +841,89 @@ impl Mirror {
             })
     }
 
-    /// A [`olah_store::Source`] rebuilding a Xet file from xorb ranges (the plain-HTTP path).
+    /// Checks a file's chunk hashes against its Xet file hash once all its ranges are cached
+    /// (in the background; one check per file at a time): pending ranges that pass are promoted
+    /// to verified, pending ranges of a file that fails are discarded.
+    pub(crate) fn spawn_verify(self: &Arc<Self>, s: Session, file: String) {
+        if self.offline()
+            || !self
+                .xet
+                .verifying
+                .lock()
+                .expect("xet verifying")
+                .insert(file.clone())
+        {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let res = me.verify_file(&s, &file).await;
+            me.xet
+                .verifying
+                .lock()
+                .expect("xet verifying")
+                .remove(&file);
+            match res {
+                Ok(Verdict::Verified(n)) if n > 0 => {
+                    tracing::debug!(file = %file, ranges = n, "Xet file hash verified")
+                }
+                Ok(Verdict::Verified(_)) => {}
+                Ok(Verdict::Mismatch(n)) => tracing::error!(
+                    file = %file,
+                    discarded = n,
+                    "Xet file hash mismatch: unverified xorb ranges discarded"
+                ),
+                Err(why) => tracing::debug!(file = %file, why = %why, "Xet file not verified"),
+            }
+        });
+    }
+
+    async fn verify_file(self: &Arc<Self>, s: &Session, file: &str) -> Result<Verdict, String> {
+        let recon = self
+            .reconstruction(s, file, None)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        if recon.offset != 0 {
+            return Err("not a whole-file reconstruction".into());
+        }
+        let store = self.xet.store.clone();
+        let needed: Vec<(String, XorbRange)> = recon
+            .terms
+            .iter()
+            .filter_map(|t| {
+                let f = recon.fetch_for(t)?;
+                Some((
+                    t.hash.clone(),
+                    XorbRange {
+                        start: f.bytes.start,
+                        end: f.bytes.end,
+                    },
+                ))
+            })
+            .collect();
+        // Wait (bounded) until the client has fetched every range of the file.
+        let deadline = Instant::now() + VERIFY_WAIT;
+        loop {
+            let st = store.clone();
+            let n2 = needed.clone();
+            let ready =
+                tokio::task::spawn_blocking(move || n2.iter().all(|(x, r)| st.is_cached(x, *r)))
+                    .await
+                    .unwrap_or(false);
+            if ready {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("not every range was fetched".into());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let file = file.to_string();
+        tokio::task::spawn_blocking(move || check_file(&store, &recon, &file))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
     pub fn xet_file_source(
         self: &Arc<Self>,
         repo: &RepoRef,
@@ -862,6 +947,52 @@ impl Mirror {
             file: file.to_string(),
             size,
         }))
+    }
+}
+
+/// How long a file check waits for the client to fetch the file's ranges.
+const VERIFY_WAIT: Duration = Duration::from_secs(1800);
+
+/// The outcome of a file hash check: pending ranges promoted, or discarded.
+enum Verdict {
+    Verified(usize),
+    Mismatch(usize),
+}
+
+/// The chunk hashes of every term, from the ranges' hash files, against the file hash.
+fn check_file(store: &XorbStore, recon: &Recon, file: &str) -> Result<Verdict, String> {
+    let mut maps: HashMap<&str, Vec<olah_store::RangeChunks>> = HashMap::new();
+    let mut hashes = Vec::new();
+    let mut pending: Vec<(String, XorbRange)> = Vec::new();
+    for t in &recon.terms {
+        let map = maps
+            .entry(t.hash.as_str())
+            .or_insert_with(|| store.chunk_map(&t.hash));
+        let rc = map
+            .iter()
+            .filter(|m| {
+                let first = m.first_chunk as u64;
+                first <= t.range.start && t.range.end <= first + m.chunks.len() as u64
+            })
+            .max_by_key(|m| m.verified)
+            .ok_or_else(|| format!("no chunk hashes for a term of xorb {}", t.hash))?;
+        let first = rc.first_chunk as u64;
+        hashes.extend_from_slice(
+            &rc.chunks[(t.range.start - first) as usize..(t.range.end - first) as usize],
+        );
+        if !rc.verified && !pending.iter().any(|(x, r)| *x == t.hash && *r == rc.range) {
+            pending.push((t.hash.clone(), rc.range));
+        }
+    }
+    if pending.is_empty() {
+        return Ok(Verdict::Verified(0));
+    }
+    if olah_xet::file_hash(&hashes).to_hex() == file {
+        let n = pending.iter().filter(|(x, r)| store.promote(x, *r)).count();
+        Ok(Verdict::Verified(n))
+    } else {
+        let n = pending.iter().filter(|(x, r)| store.discard(x, *r)).count();
+        Ok(Verdict::Mismatch(n))
     }
 }
 
@@ -890,6 +1021,7 @@ impl olah_store::Source for XetFileSource {
             .map_err(|e| SourceError::new(format!("reconstruction failed: {e:?}"), None))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, SourceError>>(4);
         let m = self.mirror.clone();
+        m.spawn_verify(self.session.clone(), self.file.clone());
         // The whole file passes through: check it against its Xet file hash too.
         let verify = (start == 0 && end + 1 == self.size).then(|| self.file.clone());
         tokio::spawn(async move {
@@ -980,12 +1112,7 @@ async fn produce_inner(
             end: f.bytes.end,
         };
         let mut s = m
-            .xorb_bytes(
-                &t.hash,
-                range,
-                range,
-                (f.chunks.end - f.chunks.start) as u32,
-            )
+            .xorb_bytes(&t.hash, range, range, f.chunks)
             .await
             .map_err(|e| err(format!("xorb {}: {e:?}", t.hash)))?;
         let mut buf = BytesMut::new();

@@ -4,15 +4,21 @@
 //! immutable too. The store keeps each fetched range as its own file:
 //!
 //! ```text
-//! {root}/{h[0..2]}/{h}/{start}-{end}        (inclusive offsets in the xorb's record stream)
-//! {root}/tmp/{h}.{start}-{end}.{random}     (a fill in progress)
+//! {root}/{h[0..2]}/{h}/{start}-{end}        a verified range (inclusive offsets in the xorb)
+//! {root}/{h[0..2]}/{h}/{start}-{end}.p      a pending range: structurally checked, its chunk
+//!                                           hashes not yet checked against a file hash
+//! {root}/{h[0..2]}/{h}/{start}-{end}.c      the range's first chunk index and chunk hashes
+//! {root}/tmp/{h}.{start}-{end}.{random}     a fill in progress
 //! ```
 //!
-//! A range file is published by an atomic rename only after its bytes were verified: they parse
-//! as whole chunk records, every record decodes (none / LZ4 / byte-grouped LZ4) to its announced
-//! length, and the record count is the one the reconstruction announced. A crash or a cut
-//! upstream leaves at worst a temp file (swept at start-up), never a published range that is
-//! short or unverified. A request is a hit when published ranges cover it; otherwise one fill per
+//! A fill becomes a pending range (atomic rename) only after its bytes parsed as whole chunk
+//! records, every record decoded (none / LZ4 / byte-grouped LZ4) to its announced length, and the
+//! record count was the one the reconstruction announced; the chunk hashes computed on the way
+//! are kept beside it. The server then checks a whole file's chunk hashes against its Xet file
+//! hash and [`XorbStore::promote`]s the ranges that passed (or removes the xorbs that did not).
+//! Pending ranges are served like an in-flight fill (so concurrent clients share one upstream
+//! fetch) but never survive a restart: start-up deletes them. A crash or a cut upstream leaves at
+//! worst a temp file or a pending range, both swept at start-up. A request is a hit when published ranges cover it; otherwise one fill per
 //! (xorb, range) fetches it upstream (single-flight) while every reader streams it from the temp
 //! file as it grows, whether or not the reader that started it is still there.
 
@@ -63,6 +69,48 @@ impl XorbRange {
 pub struct Expect {
     /// Number of chunk records the range holds (from the reconstruction's chunk range), if known.
     pub chunks: Option<u32>,
+    /// Index (in the xorb) of the range's first chunk.
+    pub first_chunk: u32,
+}
+
+/// One cached range of a xorb with the hashes of its chunks.
+#[derive(Debug, Clone)]
+pub struct RangeChunks {
+    /// The byte range.
+    pub range: XorbRange,
+    /// Promoted (its chunks matched a file hash), or still pending.
+    pub verified: bool,
+    /// Index of its first chunk in the xorb.
+    pub first_chunk: u32,
+    /// (chunk hash, decoded length) of each chunk, in order.
+    pub chunks: Vec<(olah_xet::XetHash, u64)>,
+}
+
+/// A range file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Held {
+    range: XorbRange,
+    verified: bool,
+}
+
+impl Held {
+    fn name(&self) -> String {
+        let base = format!("{}-{}", self.range.start, self.range.end);
+        if self.verified { base } else { base + ".p" }
+    }
+}
+
+fn parse_name(n: &str) -> Option<Held> {
+    let (base, verified) = match n.strip_suffix(".p") {
+        Some(b) => (b, false),
+        None => (n, true),
+    };
+    let (a, b) = base.split_once('-')?;
+    let range = XorbRange {
+        start: a.parse().ok()?,
+        end: b.parse().ok()?,
+    };
+    (range.start <= range.end).then_some(Held { range, verified })
 }
 
 /// Progress of a fill: bytes written so far, and the outcome once known.
@@ -123,6 +171,7 @@ impl XorbStore {
         for e in std::fs::read_dir(root.join("tmp"))?.flatten() {
             let _ = std::fs::remove_file(e.path());
         }
+        sweep_unverified(&root);
         let me = Self {
             root,
             fills: Mutex::new(HashMap::new()),
@@ -204,8 +253,12 @@ impl XorbStore {
         self.root.join(&xorb[..2]).join(xorb)
     }
 
-    /// Published ranges of a xorb.
+    /// Cached ranges of a xorb (verified and pending).
     pub fn ranges(&self, xorb: &str) -> Vec<XorbRange> {
+        self.held(xorb).into_iter().map(|h| h.range).collect()
+    }
+
+    fn held(&self, xorb: &str) -> Vec<Held> {
         if !is_hash(xorb) {
             return Vec::new();
         }
@@ -213,38 +266,121 @@ impl XorbStore {
             return Vec::new();
         };
         rd.flatten()
-            .filter_map(|e| {
-                let n = e.file_name();
-                let (a, b) = n.to_str()?.split_once('-')?;
-                let r = XorbRange {
-                    start: a.parse().ok()?,
-                    end: b.parse().ok()?,
-                };
-                (r.start <= r.end).then_some(r)
+            .filter_map(|e| parse_name(e.file_name().to_str()?))
+            .collect()
+    }
+
+    /// Every cached range of a xorb with its chunk hashes (ranges without a readable hash file
+    /// are left out).
+    pub fn chunk_map(&self, xorb: &str) -> Vec<RangeChunks> {
+        if !is_hash(xorb) {
+            return Vec::new();
+        }
+        let dir = self.dir(xorb);
+        self.held(xorb)
+            .into_iter()
+            .filter_map(|h| {
+                let raw =
+                    std::fs::read(dir.join(format!("{}-{}.c", h.range.start, h.range.end))).ok()?;
+                let (first, rest) = raw.split_first_chunk::<4>()?;
+                if rest.len() % 40 != 0 {
+                    return None;
+                }
+                let chunks = rest
+                    .chunks_exact(40)
+                    .map(|c| {
+                        let mut hsh = [0u8; 32];
+                        hsh.copy_from_slice(&c[..32]);
+                        let len = u64::from_le_bytes(c[32..40].try_into().expect("8 bytes"));
+                        (olah_xet::XetHash(hsh), len)
+                    })
+                    .collect();
+                Some(RangeChunks {
+                    range: h.range,
+                    verified: h.verified,
+                    first_chunk: u32::from_le_bytes(*first),
+                    chunks,
+                })
             })
             .collect()
     }
 
-    /// The published files that together cover `want`, as (file range, part of `want` it
-    /// serves), in order; `None` when some byte is not cached.
-    fn cover(&self, xorb: &str, want: XorbRange) -> Option<Vec<(XorbRange, XorbRange)>> {
-        let mut have = self.ranges(xorb);
-        have.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+    /// Marks a pending range verified (its chunks matched a file hash). False when it is not
+    /// pending (already verified, or gone).
+    pub fn promote(&self, xorb: &str, range: XorbRange) -> bool {
+        if !is_hash(xorb) {
+            return false;
+        }
+        let dir = self.dir(xorb);
+        let pending = Held {
+            range,
+            verified: false,
+        };
+        let done = Held {
+            range,
+            verified: true,
+        };
+        std::fs::rename(dir.join(pending.name()), dir.join(done.name())).is_ok()
+    }
+
+    /// Deletes a pending range (and its chunk hashes): its chunks failed a file hash check.
+    /// False when it is not pending.
+    pub fn discard(&self, xorb: &str, range: XorbRange) -> bool {
+        if !is_hash(xorb) {
+            return false;
+        }
+        let dir = self.dir(xorb);
+        let held = Held {
+            range,
+            verified: false,
+        };
+        if std::fs::remove_file(dir.join(held.name())).is_err() {
+            return false;
+        }
+        let _ = std::fs::remove_file(dir.join(format!("{}-{}.c", range.start, range.end)));
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                Some(b.saturating_sub(range.len()))
+            });
+        if let Some(u) = self.usage.get() {
+            u.sub(range.len());
+        }
+        true
+    }
+
+    /// Whether every byte of `want` is in verified ranges.
+    pub fn is_verified(&self, xorb: &str, want: XorbRange) -> bool {
+        is_hash(xorb)
+            && self
+                .cover_held(xorb, want)
+                .is_some_and(|parts| parts.iter().all(|(h, _)| h.verified))
+    }
+
+    /// The range files that together cover `want`, as (file, part of `want` it serves), in
+    /// order; `None` when some byte is not cached. Verified files are preferred.
+    fn cover_held(&self, xorb: &str, want: XorbRange) -> Option<Vec<(Held, XorbRange)>> {
+        let have = self.held(xorb);
         let mut out = Vec::new();
         let mut pos = want.start;
         loop {
-            // Among ranges that start at or before pos, the one reaching furthest.
+            // Among ranges holding pos, the one reaching furthest (verified first on a tie).
             let best = have
                 .iter()
-                .filter(|r| r.start <= pos && r.end >= pos)
-                .max_by_key(|r| r.end)?;
-            let end = best.end.min(want.end);
+                .filter(|h| h.range.start <= pos && h.range.end >= pos)
+                .max_by_key(|h| (h.range.end, h.verified))?;
+            let end = best.range.end.min(want.end);
             out.push((*best, XorbRange { start: pos, end }));
             if end == want.end {
                 return Some(out);
             }
             pos = end + 1;
         }
+    }
+
+    fn cover(&self, xorb: &str, want: XorbRange) -> Option<Vec<(XorbRange, XorbRange)>> {
+        self.cover_held(xorb, want)
+            .map(|v| v.into_iter().map(|(h, part)| (h.range, part)).collect())
     }
 
     /// Whether every byte of `want` is cached.
@@ -276,16 +412,21 @@ impl XorbStore {
             .lock()
             .expect("xorb access")
             .insert(xorb.to_string(), crate::blob::now_ms());
-        if let Some(parts) = self.cover(xorb, want) {
-            // Open every file now: eviction may unlink them, open files stay readable.
+        if let Some(parts) = self.cover_held(xorb, want) {
+            // Open every file now: eviction may unlink them, open files stay readable. A pending
+            // range may have been promoted (renamed) since the lookup: try its new name too.
             let dir = self.dir(xorb);
             let opened = blocking(move || {
                 parts
                     .into_iter()
-                    .map(|(file, part)| {
-                        let f =
-                            std::fs::File::open(dir.join(format!("{}-{}", file.start, file.end)))?;
-                        Ok((Arc::new(f), part.start - file.start, part.len()))
+                    .map(|(held, part)| {
+                        let promoted = Held {
+                            verified: true,
+                            ..held
+                        };
+                        let f = std::fs::File::open(dir.join(held.name()))
+                            .or_else(|_| std::fs::File::open(dir.join(promoted.name())))?;
+                        Ok((Arc::new(f), part.start - held.range.start, part.len()))
                     })
                     .collect::<Result<Vec<_>>>()
             })
@@ -373,15 +514,29 @@ impl XorbStore {
         tokio::spawn(async move {
             let res = run_fill(&file, fetch, range, expect, &tx).await;
             let res = match res {
-                Ok(()) => {
+                Ok(hashes) => {
                     let (f2, tmp2) = (file.clone(), tmp.clone());
                     blocking(move || {
                         f2.sync_data()?;
                         std::fs::create_dir_all(&dest_dir)?;
+                        // The chunk hashes first, then the range (pending until a file hash
+                        // check promotes it).
+                        let mut side = expect.first_chunk.to_le_bytes().to_vec();
+                        for (h, len) in &hashes {
+                            side.extend_from_slice(&h.0);
+                            side.extend_from_slice(&len.to_le_bytes());
+                        }
+                        let side_tmp = tmp2.with_extension("c");
+                        std::fs::write(&side_tmp, &side)?;
                         std::fs::rename(
-                            &tmp2,
-                            dest_dir.join(format!("{}-{}", range.start, range.end)),
+                            &side_tmp,
+                            dest_dir.join(format!("{}-{}.c", range.start, range.end)),
                         )?;
+                        let held = Held {
+                            range,
+                            verified: false,
+                        };
+                        std::fs::rename(&tmp2, dest_dir.join(held.name()))?;
                         Ok(())
                     })
                     .await
@@ -418,6 +573,38 @@ impl XorbStore {
     }
 }
 
+/// Start-up: pending ranges were never checked against a file hash: delete them, and chunk-hash
+/// files left without their range.
+fn sweep_unverified(root: &Path) {
+    let Ok(top) = std::fs::read_dir(root) else {
+        return;
+    };
+    for d in top.flatten().filter(|d| d.file_name() != "tmp") {
+        let Ok(xs) = std::fs::read_dir(d.path()) else {
+            continue;
+        };
+        for x in xs.flatten() {
+            let dir = x.path();
+            let Ok(files) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let names: Vec<String> = files
+                .flatten()
+                .map(|f| f.file_name().to_string_lossy().into_owned())
+                .collect();
+            for n in &names {
+                let orphan_hashes = n
+                    .strip_suffix(".c")
+                    .is_some_and(|base| !names.iter().any(|m| m == base));
+                if n.ends_with(".p") || orphan_hashes {
+                    let _ = std::fs::remove_file(dir.join(n));
+                }
+            }
+            let _ = std::fs::remove_dir(&dir); // only if now empty
+        }
+    }
+}
+
 /// Bytes of the files directly in `dir` (the ranges of one xorb).
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
@@ -450,7 +637,7 @@ async fn run_fill<Fut>(
     range: XorbRange,
     expect: Expect,
     tx: &watch::Sender<Progress>,
-) -> std::result::Result<(), String>
+) -> std::result::Result<Vec<(olah_xet::XetHash, u64)>, String>
 where
     Fut: Future<Output = std::result::Result<UpstreamBytes, SourceError>>,
 {
@@ -553,6 +740,7 @@ fn read_file_part(file: Arc<std::fs::File>, offset: u64, len: u64) -> XorbStream
 pub struct RecordCheck {
     buf: BytesMut,
     records: u32,
+    hashes: Vec<(olah_xet::XetHash, u64)>,
 }
 
 impl RecordCheck {
@@ -568,13 +756,19 @@ impl RecordCheck {
                 return Ok(());
             }
             let rec = self.buf.split_to(h.record_len());
-            olah_xet::xorb::decode(&h, &rec[olah_xet::xorb::HEADER_LEN..])?;
+            let data = olah_xet::xorb::decode(&h, &rec[olah_xet::xorb::HEADER_LEN..])?;
+            self.hashes
+                .push((olah_xet::chunk_hash(&data), data.len() as u64));
             self.records += 1;
         }
     }
 
-    /// The stream must end on a record boundary with the expected record count.
-    pub fn finish(self, chunks: Option<u32>) -> std::result::Result<(), String> {
+    /// The stream must end on a record boundary with the expected record count. Returns the
+    /// (hash, length) of every chunk.
+    pub fn finish(
+        self,
+        chunks: Option<u32>,
+    ) -> std::result::Result<Vec<(olah_xet::XetHash, u64)>, String> {
         if !self.buf.is_empty() {
             return Err(format!(
                 "{} trailing bytes after the last whole chunk record",
@@ -586,7 +780,7 @@ impl RecordCheck {
                 "{} chunk records, the reconstruction announced {n}",
                 self.records
             )),
-            _ => Ok(()),
+            _ => Ok(self.hashes),
         }
     }
 }
@@ -674,7 +868,10 @@ mod tests {
                 H,
                 all,
                 all,
-                Expect { chunks: Some(3) },
+                Expect {
+                    chunks: Some(3),
+                    first_chunk: 0,
+                },
                 Some(upstream(data.clone(), calls.clone())),
             )
             .await
@@ -694,7 +891,16 @@ mod tests {
         };
         let none: Option<NoFetch> = None;
         let got = store
-            .read(H, sub, sub, Expect { chunks: None }, none)
+            .read(
+                H,
+                sub,
+                sub,
+                Expect {
+                    chunks: None,
+                    first_chunk: 0,
+                },
+                none,
+            )
             .await
             .unwrap();
         assert_eq!(collect(got).await.unwrap(), data[5008..=8015]);
@@ -723,7 +929,10 @@ mod tests {
                 H,
                 r,
                 r,
-                Expect { chunks: Some(3) },
+                Expect {
+                    chunks: Some(3),
+                    first_chunk: 0,
+                },
                 Some(upstream(data.clone(), calls.clone())),
             )
             .await
@@ -740,7 +949,10 @@ mod tests {
                 H,
                 r2,
                 r2,
-                Expect { chunks: None },
+                Expect {
+                    chunks: None,
+                    first_chunk: 0,
+                },
                 Some(upstream(data[..cut].to_vec(), calls.clone())),
             )
             .await
@@ -770,7 +982,10 @@ mod tests {
                         H,
                         all,
                         all,
-                        Expect { chunks: Some(4) },
+                        Expect {
+                            chunks: Some(4),
+                            first_chunk: 0,
+                        },
                         Some(upstream(data.clone(), calls)),
                     )
                     .await
@@ -782,6 +997,79 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn ranges_stay_pending_until_promoted_and_pending_ones_do_not_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(XorbStore::open(dir.path().to_path_buf()).unwrap());
+        let data = records(&[5000, 3000], 9);
+        let r = XorbRange {
+            start: 0,
+            end: data.len() as u64 - 1,
+        };
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let s = store
+            .read(
+                H,
+                r,
+                r,
+                Expect {
+                    chunks: Some(2),
+                    first_chunk: 7,
+                },
+                Some(upstream(data.clone(), calls.clone())),
+            )
+            .await
+            .unwrap();
+        collect(s).await.unwrap();
+        for _ in 0..100 {
+            if store.is_cached(H, r) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(store.is_cached(H, r) && !store.is_verified(H, r));
+        let map = store.chunk_map(H);
+        assert_eq!(map.len(), 1);
+        assert_eq!(map[0].first_chunk, 7);
+        let want: Vec<_> = olah_xet::xorb::decode_records(&data)
+            .unwrap()
+            .iter()
+            .map(|c| (olah_xet::chunk_hash(c), c.len() as u64))
+            .collect();
+        assert_eq!(map[0].chunks, want);
+        // Unverified ranges are gone after a restart.
+        drop(store);
+        let store = Arc::new(XorbStore::open(dir.path().to_path_buf()).unwrap());
+        assert!(!store.is_cached(H, r));
+        // Verified ones stay.
+        let s = store
+            .read(
+                H,
+                r,
+                r,
+                Expect {
+                    chunks: Some(2),
+                    first_chunk: 7,
+                },
+                Some(upstream(data.clone(), calls.clone())),
+            )
+            .await
+            .unwrap();
+        collect(s).await.unwrap();
+        for _ in 0..100 {
+            if store.is_cached(H, r) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(store.promote(H, r));
+        assert!(store.is_verified(H, r));
+        drop(store);
+        let store = XorbStore::open(dir.path().to_path_buf()).unwrap();
+        assert!(store.is_verified(H, r));
+        assert_eq!(store.chunk_map(H)[0].chunks, want);
     }
 
     #[test]

@@ -122,7 +122,12 @@ fn xorb(
             "range outside the signed range",
         );
     }
-    let pieces = st.cas.xorb_bytes(hash, a, b).unwrap_or_default();
+    let mut pieces = st.cas.xorb_bytes(hash, a, b).unwrap_or_default();
+    if b - a > 108 && st.faults.take_corrupt_xorb() {
+        let mut all: Vec<u8> = pieces.concat();
+        all[108] ^= 0x01;
+        pieces = vec![Bytes::from(all)];
+    }
     let n: u64 = pieces.iter().map(|p| p.len() as u64).sum();
     let mut r = Response::new(Body::from_stream(futures::stream::iter(
         pieces.into_iter().map(Ok::<Bytes, std::io::Error>),

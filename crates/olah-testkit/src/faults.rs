@@ -45,6 +45,9 @@ pub struct Faults {
     pub fail_5xx: u32,
     /// The next N requests answer 429 (`Retry-After: 1`, `RateLimit`, `RateLimit-Policy`).
     pub fail_429: u32,
+    /// The next N xorb range bodies (CDN) carry one flipped byte, 100 bytes into the first
+    /// chunk's payload: well-formed records with wrong content, which only hashes reveal.
+    pub corrupt_xorbs: u32,
     /// Hosts these faults apply to.
     pub scope: Scope,
 }
@@ -67,6 +70,7 @@ pub(crate) struct FaultSet {
     cuts_left: AtomicU32,
     fail5_left: AtomicU32,
     fail429_left: AtomicU32,
+    corrupt_left: AtomicU32,
 }
 
 fn take_one(a: &AtomicU32) -> bool {
@@ -80,6 +84,7 @@ impl FaultSet {
             cut_count: self.cuts_left.load(Ordering::SeqCst),
             fail_5xx: self.fail5_left.load(Ordering::SeqCst),
             fail_429: self.fail429_left.load(Ordering::SeqCst),
+            corrupt_xorbs: self.corrupt_left.load(Ordering::SeqCst),
             ..self.cfg.clone()
         }
     }
@@ -134,6 +139,7 @@ impl FaultTable {
                 }),
                 fail5_left: AtomicU32::new(f.fail_5xx),
                 fail429_left: AtomicU32::new(f.fail_429),
+                corrupt_left: AtomicU32::new(f.corrupt_xorbs),
                 cfg: f.clone(),
             })
         });
@@ -143,6 +149,12 @@ impl FaultTable {
             Scope::Hub => sets[0] = set,
             Scope::Cdn => sets[1] = set,
         }
+    }
+
+    /// Whether the next xorb body must be corrupted (consumes one `corrupt_xorbs`).
+    pub(crate) fn take_corrupt_xorb(&self) -> bool {
+        let set = self.sets.lock().expect("faults lock")[slot(HostKind::Cdn)].clone();
+        set.is_some_and(|s| take_one(&s.corrupt_left))
     }
 
     pub(crate) fn current(&self, host: HostKind) -> Faults {

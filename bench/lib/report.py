@@ -327,6 +327,8 @@ def chart(R, path):
             ("8 cold conc.", lambda s: get(R, s, "cold8", "agg_mbps")),
             ("hf cold", lambda s: get(R, s, "hf_cold", "mbps")),
             ("hf warm", lambda s: get(R, s, "hf_warm", "mbps")),
+            ("xet cold", lambda s: get(R, s, "xet_cold", "mbps")),
+            ("xet warm", lambda s: get(R, s, "xet_warm", "mbps")),
         ]),
         ("Latency p50, ms (lower is better)", True, [
             ("api warm", lambda s: get(R, s, "meta_api_warm", "p50_ms")),

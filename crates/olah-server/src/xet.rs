@@ -437,6 +437,20 @@ pub fn xet_hashes(body: &str) -> Vec<String> {
     out
 }
 
+/// Status, headers and whole body of a (small, JSON) upstream answer.
+async fn read_answer(
+    resp: olah_upstream::Response,
+) -> Result<(StatusCode, http::HeaderMap, Bytes), ApiError> {
+    let status = resp.status();
+    let h = resp.headers().clone();
+    let body = resp.bytes().await.map_err(|e| {
+        ApiError::from(olah_upstream::UpstreamError::Unreachable(
+            e.without_url().to_string(),
+        ))
+    })?;
+    Ok((status, h, body))
+}
+
 /// Database key of "file hash F belongs to repo R" (learned from R's own upstream answers).
 pub(crate) fn known_key(repo_key: &str, file: &str) -> String {
     format!("xfile|{repo_key}|{file}")
@@ -576,13 +590,7 @@ impl Mirror {
                 body: None,
             })
             .await?;
-        let status = resp.status();
-        let h = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| {
-            ApiError::from(olah_upstream::UpstreamError::Unreachable(
-                e.without_url().to_string(),
-            ))
-        })?;
+        let (status, h, body) = read_answer(resp).await?;
         let repo_key = s.repo.key();
         if !status.is_success() {
             let e = ApiError::from_upstream(status, &h, body);
@@ -672,13 +680,7 @@ impl Mirror {
             .upstream
             .get_absolute(&url, Some(&tok.token), range_hdr.as_deref())
             .await?;
-        let status = resp.status();
-        let h = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| {
-            ApiError::from(olah_upstream::UpstreamError::Unreachable(
-                e.without_url().to_string(),
-            ))
-        })?;
+        let (status, h, body) = read_answer(resp).await?;
         if !status.is_success() {
             if status == StatusCode::UNAUTHORIZED {
                 // The upstream token went stale: forget it so the next call asks again.

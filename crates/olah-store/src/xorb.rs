@@ -308,36 +308,36 @@ impl XorbStore {
     /// Marks a pending range verified (its chunks matched a file hash). False when it is not
     /// pending (already verified, or gone).
     pub fn promote(&self, xorb: &str, range: XorbRange) -> bool {
-        if !is_hash(xorb) {
+        let Some(pending) = self.pending_path(xorb, range) else {
             return false;
-        }
-        let dir = self.dir(xorb);
-        let pending = Held {
-            range,
-            verified: false,
         };
         let done = Held {
             range,
             verified: true,
         };
-        std::fs::rename(dir.join(pending.name()), dir.join(done.name())).is_ok()
+        std::fs::rename(pending, self.dir(xorb).join(done.name())).is_ok()
+    }
+
+    /// Where a pending range of a valid xorb hash lives.
+    fn pending_path(&self, xorb: &str, range: XorbRange) -> Option<PathBuf> {
+        let held = Held {
+            range,
+            verified: false,
+        };
+        is_hash(xorb).then(|| self.dir(xorb).join(held.name()))
     }
 
     /// Deletes a pending range (and its chunk hashes): its chunks failed a file hash check.
     /// False when it is not pending.
     pub fn discard(&self, xorb: &str, range: XorbRange) -> bool {
-        if !is_hash(xorb) {
+        let Some(pending) = self.pending_path(xorb, range) else {
             return false;
-        }
-        let dir = self.dir(xorb);
-        let held = Held {
-            range,
-            verified: false,
         };
-        if std::fs::remove_file(dir.join(held.name())).is_err() {
+        if std::fs::remove_file(pending).is_err() {
             return false;
         }
-        let _ = std::fs::remove_file(dir.join(format!("{}-{}.c", range.start, range.end)));
+        let side = format!("{}-{}.c", range.start, range.end);
+        let _ = std::fs::remove_file(self.dir(xorb).join(side));
         let _ = self
             .bytes
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
@@ -806,6 +806,13 @@ pub fn published_bytes(root: &Path) -> u64 {
 mod tests {
     use super::*;
 
+    fn exp(chunks: Option<u32>) -> Expect {
+        Expect {
+            chunks,
+            first_chunk: 0,
+        }
+    }
+
     type NoFetch = fn() -> futures::future::Ready<std::result::Result<UpstreamBytes, SourceError>>;
 
     const H: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -868,10 +875,7 @@ mod tests {
                 H,
                 all,
                 all,
-                Expect {
-                    chunks: Some(3),
-                    first_chunk: 0,
-                },
+                exp(Some(3)),
                 Some(upstream(data.clone(), calls.clone())),
             )
             .await
@@ -890,19 +894,7 @@ mod tests {
             end: 8015,
         };
         let none: Option<NoFetch> = None;
-        let got = store
-            .read(
-                H,
-                sub,
-                sub,
-                Expect {
-                    chunks: None,
-                    first_chunk: 0,
-                },
-                none,
-            )
-            .await
-            .unwrap();
+        let got = store.read(H, sub, sub, exp(None), none).await.unwrap();
         assert_eq!(collect(got).await.unwrap(), data[5008..=8015]);
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert!(
@@ -929,10 +921,7 @@ mod tests {
                 H,
                 r,
                 r,
-                Expect {
-                    chunks: Some(3),
-                    first_chunk: 0,
-                },
+                exp(Some(3)),
                 Some(upstream(data.clone(), calls.clone())),
             )
             .await
@@ -949,10 +938,7 @@ mod tests {
                 H,
                 r2,
                 r2,
-                Expect {
-                    chunks: None,
-                    first_chunk: 0,
-                },
+                exp(None),
                 Some(upstream(data[..cut].to_vec(), calls.clone())),
             )
             .await
@@ -982,10 +968,7 @@ mod tests {
                         H,
                         all,
                         all,
-                        Expect {
-                            chunks: Some(4),
-                            first_chunk: 0,
-                        },
+                        exp(Some(4)),
                         Some(upstream(data.clone(), calls)),
                     )
                     .await
@@ -999,26 +982,26 @@ mod tests {
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
-    #[tokio::test]
-    async fn ranges_stay_pending_until_promoted_and_pending_ones_do_not_survive_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(XorbStore::open(dir.path().to_path_buf()).unwrap());
-        let data = records(&[5000, 3000], 9);
-        let r = XorbRange {
-            start: 0,
-            end: data.len() as u64 - 1,
+    /// Fills the whole of `data` as range `r` (chunks from `first`) and waits until it is kept.
+    async fn fill_and_wait(
+        store: &Arc<XorbStore>,
+        data: &[u8],
+        r: XorbRange,
+        first: u32,
+        calls: &Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        let n = olah_xet::xorb::decode_records(data).unwrap().len() as u32;
+        let expect = Expect {
+            chunks: Some(n),
+            first_chunk: first,
         };
-        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let s = store
             .read(
                 H,
                 r,
                 r,
-                Expect {
-                    chunks: Some(2),
-                    first_chunk: 7,
-                },
-                Some(upstream(data.clone(), calls.clone())),
+                expect,
+                Some(upstream(data.to_vec(), calls.clone())),
             )
             .await
             .unwrap();
@@ -1029,6 +1012,19 @@ mod tests {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn ranges_stay_pending_until_promoted_and_pending_ones_do_not_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(XorbStore::open(dir.path().to_path_buf()).unwrap());
+        let data = records(&[5000, 3000], 9);
+        let r = XorbRange {
+            start: 0,
+            end: data.len() as u64 - 1,
+        };
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        fill_and_wait(&store, &data, r, 7, &calls).await;
         assert!(store.is_cached(H, r) && !store.is_verified(H, r));
         let map = store.chunk_map(H);
         assert_eq!(map.len(), 1);
@@ -1044,26 +1040,7 @@ mod tests {
         let store = Arc::new(XorbStore::open(dir.path().to_path_buf()).unwrap());
         assert!(!store.is_cached(H, r));
         // Verified ones stay.
-        let s = store
-            .read(
-                H,
-                r,
-                r,
-                Expect {
-                    chunks: Some(2),
-                    first_chunk: 7,
-                },
-                Some(upstream(data.clone(), calls.clone())),
-            )
-            .await
-            .unwrap();
-        collect(s).await.unwrap();
-        for _ in 0..100 {
-            if store.is_cached(H, r) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        fill_and_wait(&store, &data, r, 7, &calls).await;
         assert!(store.promote(H, r));
         assert!(store.is_verified(H, r));
         drop(store);

@@ -12,6 +12,9 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use url::Url;
 
+/// An upstream answer (re-exported so callers need not depend on reqwest).
+pub use reqwest::Response;
+
 /// Why an upstream request failed before an HTTP status was received.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {

@@ -338,12 +338,13 @@ def meta_warm(env, s):
     env.row("meta_head_warm", timed_requests(s.base, "HEAD", FILE_PATH, a.meta_n, a.meta_seconds))
 
 
-def meta_cold(env, s):
-    """Each sample: a fresh server with an empty cache, ONE request on a new connection."""
+def cold_meta_rows(env, s, fresh_server):
+    """The cold metadata rows: each sample is ONE request on a new connection, against a fresh
+    server with an empty cache when `fresh_server` (else against the running system)."""
     for name, method, path in (("meta_api_cold", "GET", API_PATH), ("meta_head_cold", "HEAD", FILE_PATH)):
         lat, statuses = [], set()
         for _ in range(env.a.cold_n):
-            with env.running(s, True):
+            with env.running(s, True) if fresh_server else contextlib.nullcontext():
                 t, st = one_request(s.base, method, path)
                 lat.append(t)
                 statuses.add(st)
@@ -351,6 +352,10 @@ def meta_cold(env, s):
         res["status"] = sorted(statuses)
         res["ok"] = all(x in (200, 302) for x in statuses)
         env.row(name, res)
+
+
+def meta_cold(env, s):
+    cold_meta_rows(env, s, fresh_server=True)
 
 
 def cold8(env, s):
@@ -493,16 +498,7 @@ def direct_meta(env, s):
     """No cache: 'cold' = one request on a new connection, 'warm' = keep-alive loop."""
     with env.running(s, True):
         meta_warm(env, s)
-        for name, method, path in (("meta_api_cold", "GET", API_PATH), ("meta_head_cold", "HEAD", FILE_PATH)):
-            lat, statuses = [], set()
-            for _ in range(env.a.cold_n):
-                t, st = one_request(s.base, method, path)
-                lat.append(t)
-                statuses.add(st)
-            res = summarize_ms(lat)
-            res["status"] = sorted(statuses)
-            res["ok"] = all(x in (200, 302) for x in statuses)
-            env.row(name, res)
+        cold_meta_rows(env, s, fresh_server=False)
 
 
 def run_facts(a) -> dict:

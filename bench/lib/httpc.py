@@ -17,6 +17,16 @@ from urllib.parse import urlsplit
 CURL_FMT = "%{http_code} %{time_starttransfer} %{time_total} %{size_download} %{num_redirects}"
 
 
+def parse_head(head: bytes) -> tuple[int, dict]:
+    """Status and lower-cased headers of a raw HTTP/1.1 response head."""
+    lines = head.decode("latin-1").split("\r\n")
+    hdrs = {}
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return int(lines[0].split()[1]), hdrs
+
+
 def curl_args(url, rng=None, max_time=600, out="/dev/null"):
     a = ["curl", "-sS", "-L", "--max-time", str(int(max_time)), "-o", out, "-w", CURL_FMT]
     if rng is not None:
@@ -112,12 +122,7 @@ class RawHTTP:
         while b"\r\n\r\n" not in self.buf:
             self._fill()
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        hdrs = {}
-        for ln in lines[1:]:
-            k, _, v = ln.partition(":")
-            hdrs[k.strip().lower()] = v.strip()
+        status, hdrs = parse_head(head)
         blen = 0
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
             pass
@@ -225,12 +230,7 @@ def stream_get(url: str, timeout: float = 60.0, first_byte_only: bool = False, m
                 buf += d
             t_head = time.perf_counter()
             head, body = buf.split(b"\r\n\r\n", 1)
-            lines = head.decode("latin-1").split("\r\n")
-            status = int(lines[0].split()[1])
-            hdrs = {}
-            for ln in lines[1:]:
-                k, _, v = ln.partition(":")
-                hdrs[k.strip().lower()] = v.strip()
+            status, hdrs = parse_head(head)
             if 300 <= status < 400 and "location" in hdrs:
                 url = urljoin(url, hdrs["location"])
                 res["redirects"] += 1

@@ -97,8 +97,17 @@ class Mirror(System):
     ready_timeout = 60.0
     want_ok = False
 
-    def argv(self, port: int, cache: str, logs: str) -> list[str]:
+    def binary(self) -> str:
         raise NotImplementedError
+
+    def argv(self, port: int, cache: str, logs: str) -> list[str]:
+        """olah's flags, which olah-rs takes unchanged."""
+        e = self.env
+        return [
+            self.binary(), "--host", "127.0.0.1", "--port", str(port),
+            "--hf-scheme", "http", "--hf-netloc", e.hub_netloc, "--hf-lfs-netloc", e.cdn_netloc,
+            "--repos-path", cache, "--log-path", logs,
+        ]  # fmt: skip
 
     def start(self):
         self.starts += 1
@@ -130,26 +139,16 @@ class OlahRs(Mirror):
     ready_path = "/health"
     want_ok = True
 
-    def argv(self, port, cache, logs):
-        e = self.env
-        return [
-            e.olah_rs_bin, "--host", "127.0.0.1", "--port", str(port),
-            "--hf-scheme", "http", "--hf-netloc", e.hub_netloc, "--hf-lfs-netloc", e.cdn_netloc,
-            "--repos-path", cache, "--log-path", logs,
-        ]  # fmt: skip
+    def binary(self):
+        return self.env.olah_rs_bin
 
 
 class OlahPy(Mirror):
     key, label, kind = "olah", "olah 0.5.4", "cache"
     ready_path = "/__bench_ready"  # any HTTP answer means uvicorn is up
 
-    def argv(self, port, cache, logs):
-        e = self.env
-        return [
-            e.olah_py_bin, "--host", "127.0.0.1", "--port", str(port),
-            "--hf-scheme", "http", "--hf-netloc", e.hub_netloc, "--hf-lfs-netloc", e.cdn_netloc,
-            "--repos-path", cache, "--log-path", logs,
-        ]  # fmt: skip
+    def binary(self):
+        return self.env.olah_py_bin
 
     def child_env(self):
         env = dict(os.environ)

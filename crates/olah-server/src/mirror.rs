@@ -459,7 +459,7 @@ impl Mirror {
                     let mut m = me.locations.lock().expect("locations lock");
                     m.retain(|_, (_, at)| at.elapsed() < LOCATION_TTL);
                     m.insert(
-                        format!("{repo_key}|{commit}|{}", path.as_str()),
+                        location_key(&repo_key, &commit, &path),
                         (loc, std::time::Instant::now()),
                     );
                 }
@@ -599,7 +599,7 @@ impl Mirror {
             .locations
             .lock()
             .expect("locations lock")
-            .get(&format!("{}|{commit}|{}", repo.key(), path.as_str()))
+            .get(&location_key(&repo.key(), commit, path))
             .filter(|(_, at)| at.elapsed() < LOCATION_TTL)
             .map(|(u, _)| u.clone());
         let path = Route::Resolve {
@@ -686,11 +686,7 @@ impl Mirror {
                         body: form,
                     })
                     .await?;
-                let status = resp.status();
-                let h = resp.headers().clone();
-                let body = resp.bytes().await.map_err(|e| {
-                    ApiError::from(UpstreamError::Unreachable(e.without_url().to_string()))
-                })?;
+                let (status, h, body) = read_answer(resp).await?;
                 if !status.is_success() {
                     return Err(ApiError::from_upstream(status, &h, body));
                 }
@@ -753,17 +749,30 @@ impl Mirror {
                 body: None,
             })
             .await?;
-        let status = resp.status();
-        let h = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| ApiError::from(UpstreamError::Unreachable(e.without_url().to_string())))?;
+        let (status, h, body) = read_answer(resp).await?;
         if !status.is_success() {
             return Err(ApiError::from_upstream(status, &h, body));
         }
         Ok((status, h, body))
     }
+}
+
+/// Status, headers and whole body of a (small: JSON) upstream answer.
+pub(crate) async fn read_answer(
+    resp: olah_upstream::Response,
+) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
+    let status = resp.status();
+    let h = resp.headers().clone();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| ApiError::from(UpstreamError::Unreachable(e.without_url().to_string())))?;
+    Ok((status, h, body))
+}
+
+/// Key of the CDN URL a resolve HEAD redirected to.
+fn location_key(repo_key: &str, commit: &str, path: &RepoPath) -> String {
+    format!("{repo_key}|{commit}|{}", path.as_str())
 }
 
 /// The salt of caller ids, kept in the database so persisted grants survive restarts.

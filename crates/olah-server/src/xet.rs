@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 
 use crate::access::{Caller, Known, Scope};
 use crate::error::ApiError;
-use crate::mirror::{Mirror, now, offline_miss};
+use crate::mirror::{Mirror, now, offline_miss, read_answer};
 
 /// Lifetime of a mirror-issued Xet token and of the mirror's signed xorb URLs.
 const TOKEN_TTL: u64 = 3600;
@@ -54,6 +54,13 @@ pub(crate) struct Session {
     auth: Option<HeaderValue>,
     caller: Caller,
     exp: u64,
+}
+
+impl Session {
+    /// Key of the upstream CAS token obtained for this repo, revision and caller.
+    fn cas_token_key(&self) -> String {
+        format!("{}|{}|{}", self.repo.key(), self.rev, self.caller.id())
+    }
 }
 
 #[derive(Clone)]
@@ -164,6 +171,21 @@ pub struct Recon {
 }
 
 impl Recon {
+    /// Every fetch range, as (xorb hash, byte range).
+    pub fn ranges(&self) -> impl Iterator<Item = (&str, XorbRange)> {
+        self.fetch.iter().flat_map(|(h, list)| {
+            list.iter().map(move |f| {
+                (
+                    h.as_str(),
+                    XorbRange {
+                        start: f.bytes.start,
+                        end: f.bytes.end,
+                    },
+                )
+            })
+        })
+    }
+
     /// The fetch range that holds a term's chunks.
     pub fn fetch_for(&self, t: &Term) -> Option<Fetch> {
         self.fetch
@@ -174,9 +196,7 @@ impl Recon {
     }
 }
 
-fn is_hash(h: &str) -> bool {
-    h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
+use olah_xet::is_hash_str as is_hash;
 
 fn span(v: &Value) -> Option<Span> {
     let s = Span {
@@ -437,20 +457,6 @@ pub fn xet_hashes(body: &str) -> Vec<String> {
     out
 }
 
-/// Status, headers and whole body of a (small, JSON) upstream answer.
-async fn read_answer(
-    resp: olah_upstream::Response,
-) -> Result<(StatusCode, http::HeaderMap, Bytes), ApiError> {
-    let status = resp.status();
-    let h = resp.headers().clone();
-    let body = resp.bytes().await.map_err(|e| {
-        ApiError::from(olah_upstream::UpstreamError::Unreachable(
-            e.without_url().to_string(),
-        ))
-    })?;
-    Ok((status, h, body))
-}
-
 /// Database key of "file hash F belongs to repo R" (learned from R's own upstream answers).
 pub(crate) fn known_key(repo_key: &str, file: &str) -> String {
     format!("xfile|{repo_key}|{file}")
@@ -565,7 +571,7 @@ impl Mirror {
     /// An upstream CAS token for the session's repo and caller (cached until a minute before it
     /// expires). Asking for it is also the upstream's verdict on the caller's access.
     async fn upstream_cas_token(self: &Arc<Self>, s: &Session) -> Result<UpToken, ApiError> {
-        let key = format!("{}|{}|{}", s.repo.key(), s.rev, s.caller.id());
+        let key = s.cas_token_key();
         if let Some(t) = self.xet.up_tokens.lock().expect("xet tokens").get(&key)
             && t.exp > now() + 60
         {
@@ -649,16 +655,18 @@ impl Mirror {
             && let Some(r) = self.db.get_json::<Recon>(&key).ok().flatten()
         {
             let usable = self.offline()
-                || r.fetch.iter().all(|(h, list)| {
-                    list.iter().all(|f| {
-                        self.xet.store.is_cached(
-                            h,
-                            XorbRange {
-                                start: f.bytes.start,
-                                end: f.bytes.end,
-                            },
-                        ) || self.xet.fresh_url(h, f.bytes).is_some()
-                    })
+                || r.ranges().all(|(h, b)| {
+                    self.xet.store.is_cached(h, b)
+                        || self
+                            .xet
+                            .fresh_url(
+                                h,
+                                Span {
+                                    start: b.start,
+                                    end: b.end,
+                                },
+                            )
+                            .is_some()
                 });
             if usable {
                 return Ok(r);
@@ -684,7 +692,7 @@ impl Mirror {
         if !status.is_success() {
             if status == StatusCode::UNAUTHORIZED {
                 // The upstream token went stale: forget it so the next call asks again.
-                let k = format!("{}|{}|{}", s.repo.key(), s.rev, s.caller.id());
+                let k = s.cas_token_key();
                 self.xet.up_tokens.lock().expect("xet tokens").remove(&k);
             }
             return Err(ApiError::from_upstream(status, &h, body));
@@ -727,7 +735,7 @@ impl Mirror {
         }
         let range = simple_range(range).map_err(ApiError::bad_request)?;
         let r = self.reconstruction(&s, file, range).await?;
-        self.spawn_verify((*s).clone(), file.to_string());
+        self.spawn_verify(&r, (*s).clone(), file.to_string());
         Ok(self.xet.render(&r, version, base, file))
     }
 
@@ -846,8 +854,11 @@ impl Mirror {
     /// Checks a file's chunk hashes against its Xet file hash once all its ranges are cached
     /// (in the background; one check per file at a time): pending ranges that pass are promoted
     /// to verified, pending ranges of a file that fails are discarded.
-    pub(crate) fn spawn_verify(self: &Arc<Self>, s: Session, file: String) {
+    /// `r` is the reconstruction just served: when all its ranges are verified already (every
+    /// warm download) nothing is started.
+    pub(crate) fn spawn_verify(self: &Arc<Self>, r: &Recon, s: Session, file: String) {
         if self.offline()
+            || r.ranges().all(|(x, b)| self.xet.store.is_verified(x, b))
             || !self
                 .xet
                 .verifying
@@ -889,30 +900,23 @@ impl Mirror {
             return Err("not a whole-file reconstruction".into());
         }
         let store = self.xet.store.clone();
-        let needed: Vec<(String, XorbRange)> = recon
-            .terms
-            .iter()
-            .filter_map(|t| {
-                let f = recon.fetch_for(t)?;
-                Some((
-                    t.hash.clone(),
-                    XorbRange {
-                        start: f.bytes.start,
-                        end: f.bytes.end,
-                    },
-                ))
-            })
-            .collect();
-        // Wait (bounded) until the client has fetched every range of the file.
+        let needed: Arc<Vec<(String, XorbRange)>> =
+            Arc::new(recon.ranges().map(|(x, b)| (x.to_string(), b)).collect());
+        // Wait (bounded) until the client has fetched every range of the file. Ranges arrive
+        // and stay: each poll looks only past the ones already seen.
         let deadline = Instant::now() + VERIFY_WAIT;
+        let mut seen = 0;
         loop {
-            let st = store.clone();
-            let n2 = needed.clone();
-            let ready =
-                tokio::task::spawn_blocking(move || n2.iter().all(|(x, r)| st.is_cached(x, *r)))
-                    .await
-                    .unwrap_or(false);
-            if ready {
+            let (st, n2) = (store.clone(), needed.clone());
+            seen = tokio::task::spawn_blocking(move || {
+                seen + n2[seen..]
+                    .iter()
+                    .take_while(|(x, r)| st.is_cached(x, *r))
+                    .count()
+            })
+            .await
+            .unwrap_or(seen);
+            if seen == needed.len() {
                 break;
             }
             if Instant::now() > deadline {
@@ -1023,7 +1027,7 @@ impl olah_store::Source for XetFileSource {
             .map_err(|e| SourceError::new(format!("reconstruction failed: {e:?}"), None))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, SourceError>>(4);
         let m = self.mirror.clone();
-        m.spawn_verify(self.session.clone(), self.file.clone());
+        m.spawn_verify(&recon, self.session.clone(), self.file.clone());
         // The whole file passes through: check it against its Xet file hash too.
         let verify = (start == 0 && end + 1 == self.size).then(|| self.file.clone());
         tokio::spawn(async move {

@@ -799,8 +799,10 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
                 fill.push(part);
                 filled += take as u64;
                 if filled == blen {
-                    while writes.len() >= COMMITS_IN_FLIGHT {
-                        committed.push(join_write(writes.join_next().await)?);
+                    while writes.len() >= COMMITS_IN_FLIGHT
+                        && let Some(r) = writes.join_next().await
+                    {
+                        committed.push(join_write(r)?);
                     }
                     let data = fill.chunks.lock().expect("fill buffer lock").clone();
                     let sum = std::mem::take(&mut crc).finalize();
@@ -830,7 +832,7 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
             }
         }
         while let Some(r) = writes.join_next().await {
-            committed.push(join_write(Some(r))?);
+            committed.push(join_write(r)?);
         }
         if cur != end_block {
             return Err(StoreError::InvalidData(format!(
@@ -860,14 +862,9 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
     drop(guard);
 }
 
+/// The outcome of one block write task: (block, crc) once committed.
 fn join_write(
-    r: Option<std::result::Result<Result<(u32, u32)>, tokio::task::JoinError>>,
+    r: std::result::Result<Result<(u32, u32)>, tokio::task::JoinError>,
 ) -> Result<(u32, u32)> {
-    match r {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => Err(StoreError::Io(std::io::Error::other(e.to_string()))),
-        None => Err(StoreError::Io(std::io::Error::other(
-            "no block write to wait for",
-        ))),
-    }
+    r.map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
 }

@@ -20,4 +20,4 @@ pub use error::{Result, SourceError, StoreError};
 pub use evict::{Strategy, Usage};
 pub use key::BlobKey;
 pub use meta::{BlobRecord, BlobUsage, MetaDb};
-pub use xorb::{Expect, RangeChunks, RecordCheck, UpstreamBytes, XorbRange, XorbStore, XorbStream};
+pub use xorb::{Expect, RangeChunks, UpstreamBytes, XorbRange, XorbStore, XorbStream};

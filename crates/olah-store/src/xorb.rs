@@ -160,9 +160,7 @@ pub type XorbStream = BoxStream<'static, Result<Bytes>>;
 /// Upstream bytes of a range, as the fill consumes them.
 pub type UpstreamBytes = BoxStream<'static, std::result::Result<Bytes, SourceError>>;
 
-fn is_hash(h: &str) -> bool {
-    h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
+use olah_xet::is_hash_str as is_hash;
 
 impl XorbStore {
     /// A store under `root` (created if missing); leftover temp files of a crash are removed.
@@ -737,7 +735,7 @@ fn read_file_part(file: Arc<std::fs::File>, offset: u64, len: u64) -> XorbStream
 /// Incremental verification of a chunk-record stream: every record parses and decodes to its
 /// announced length.
 #[derive(Default)]
-pub struct RecordCheck {
+pub(crate) struct RecordCheck {
     buf: BytesMut,
     records: u32,
     hashes: Vec<(olah_xet::XetHash, u64)>,
@@ -745,7 +743,7 @@ pub struct RecordCheck {
 
 impl RecordCheck {
     /// Feeds bytes; decodes every record completed by them.
-    pub fn push(&mut self, b: &[u8]) -> std::result::Result<(), olah_xet::xorb::XorbError> {
+    pub(crate) fn push(&mut self, b: &[u8]) -> std::result::Result<(), olah_xet::xorb::XorbError> {
         self.buf.extend_from_slice(b);
         loop {
             if self.buf.len() < olah_xet::xorb::HEADER_LEN {
@@ -765,7 +763,7 @@ impl RecordCheck {
 
     /// The stream must end on a record boundary with the expected record count. Returns the
     /// (hash, length) of every chunk.
-    pub fn finish(
+    pub(crate) fn finish(
         self,
         chunks: Option<u32>,
     ) -> std::result::Result<Vec<(olah_xet::XetHash, u64)>, String> {
@@ -783,23 +781,6 @@ impl RecordCheck {
             _ => Ok(self.hashes),
         }
     }
-}
-
-/// Total bytes of published ranges under `root` (for reporting).
-pub fn published_bytes(root: &Path) -> u64 {
-    fn walk(p: &Path) -> u64 {
-        let Ok(rd) = std::fs::read_dir(p) else {
-            return 0;
-        };
-        rd.flatten()
-            .map(|e| match e.file_type() {
-                Ok(t) if t.is_dir() && e.file_name() != "tmp" => walk(&e.path()),
-                Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-                _ => 0,
-            })
-            .sum()
-    }
-    walk(root)
 }
 
 #[cfg(test)]

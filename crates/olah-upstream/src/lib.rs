@@ -236,9 +236,7 @@ impl Upstream {
         }
         Err(UpstreamError::BadRedirect("too many redirects".into()))
     }
-}
 
-impl Upstream {
     /// GET an absolute URL the upstream itself handed out (the Xet CAS URL of a token answer, a
     /// presigned xorb URL of a reconstruction). The host must be on the allow list, redirects
     /// are not followed, and the only credential sent is `bearer` (an upstream CAS token, never
@@ -248,7 +246,7 @@ impl Upstream {
         url: &str,
         bearer: Option<&str>,
         range: Option<&str>,
-    ) -> Result<reqwest::Response> {
+    ) -> Result<Response> {
         let url = Url::parse(url).map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
         if !self.allow.allows(&url) {
             return Err(UpstreamError::DisallowedRedirect(netloc(&url)));

@@ -4,6 +4,12 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// Whether `s` is a hash in the Hub's string form as URLs and JSON carry it: 64 lowercase hex
+/// digits (safe to use as a path component).
+pub fn is_hash_str(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Key of chunk hashes.
 pub const DATA_KEY: [u8; 32] = [
     102, 151, 245, 119, 91, 149, 80, 222, 49, 53, 203, 172, 165, 151, 24, 28, 157, 228, 33, 16,

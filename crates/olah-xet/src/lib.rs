@@ -8,4 +8,6 @@ pub mod hash;
 pub mod xorb;
 
 pub use chunk::{Chunker, chunk_hashes, chunk_lengths, next_chunk_len};
-pub use hash::{XetHash, chunk_hash, file_hash, merkle_root, verification_hash, xorb_hash};
+pub use hash::{
+    XetHash, chunk_hash, file_hash, is_hash_str, merkle_root, verification_hash, xorb_hash,
+};

@@ -72,13 +72,42 @@ pub struct BlobStore {
     access: Mutex<HashMap<BlobKey, u64>>,
     /// The xorb store sharing this cache's size limit, if any.
     xorbs: std::sync::OnceLock<Arc<crate::xorb::XorbStore>>,
+    /// Blob loads from disk so far (see [`BlobStore::loads`]).
+    loads: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
 struct Registry {
     open: HashMap<BlobKey, Weak<Blob>>,
+    /// Keys being loaded right now. Every other opener of the key waits for that one load (the
+    /// receiver reports when its sender, held by the loader, is dropped): a second load would
+    /// reset the records and the data file under the fill the first one started.
+    loading: HashMap<BlobKey, watch::Receiver<()>>,
     evicting: HashSet<BlobKey>,
 }
+
+/// Ends a load: unregisters it (also when the opener is cancelled mid-load) and wakes the
+/// openers waiting for it.
+struct LoadGuard<'a> {
+    store: &'a BlobStore,
+    key: BlobKey,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for LoadGuard<'_> {
+    fn drop(&mut self) {
+        self.store
+            .registry
+            .lock()
+            .expect("open-blob registry lock")
+            .loading
+            .remove(&self.key);
+    }
+}
+
+/// How long an opener waits for the same key held open with another size (only a lying
+/// upstream makes two sizes for one content key) before giving up.
+const OTHER_SIZE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One open blob (shared by every reader and fill of it).
 pub struct Blob {
@@ -89,12 +118,24 @@ pub struct Blob {
     db: Arc<MetaDb>,
     usage: Arc<Usage>,
     state: Mutex<BlobState>,
+    /// Bumped whenever a block changes state or a verification ends: readers holding back the
+    /// last bytes of the content wait on it.
+    changes: watch::Sender<()>,
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        // No reader or fill holds it any more: an eviction waiting for it may go on.
+        self.usage.poke();
+    }
 }
 
 struct BlobState {
     slots: Vec<Slot>,
     complete: bool,
     verifying: bool,
+    /// Verifications of this blob that failed (its blocks were discarded).
+    mismatches: u64,
 }
 
 #[derive(Clone)]
@@ -224,6 +265,7 @@ impl BlobStore {
             usage,
             access: Mutex::new(HashMap::new()),
             xorbs: std::sync::OnceLock::new(),
+            loads: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -258,10 +300,15 @@ impl BlobStore {
             .collect()
     }
 
-    /// Marks a blob as being evicted unless it is open (read or filled right now).
+    /// How many times a blob was loaded from disk (once per key while it stays open).
+    pub fn loads(&self) -> u64 {
+        self.loads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Marks a blob as being evicted unless it is open (read, filled or loaded right now).
     pub(crate) fn begin_evict(&self, key: &BlobKey) -> bool {
         let mut r = self.registry.lock().expect("open-blob registry lock");
-        if r.open.get(key).is_some_and(|w| w.strong_count() > 0) {
+        if r.open.get(key).is_some_and(|w| w.strong_count() > 0) || r.loading.contains_key(key) {
             return false;
         }
         r.open.remove(key);
@@ -282,46 +329,67 @@ impl BlobStore {
     }
 
     /// Opens a blob of the given size, loading what is already cached. Every caller of the same
-    /// key shares one [`Blob`], which is what makes fills single-flight. Waits while the blob is
-    /// being evicted.
+    /// key shares one [`Blob`], which is what makes fills single-flight, and the key is loaded
+    /// once: concurrent openers wait for the first one's load. Waits while the blob is being
+    /// evicted, or while it is open with another size (until that one is released).
     pub async fn open(&self, key: BlobKey, size: u64) -> Result<Arc<Blob>> {
         self.access
             .lock()
             .expect("access map lock")
             .insert(key, now_ms());
-        let mut waited = 0;
-        loop {
-            let evicting = {
-                let r = self.registry.lock().expect("open-blob registry lock");
-                if let Some(b) = r.open.get(&key).and_then(Weak::upgrade)
-                    && b.size == size
-                {
-                    return Ok(b);
+        let mut evict_waits = 0;
+        let other_size_until = std::time::Instant::now() + OTHER_SIZE_WAIT;
+        let guard = loop {
+            let loading = {
+                let mut r = self.registry.lock().expect("open-blob registry lock");
+                match r.open.get(&key).and_then(Weak::upgrade) {
+                    Some(b) if b.size == size => return Ok(b),
+                    Some(_) => {
+                        if std::time::Instant::now() > other_size_until {
+                            return Err(StoreError::Io(std::io::Error::other(format!(
+                                "{key} is open with another size"
+                            ))));
+                        }
+                        None
+                    }
+                    None => match r.loading.get(&key) {
+                        Some(rx) => Some(rx.clone()),
+                        None if r.evicting.contains(&key) && evict_waits < 2000 => {
+                            evict_waits += 1;
+                            None
+                        }
+                        None => {
+                            let (tx, rx) = watch::channel(());
+                            r.loading.insert(key, rx);
+                            break LoadGuard {
+                                store: self,
+                                key,
+                                _done: tx,
+                            };
+                        }
+                    },
                 }
-                r.evicting.contains(&key)
             };
-            if !evicting || waited > 2000 {
-                break;
+            match loading {
+                // Resolves when the loader is done (its sender is dropped).
+                Some(mut rx) => while rx.changed().await.is_ok() {},
+                None => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
             }
-            waited += 1;
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        };
+        self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let db = self.db.clone();
         let path = self.data_path(&key);
         let block_size = self.block_size;
         let usage = self.usage.clone();
         let blob = blocking(move || load_blob(db, usage, key, size, block_size, &path)).await?;
+        let blob = Arc::new(blob);
         let mut r = self.registry.lock().expect("open-blob registry lock");
-        if let Some(existing) = r.open.get(&key).and_then(Weak::upgrade)
-            && existing.size == size
-        {
-            return Ok(existing);
-        }
         if r.open.len() > 1024 {
             r.open.retain(|_, w| w.strong_count() > 0);
         }
-        let blob = Arc::new(blob);
         r.open.insert(key, Arc::downgrade(&blob));
+        drop(r);
+        drop(guard);
         Ok(blob)
     }
 
@@ -410,7 +478,9 @@ fn load_blob(
             slots,
             complete,
             verifying: false,
+            mismatches: 0,
         }),
+        changes: watch::channel(()).0,
     })
 }
 
@@ -475,6 +545,10 @@ impl Blob {
         if self.size == 0 || start > end || end >= self.size {
             return Ok(());
         }
+        let mismatches = self.state.lock().expect("blob state lock").mismatches;
+        // The piece that ends the content is released only once the whole content verified:
+        // no reader gets a clean end of body with bytes that did not match the content hash.
+        let mut held: Option<Bytes> = None;
         let mut pos = start;
         let mut failures = 0u32;
         while pos <= end {
@@ -495,7 +569,9 @@ impl Blob {
                     }
                     let slice =
                         data.slice((pos - block_start) as usize..(want_end - block_start) as usize);
-                    if tx.send(Ok(slice)).await.is_err() {
+                    if want_end == self.size {
+                        held = Some(slice);
+                    } else if tx.send(Ok(slice)).await.is_err() {
                         return Ok(());
                     }
                     pos = want_end;
@@ -516,7 +592,11 @@ impl Blob {
                         };
                         if p.len > off {
                             let upto = p.len.min(want_end - block_start);
-                            for part in fill.slice(off, upto) {
+                            let mut parts = fill.slice(off, upto);
+                            if block_start + upto == self.size {
+                                held = parts.pop();
+                            }
+                            for part in parts {
                                 if tx.send(Ok(part)).await.is_err() {
                                     return Ok(());
                                 }
@@ -553,9 +633,69 @@ impl Blob {
                 }
             }
         }
+        if let Some(last) = held {
+            self.settle((start / self.block_size) as u32, mismatches)
+                .await?;
+            let _ = tx.send(Ok(last)).await;
+        }
         Ok(())
     }
 
+    /// Waits until the content is verified, for a reader of blocks `first..` holding back the
+    /// end of the content. Fails when a verification failed since the reader started
+    /// (`mismatches` then) or a block of the reader's range was lost before one could run.
+    /// A reader of a range that does not start at 0 waits only when the blocks before its range
+    /// are on disk already; else the verification would depend on fetches it did not ask for
+    /// (a footer read would wait for another client's whole download) and its range is served
+    /// as it is, checked per block (and by the source) only.
+    async fn settle(self: &Arc<Self>, first: u32, mismatches: u64) -> Result<()> {
+        let mut changes = self.changes.subscribe();
+        loop {
+            let verify_now = {
+                let mut st = self.state.lock().expect("blob state lock");
+                if st.mismatches != mismatches {
+                    return Err(StoreError::InvalidData(format!(
+                        "the content of {} does not match its hash",
+                        self.key
+                    )));
+                }
+                if st.complete {
+                    return Ok(());
+                }
+                let missing = |s: &Slot| matches!(s, Slot::Missing);
+                if st.slots[first as usize..].iter().any(missing) {
+                    return Err(StoreError::InvalidData(format!(
+                        "a block of {} was lost before its content was verified",
+                        self.key
+                    )));
+                }
+                if !st.slots[..first as usize]
+                    .iter()
+                    .all(|s| matches!(s, Slot::Present(_)))
+                {
+                    return Ok(());
+                }
+                let all_present = st.slots.iter().all(|s| matches!(s, Slot::Present(_)));
+                // Every block on disk but no verification running (loaded so after a crash, or
+                // the fill that wrote the last block found it running): run it here.
+                let run = all_present && !st.verifying;
+                if run {
+                    st.verifying = true;
+                }
+                run
+            };
+            if verify_now {
+                self.verify_all().await;
+                continue;
+            }
+            if changes.changed().await.is_err() {
+                return Err(StoreError::InvalidData(format!(
+                    "{} closed while it was verified",
+                    self.key
+                )));
+            }
+        }
+    }
     /// Decides what to do for block `idx`, claiming a run of missing blocks when needed.
     fn next_step(self: &Arc<Self>, idx: u32, end: u64, source: Option<&Arc<dyn Source>>) -> Step {
         let mut st = self.state.lock().expect("blob state lock");
@@ -610,6 +750,7 @@ impl Blob {
                 self.usage.sub(self.block_len(idx));
             }
         }
+        self.changes.send_replace(());
         let db = self.db.clone();
         let key = self.key;
         if let Err(e) = blocking(move || db.remove_block(&key, idx)).await {
@@ -644,41 +785,51 @@ impl Blob {
             }
             all
         };
-        let _: () = if all_present {
-            let me = BlobRef {
-                file: self.file.clone(),
-                db: self.db.clone(),
-                key,
-                size: self.size,
-            };
-            let ok = blocking(move || me.verify()).await.unwrap_or_else(|e| {
-                tracing::warn!(blob = %key, error = %e, "verification failed to run");
-                false
-            });
-            let discard = {
-                let mut st = self.state.lock().expect("blob state lock");
-                st.verifying = false;
-                if ok {
-                    st.complete = true;
-                } else {
-                    let mut gone = 0;
-                    for (i, s) in st.slots.iter_mut().enumerate() {
-                        if matches!(s, Slot::Present(_)) {
-                            *s = Slot::Missing;
-                            gone += self.block_size.min(self.size - i as u64 * self.block_size);
-                        }
-                    }
-                    self.usage.sub(gone);
-                }
-                !ok
-            };
-            if discard {
-                tracing::error!(blob = %key, "content hash mismatch: discarding cached blob");
-                let db = self.db.clone();
-                let _ = blocking(move || reset_blob_record(&db, &key)).await;
-            }
-        };
+        self.changes.send_replace(());
+        if all_present {
+            self.verify_all().await;
+        }
         Ok(())
+    }
+
+    /// Hashes the whole content against the key (the caller set `verifying`): marks the blob
+    /// complete, or discards every block. Readers holding back the end of the content learn
+    /// the outcome through `changes`.
+    async fn verify_all(&self) {
+        let key = self.key;
+        let me = BlobRef {
+            file: self.file.clone(),
+            db: self.db.clone(),
+            key,
+            size: self.size,
+        };
+        let ok = blocking(move || me.verify()).await.unwrap_or_else(|e| {
+            tracing::warn!(blob = %key, error = %e, "verification failed to run");
+            false
+        });
+        {
+            let mut st = self.state.lock().expect("blob state lock");
+            st.verifying = false;
+            if ok {
+                st.complete = true;
+            } else {
+                st.mismatches += 1;
+                let mut gone = 0;
+                for (i, s) in st.slots.iter_mut().enumerate() {
+                    if matches!(s, Slot::Present(_)) {
+                        *s = Slot::Missing;
+                        gone += self.block_size.min(self.size - i as u64 * self.block_size);
+                    }
+                }
+                self.usage.sub(gone);
+            }
+        }
+        if !ok {
+            tracing::error!(blob = %key, "content hash mismatch: discarding cached blob");
+            let db = self.db.clone();
+            let _ = blocking(move || reset_blob_record(&db, &key)).await;
+        }
+        self.changes.send_replace(());
     }
 }
 
@@ -762,6 +913,8 @@ impl Drop for FillGuard {
             }
             f.finish(FillState::Failed);
         }
+        drop(st);
+        self.blob.changes.send_replace(());
     }
 }
 
@@ -817,6 +970,8 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
                             {
                                 st.slots[idx as usize] = Slot::Missing;
                             }
+                            drop(st);
+                            b.changes.send_replace(());
                         }
                         fill.finish(if r.is_ok() {
                             FillState::Done

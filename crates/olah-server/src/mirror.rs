@@ -131,10 +131,9 @@ impl Mirror {
         let root = &cfg.repos_path;
         std::fs::create_dir_all(root)
             .map_err(|e| format!("cannot create repos-path {}: {e}", root.display()))?;
-        let db =
-            Arc::new(MetaDb::open(&root.join("olah-meta.redb")).map_err(|e| {
-                format!("cannot open metadata database in {}: {e}", root.display())
-            })?);
+        let (db, damaged) = MetaDb::open_or_recover(&root.join("olah-meta.redb"))
+            .map_err(|e| format!("cannot open the metadata database: {e}"))?;
+        let db = Arc::new(db);
         let block = cfg
             .cache_block_size
             .unwrap_or(olah_store::DEFAULT_BLOCK_SIZE);
@@ -152,6 +151,20 @@ impl Mirror {
         ));
         let xet = crate::xet::XetState::open(root.join("xorbs"))?;
         blobs.attach_xorbs(xet.store.clone());
+        if let Some((aside, why)) = damaged {
+            tracing::warn!(moved_to = %aside.display(), reason = %why,
+                "the metadata database was damaged: moved aside, starting with a fresh one; \
+                 re-registering the cached blobs that verify");
+            let (kept, bytes, dropped) = blobs
+                .recover_blobs()
+                .map_err(|e| format!("cannot rebuild the metadata database: {e}"))?;
+            tracing::warn!(
+                blobs = kept,
+                bytes,
+                deleted = dropped,
+                "cache recovered from the data files (file metadata is fetched again)"
+            );
+        }
         blobs.start_evictor();
         let mut extra = cfg.upstream_hosts.clone();
         extra.push(cfg.hf_lfs_netloc.clone());

@@ -393,6 +393,88 @@ impl BlobStore {
         Ok(blob)
     }
 
+    /// Rebuilds the blob records of a fresh database from the data files (after a damaged
+    /// database was moved aside): every file under `sha256/` and `gitsha1/` whose whole content
+    /// hashes to the key its path names is recorded complete, with its block checksums; every
+    /// other data file (partial, wrong) is deleted. Blocking: call it at start-up, before
+    /// serving. Returns (blobs kept, their bytes, files deleted).
+    pub fn recover_blobs(&self) -> Result<(usize, u64, usize)> {
+        let (mut kept, mut bytes, mut dropped) = (0usize, 0u64, 0usize);
+        for kind in ["sha256", "gitsha1"] {
+            let Ok(shards) = std::fs::read_dir(self.root.join(kind)) else {
+                continue;
+            };
+            for shard in shards.flatten() {
+                let shard_name = shard.file_name().to_string_lossy().into_owned();
+                let Ok(files) = std::fs::read_dir(shard.path()) else {
+                    continue;
+                };
+                for f in files.flatten() {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    let Some(key) = BlobKey::from_etag(&name).filter(|k| {
+                        k.kind() == kind && k.hex() == name && k.hex()[..2] == shard_name
+                    }) else {
+                        continue; // not a data file of ours: left alone
+                    };
+                    match self.recover_one(key, &f.path()) {
+                        Ok(Some(n)) => {
+                            kept += 1;
+                            bytes += n;
+                        }
+                        Ok(None) => {
+                            dropped += 1;
+                            let _ = std::fs::remove_file(f.path());
+                        }
+                        Err(e) => {
+                            tracing::warn!(blob = %key, error = %e, "could not recover a cached blob")
+                        }
+                    }
+                }
+            }
+        }
+        self.usage.add(bytes);
+        Ok((kept, bytes, dropped))
+    }
+
+    /// Hashes one data file against its key, with a CRC per block; records it when it matches.
+    fn recover_one(&self, key: BlobKey, path: &Path) -> Result<Option<u64>> {
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        let mut sha256 = sha2::Sha256::new();
+        let mut sha1 = sha1::Sha1::new();
+        sha1.update(format!("blob {size}\0").as_bytes());
+        let mut crcs = Vec::with_capacity(size.div_ceil(self.block_size) as usize);
+        let mut buf = vec![0u8; self.block_size as usize];
+        let mut off = 0u64;
+        while off < size {
+            let n = (size - off).min(self.block_size) as usize;
+            file.read_exact_at(&mut buf[..n], off)?;
+            match key {
+                BlobKey::Sha256(_) => sha256.update(&buf[..n]),
+                BlobKey::GitSha1(_) => sha1.update(&buf[..n]),
+            }
+            crcs.push(crc32fast::hash(&buf[..n]));
+            off += n as u64;
+        }
+        let ok = match key {
+            BlobKey::Sha256(want) => sha256.finalize()[..] == want[..],
+            BlobKey::GitSha1(want) => sha1.finalize()[..] == want[..],
+        };
+        if !ok {
+            return Ok(None);
+        }
+        let now = now_ms();
+        let rec = BlobRecord {
+            size,
+            block_size: self.block_size,
+            complete: true,
+            created: now,
+            last_access: 0,
+        };
+        self.db.put_verified_blob(&key, &rec, &crcs)?;
+        Ok(Some(size))
+    }
+
     /// Streams bytes `start..=end` of the blob, filling missing blocks from `source` (or failing
     /// with [`StoreError::NotCached`] when there is none). The stream is produced by a task that
     /// stops when the receiver is dropped; at most a few blocks are buffered.

@@ -11,6 +11,8 @@ import os
 import time
 import urllib.request
 
+import pytest
+
 from conftest import http, mirror_only
 
 pytestmark = mirror_only
@@ -45,6 +47,10 @@ def get(url, timeout=60):
                     got += piece
             except (http.client.IncompleteRead, ConnectionError, OSError):
                 return ("broken", r.status, len(got))
+            length = r.headers.get("Content-Length")
+            if length is not None and int(length) != len(got):
+                # read(n) returns b"" at a closed connection instead of raising.
+                return ("broken", r.status, len(got))
             return ("ok", r.status, got)
     except urllib.error.HTTPError as e:
         return ("status", e.code, e.read())
@@ -70,6 +76,33 @@ def test_many_concurrent_first_gets_of_one_file_fetch_it_once(hub, make_mirror):
     k, s, body = get(url_of(m, TINY))
     assert (k, s) == ("ok", 200) and hashlib.sha256(body).hexdigest() == want["sha256"]
     assert hub.admin.stats().bytes("cdn") == 0
+
+
+@pytest.mark.parametrize("lie", ["short", "long", "hash"])
+def test_content_that_fails_verification_is_never_served_complete_and_is_asked_again(hub, make_mirror, lie):
+    """One lying resolve HEAD (a wrong X-Linked-Size, or a wrong X-Linked-Etag): the download
+    that follows must not end cleanly (the end of the content is held back until its hash
+    matched, or the size check fails first), and the metadata of that answer is dropped: the
+    next download asks the Hub again, gets the honest answer, is exact and stays cached."""
+    m = make_mirror("--xet", "plain")
+    f = hub.file(*TINY)
+    lies = {
+        "short": {"X-Linked-Size": str(f["size"] - 1000)},
+        "long": {"X-Linked-Size": str(f["size"] + 1000)},
+        "hash": {"X-Linked-Etag": '"' + "ab" * 32 + '"'},
+    }
+    hub.admin.rewrites(
+        {"method": "HEAD", "path": "^/acme/tiny/resolve/main/model\\.bin$", "set_headers": lies[lie], "times": 1}
+    )
+    kind, status, got = get(url_of(m, TINY))
+    assert kind != "ok", f"a complete-looking {status} answer of {len(got)} bytes for a lying HEAD"
+    kind, status, body = get(url_of(m, TINY))
+    assert (kind, status) == ("ok", 200), (kind, status, body if kind != "ok" else len(body))
+    assert hashlib.sha256(body).hexdigest() == f["sha256"], "honest again: the exact file"
+    hub.admin.reset()
+    kind, status, body = get(url_of(m, TINY))
+    assert (kind, status) == ("ok", 200) and hashlib.sha256(body).hexdigest() == f["sha256"]
+    assert hub.admin.stats().bytes("cdn") == 0, "cached under the honest metadata"
 
 
 def test_a_truncated_metadata_database_is_recovered_at_restart(hub, make_mirror):

@@ -1088,7 +1088,11 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
     }
     if let Err(e) = result {
         tracing::warn!(blob = %blob.key, error = %e, "fill failed");
-        if matches!(&e, StoreError::Source(s) if s.corrupt) {
+        // A body that ends cleanly short of (or runs past) the range asked is no cut
+        // connection: the source's size is not the blob's, and a retry would get the same.
+        if matches!(&e, StoreError::Source(s) if s.corrupt)
+            || matches!(&e, StoreError::InvalidData(_))
+        {
             // What this fill already committed came from the same wrong source: forget it.
             guard.corrupt = true;
             for (idx, crc) in committed {

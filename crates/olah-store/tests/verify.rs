@@ -54,6 +54,23 @@ async fn a_short_size_breaks_the_body_before_its_end() {
 }
 
 #[tokio::test]
+async fn a_body_shorter_than_announced_fails_at_once_without_retries() {
+    // The metadata announced more bytes than the source has: its body ends cleanly early. That
+    // is wrong data (asking again gets the same), not a cut: one request, then an error.
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(dir.path());
+    let d = data(300_000, 15);
+    let long = d.len() as u64 + 1000;
+    let src = MemSource::new(d.clone(), 0);
+    let blob = st.open(key_of(&d), long).await.unwrap();
+    let (e, _) = collect(BlobStore::read(blob, 0, long - 1, Some(src.clone())))
+        .await
+        .expect_err("the body is short");
+    assert!(matches!(e, StoreError::InvalidData(_)), "{e}");
+    assert_eq!(src.requests(), 1);
+}
+
+#[tokio::test]
 async fn followers_and_disk_readers_of_the_end_wait_for_the_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let st = store(dir.path());

@@ -66,7 +66,7 @@ pub struct BlobStore {
     root: PathBuf,
     db: Arc<MetaDb>,
     block_size: u64,
-    registry: Mutex<Registry>,
+    registry: Arc<Mutex<Registry>>,
     usage: Arc<Usage>,
     /// Last read (ms) per blob, flushed to the database by eviction passes.
     access: Mutex<HashMap<BlobKey, u64>>,
@@ -80,29 +80,10 @@ pub struct BlobStore {
 struct Registry {
     open: HashMap<BlobKey, Weak<Blob>>,
     /// Keys being loaded right now. Every other opener of the key waits for that one load (the
-    /// receiver reports when its sender, held by the loader, is dropped): a second load would
+    /// receiver reports when its sender, held by the load task, is dropped): a second load would
     /// reset the records and the data file under the fill the first one started.
     loading: HashMap<BlobKey, watch::Receiver<()>>,
     evicting: HashSet<BlobKey>,
-}
-
-/// Ends a load: unregisters it (also when the opener is cancelled mid-load) and wakes the
-/// openers waiting for it.
-struct LoadGuard<'a> {
-    store: &'a BlobStore,
-    key: BlobKey,
-    _done: watch::Sender<()>,
-}
-
-impl Drop for LoadGuard<'_> {
-    fn drop(&mut self) {
-        self.store
-            .registry
-            .lock()
-            .expect("open-blob registry lock")
-            .loading
-            .remove(&self.key);
-    }
 }
 
 /// How long an opener waits for the same key held open with another size (only a lying
@@ -261,7 +242,7 @@ impl BlobStore {
             root,
             db,
             block_size: block_size.max(4096),
-            registry: Mutex::new(Registry::default()),
+            registry: Arc::new(Mutex::new(Registry::default())),
             usage,
             access: Mutex::new(HashMap::new()),
             xorbs: std::sync::OnceLock::new(),
@@ -339,7 +320,7 @@ impl BlobStore {
             .insert(key, now_ms());
         let mut evict_waits = 0;
         let other_size_until = std::time::Instant::now() + OTHER_SIZE_WAIT;
-        let guard = loop {
+        let done = loop {
             let loading = {
                 let mut r = self.registry.lock().expect("open-blob registry lock");
                 match r.open.get(&key).and_then(Weak::upgrade) {
@@ -353,25 +334,22 @@ impl BlobStore {
                         None
                     }
                     None => match r.loading.get(&key) {
-                        Some(rx) => Some(rx.clone()),
-                        None if r.evicting.contains(&key) && evict_waits < 2000 => {
+                        // A live load: wait for it. (A dead one, whose task panicked, is retried.)
+                        Some(rx) if rx.has_changed().is_ok() => Some(rx.clone()),
+                        _ if r.evicting.contains(&key) && evict_waits < 2000 => {
                             evict_waits += 1;
                             None
                         }
-                        None => {
+                        _ => {
                             let (tx, rx) = watch::channel(());
                             r.loading.insert(key, rx);
-                            break LoadGuard {
-                                store: self,
-                                key,
-                                _done: tx,
-                            };
+                            break tx;
                         }
                     },
                 }
             };
             match loading {
-                // Resolves when the loader is done (its sender is dropped).
+                // Resolves when the load is over (its sender is dropped).
                 Some(mut rx) => while rx.changed().await.is_ok() {},
                 None => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
             }
@@ -381,16 +359,23 @@ impl BlobStore {
         let path = self.data_path(&key);
         let block_size = self.block_size;
         let usage = self.usage.clone();
-        let blob = blocking(move || load_blob(db, usage, key, size, block_size, &path)).await?;
-        let blob = Arc::new(blob);
-        let mut r = self.registry.lock().expect("open-blob registry lock");
-        if r.open.len() > 1024 {
-            r.open.retain(|_, w| w.strong_count() > 0);
-        }
-        r.open.insert(key, Arc::downgrade(&blob));
-        drop(r);
-        drop(guard);
-        Ok(blob)
+        let registry = self.registry.clone();
+        // The load registers its blob itself, before its waiters wake: an opener cancelled
+        // mid-load (its client gone) cannot let a second load start beside the running one.
+        blocking(move || {
+            let loaded = load_blob(db, usage, key, size, block_size, &path);
+            let mut r = registry.lock().expect("open-blob registry lock");
+            r.loading.remove(&key);
+            let blob = Arc::new(loaded?);
+            if r.open.len() > 1024 {
+                r.open.retain(|_, w| w.strong_count() > 0);
+            }
+            r.open.insert(key, Arc::downgrade(&blob));
+            drop(r);
+            drop(done);
+            Ok(blob)
+        })
+        .await
     }
 
     /// Rebuilds the blob records of a fresh database from the data files (after a damaged

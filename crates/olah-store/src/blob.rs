@@ -117,6 +117,12 @@ struct BlobState {
     verifying: bool,
     /// Verifications of this blob that failed (its blocks were discarded).
     mismatches: u64,
+    /// Blocks that went back to `Missing` so far (a counter, never reset).
+    lost: u64,
+    /// The verdict of a fill that claimed every block and hashed its bytes as they streamed,
+    /// with `lost` when that fill claimed them: used instead of re-reading the file only if no
+    /// block was lost since (else another fill supplied bytes this verdict did not see).
+    streamed: Option<(bool, u64)>,
 }
 
 #[derive(Clone)]
@@ -425,27 +431,18 @@ impl BlobStore {
     fn recover_one(&self, key: BlobKey, path: &Path) -> Result<Option<u64>> {
         let file = File::open(path)?;
         let size = file.metadata()?.len();
-        let mut sha256 = sha2::Sha256::new();
-        let mut sha1 = sha1::Sha1::new();
-        sha1.update(format!("blob {size}\0").as_bytes());
+        let mut h = ContentHasher::new(&key, size);
         let mut crcs = Vec::with_capacity(size.div_ceil(self.block_size) as usize);
         let mut buf = vec![0u8; self.block_size as usize];
         let mut off = 0u64;
         while off < size {
             let n = (size - off).min(self.block_size) as usize;
             file.read_exact_at(&mut buf[..n], off)?;
-            match key {
-                BlobKey::Sha256(_) => sha256.update(&buf[..n]),
-                BlobKey::GitSha1(_) => sha1.update(&buf[..n]),
-            }
+            h.update(&buf[..n]);
             crcs.push(crc32fast::hash(&buf[..n]));
             off += n as u64;
         }
-        let ok = match key {
-            BlobKey::Sha256(want) => sha256.finalize()[..] == want[..],
-            BlobKey::GitSha1(want) => sha1.finalize()[..] == want[..],
-        };
-        if !ok {
+        if !h.matches(&key) {
             return Ok(None);
         }
         let now = now_ms();
@@ -546,6 +543,8 @@ fn load_blob(
             complete,
             verifying: false,
             mismatches: 0,
+            lost: 0,
+            streamed: None,
         }),
         changes: watch::channel(()).0,
     })
@@ -788,6 +787,7 @@ impl Blob {
                     first: idx,
                     fills: fills.into_iter().map(Some).collect(),
                     corrupt: false,
+                    lost_at: st.lost,
                 };
                 tokio::spawn(run_fill(guard, source.clone()));
                 Step::Follow(first)
@@ -813,6 +813,7 @@ impl Blob {
             let mut st = self.state.lock().expect("blob state lock");
             if matches!(st.slots[idx as usize], Slot::Present(c) if c == crc) {
                 st.slots[idx as usize] = Slot::Missing;
+                st.lost += 1;
                 st.complete = false;
                 self.usage.sub(self.block_len(idx));
             }
@@ -870,17 +871,33 @@ impl Blob {
             key,
             size: self.size,
         };
-        let ok = blocking(move || me.verify()).await.unwrap_or_else(|e| {
+        let streamed = {
+            let mut st = self.state.lock().expect("blob state lock");
+            let lost = st.lost;
+            st.streamed
+                .take()
+                .filter(|(_, at)| *at == lost)
+                .map(|(ok, _)| ok)
+        };
+        let ok = blocking(move || match streamed {
+            Some(true) => me.mark_complete().map(|()| true),
+            Some(false) => Ok(false),
+            None => me.verify(),
+        })
+        .await
+        .unwrap_or_else(|e| {
             tracing::warn!(blob = %key, error = %e, "verification failed to run");
             false
         });
         {
             let mut st = self.state.lock().expect("blob state lock");
             st.verifying = false;
+            st.streamed = None;
             if ok {
                 st.complete = true;
             } else {
                 st.mismatches += 1;
+                st.lost += 1;
                 let mut gone = 0;
                 for (i, s) in st.slots.iter_mut().enumerate() {
                     if matches!(s, Slot::Present(_)) {
@@ -922,23 +939,7 @@ struct BlobRef {
 impl BlobRef {
     /// Hashes the whole data file against the key; marks the blob complete on success.
     fn verify(&self) -> Result<bool> {
-        let ok = match self.key {
-            BlobKey::Sha256(want) => self.digest(sha2::Sha256::new())? == want,
-            BlobKey::GitSha1(want) => {
-                let mut h = sha1::Sha1::new();
-                h.update(format!("blob {}\0", self.size).as_bytes());
-                self.digest(h)? == want
-            }
-        };
-        if ok && let Some(mut r) = self.db.blob(&self.key)? {
-            r.complete = true;
-            self.db.put_blob(&self.key, &r)?;
-        }
-        Ok(ok)
-    }
-
-    /// Feeds the whole data file to `h` (1 MiB reads) and returns the digest.
-    fn digest<D: sha1::Digest>(&self, mut h: D) -> Result<Vec<u8>> {
+        let mut h = ContentHasher::new(&self.key, self.size);
         let mut buf = vec![0u8; 1 << 20];
         let mut off = 0u64;
         while off < self.size {
@@ -947,7 +948,53 @@ impl BlobRef {
             h.update(&buf[..n]);
             off += n as u64;
         }
-        Ok(h.finalize().to_vec())
+        let ok = h.matches(&self.key);
+        if ok {
+            self.mark_complete()?;
+        }
+        Ok(ok)
+    }
+
+    fn mark_complete(&self) -> Result<()> {
+        if let Some(mut r) = self.db.blob(&self.key)? {
+            r.complete = true;
+            self.db.put_blob(&self.key, &r)?;
+        }
+        Ok(())
+    }
+}
+
+/// The content hash a key names (sha256, or git's blob sha1), fed the content in order.
+enum ContentHasher {
+    Sha256(sha2::Sha256),
+    GitSha1(sha1::Sha1),
+}
+
+impl ContentHasher {
+    fn new(key: &BlobKey, size: u64) -> Self {
+        match key {
+            BlobKey::Sha256(_) => Self::Sha256(sha2::Sha256::new()),
+            BlobKey::GitSha1(_) => {
+                let mut h = sha1::Sha1::new();
+                h.update(format!("blob {size}\0").as_bytes());
+                Self::GitSha1(h)
+            }
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Sha256(h) => h.update(data),
+            Self::GitSha1(h) => h.update(data),
+        }
+    }
+
+    fn matches(self, key: &BlobKey) -> bool {
+        match (self, key) {
+            (Self::Sha256(h), BlobKey::Sha256(want)) => h.finalize()[..] == want[..],
+            (Self::GitSha1(h), BlobKey::GitSha1(want)) => h.finalize()[..] == want[..],
+            _ => false,
+        }
     }
 }
 
@@ -962,6 +1009,8 @@ struct FillGuard {
     fills: Vec<Option<Arc<BlockFill>>>,
     /// The fill failed because the source found its bytes wrong.
     corrupt: bool,
+    /// The blob's `lost` counter when the blocks were claimed.
+    lost_at: u64,
 }
 
 impl Drop for FillGuard {
@@ -974,6 +1023,7 @@ impl Drop for FillGuard {
                 && Arc::ptr_eq(cur, f)
             {
                 st.slots[idx as usize] = Slot::Missing;
+                st.lost += 1;
             }
             if self.corrupt {
                 f.corrupt.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -1001,6 +1051,10 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
         let mut cur = guard.first;
         let mut filled = 0u64;
         let mut crc = crc32fast::Hasher::new();
+        // A fill that claimed every block sees the whole content in order: hash it on the way.
+        let nblocks = blob.size.div_ceil(blob.block_size) as u32;
+        let mut content =
+            (guard.first == 0 && end_block == nblocks).then(|| ContentHasher::new(&blob.key, blob.size));
         while let Some(chunk) = stream.next().await {
             let mut chunk = chunk?;
             while !chunk.is_empty() {
@@ -1016,9 +1070,20 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
                 let take = (blen - filled).min(chunk.len() as u64) as usize;
                 let part = chunk.split_to(take);
                 crc.update(&part);
+                if let Some(h) = content.as_mut() {
+                    h.update(&part);
+                }
                 fill.push(part);
                 filled += take as u64;
                 if filled == blen {
+                    if cur + 1 == end_block
+                        && let Some(h) = content.take()
+                    {
+                        // Before the last block's write, whose commit runs the verification.
+                        let ok = h.matches(&blob.key);
+                        let mut st = blob.state.lock().expect("blob state lock");
+                        st.streamed = Some((ok, guard.lost_at));
+                    }
                     while writes.len() >= COMMITS_IN_FLIGHT
                         && let Some(r) = writes.join_next().await
                     {
@@ -1036,6 +1101,7 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
                             if matches!(&st.slots[idx as usize], Slot::Filling(f) if Arc::ptr_eq(f, &fill))
                             {
                                 st.slots[idx as usize] = Slot::Missing;
+                                st.lost += 1;
                             }
                             drop(st);
                             b.changes.send_replace(());

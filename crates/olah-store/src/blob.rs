@@ -762,6 +762,7 @@ impl Blob {
             }
         }
     }
+
     /// Decides what to do for block `idx`, claiming a run of missing blocks when needed.
     fn next_step(self: &Arc<Self>, idx: u32, end: u64, source: Option<&Arc<dyn Source>>) -> Step {
         let mut st = self.state.lock().expect("blob state lock");

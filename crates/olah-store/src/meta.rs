@@ -104,7 +104,7 @@ impl MetaDb {
                  fresh database",
                 path.display()
             )),
-            OpenError::Other(e) => e,
+            OpenError::Other(e) => StoreError::Db(format!("cannot open {}: {e}", path.display())),
         })
     }
 
@@ -131,7 +131,10 @@ impl MetaDb {
                 let db = Self::open(path)?;
                 Ok((db, Some((aside, why))))
             }
-            Err(OpenError::Other(e)) => Err(e),
+            Err(OpenError::Other(e)) => Err(StoreError::Db(format!(
+                "cannot open {}: {e}",
+                path.display()
+            ))),
         }
     }
 

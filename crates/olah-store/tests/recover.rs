@@ -105,6 +105,24 @@ async fn recovery_moves_the_file_aside_and_keeps_the_blobs_that_verify() {
         .await
         .unwrap();
     assert!(got == good);
+    // A database in use by another process is no damage: an error naming it, left in place.
+    let in_use = match MetaDb::open_or_recover(&p) {
+        Ok(_) => panic!("opened twice"),
+        Err(e) => e.to_string(),
+    };
+    assert!(in_use.contains(p.to_str().unwrap()), "{in_use}");
+    assert_eq!(
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".broken-"))
+            .count(),
+        1
+    );
     // A healthy database is opened as it is.
     let again = MetaDb::open_or_recover(&dir.path().join("other.redb")).unwrap();
     assert!(again.1.is_none());

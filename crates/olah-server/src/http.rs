@@ -549,6 +549,7 @@ impl FileTarget {
         }
         let want = end - start + 1;
         let span = tracing::Span::current();
+        let me = Arc::new(self.clone());
         let counted = BlobStore::read(blob, start, end, source).scan(0u64, move |sent, item| {
             if let Ok(b) = &item {
                 *sent += b.len() as u64;
@@ -556,10 +557,22 @@ impl FileTarget {
                     span.in_scope(|| tracing::info!(bytes = *sent, "body complete"));
                 }
             }
-            futures::future::ready(Some(item.map_err(|e| {
-                tracing::warn!(error = %e, "body aborted");
-                std::io::Error::other(e.to_string())
-            })))
+            let me = me.clone();
+            async move {
+                Some(match item {
+                    Ok(b) => Ok(b),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "body aborted");
+                        if matches!(e, olah_store::StoreError::InvalidData(_)) {
+                            // Before the client sees the error (and asks again).
+                            me.mirror
+                                .content_rejected(&me.repo, &me.commit, &me.path)
+                                .await;
+                        }
+                        Err(std::io::Error::other(e.to_string()))
+                    }
+                })
+            }
         });
         Ok(counted.boxed())
     }

@@ -131,10 +131,9 @@ impl Mirror {
         let root = &cfg.repos_path;
         std::fs::create_dir_all(root)
             .map_err(|e| format!("cannot create repos-path {}: {e}", root.display()))?;
-        let db =
-            Arc::new(MetaDb::open(&root.join("olah-meta.redb")).map_err(|e| {
-                format!("cannot open metadata database in {}: {e}", root.display())
-            })?);
+        let (db, damaged) = MetaDb::open_or_recover(&root.join("olah-meta.redb"))
+            .map_err(|e| format!("cannot open the metadata database: {e}"))?;
+        let db = Arc::new(db);
         let block = cfg
             .cache_block_size
             .unwrap_or(olah_store::DEFAULT_BLOCK_SIZE);
@@ -152,6 +151,20 @@ impl Mirror {
         ));
         let xet = crate::xet::XetState::open(root.join("xorbs"))?;
         blobs.attach_xorbs(xet.store.clone());
+        if let Some((aside, why)) = damaged {
+            tracing::warn!(moved_to = %aside.display(), reason = %why,
+                "the metadata database was damaged: moved aside, starting with a fresh one; \
+                 re-registering the cached blobs that verify");
+            let (kept, bytes, dropped) = blobs
+                .recover_blobs()
+                .map_err(|e| format!("cannot rebuild the metadata database: {e}"))?;
+            tracing::warn!(
+                blobs = kept,
+                bytes,
+                deleted = dropped,
+                "cache recovered from the data files (file metadata is fetched again)"
+            );
+        }
         blobs.start_evictor();
         let mut extra = cfg.upstream_hosts.clone();
         extra.push(cfg.hf_lfs_netloc.clone());
@@ -582,6 +595,24 @@ impl Mirror {
         }
     }
 
+    /// The bytes of a file at a commit failed verification against the metadata the upstream
+    /// announced (content hash, size): that metadata is not trusted any more. Its `file|` record
+    /// and the CDN URL of its HEAD are dropped, so the next request asks the upstream again
+    /// (and recovers once the upstream is honest) instead of refetching against, or serving
+    /// under, the same wrong answer.
+    pub async fn content_rejected(&self, repo: &RepoRef, commit: &str, path: &RepoPath) {
+        let repo_key = repo.key();
+        self.locations
+            .lock()
+            .expect("locations lock")
+            .remove(&location_key(&repo_key, commit, path));
+        let file_key = format!("file|{repo_key}|{commit}|{}", path.as_str());
+        tracing::warn!(file = %file_key, "content failed verification: its metadata is dropped");
+        if let Err(e) = self.db(move |db| db.delete(&file_key)).await {
+            tracing::warn!(error = ?e, "could not drop the metadata of a rejected file");
+        }
+    }
+
     /// A [`Source`] that fetches byte ranges of a file at a commit from the upstream.
     pub fn file_source(
         &self,
@@ -844,6 +875,14 @@ impl Source for HubFileSource {
         };
         let status = resp.status();
         let want = end - start + 1;
+        // The size the metadata announced must be the size of what the upstream serves: else the
+        // metadata lied (the content hash would catch it only after the whole transfer).
+        let wrong_size = |total: u64| {
+            SourceError::corrupt(format!(
+                "upstream serves {total} bytes, its metadata announced {}",
+                self.size
+            ))
+        };
         let skip = match status {
             StatusCode::PARTIAL_CONTENT => {
                 let cr = header_str(resp.headers(), header::CONTENT_RANGE).unwrap_or_default();
@@ -859,10 +898,22 @@ impl Source for HubFileSource {
                         Some(206),
                     ));
                 }
+                if let Some(total) = cr.rsplit_once('/').and_then(|(_, t)| t.parse::<u64>().ok())
+                    && total != self.size
+                {
+                    return Err(wrong_size(total));
+                }
                 0
             }
             // The whole file instead of the range: skip to the start.
-            StatusCode::OK => start,
+            StatusCode::OK => {
+                if let Some(total) = resp.content_length()
+                    && total != self.size
+                {
+                    return Err(wrong_size(total));
+                }
+                start
+            }
             s => {
                 return Err(SourceError::new(
                     format!("upstream answered {s}"),
@@ -870,7 +921,6 @@ impl Source for HubFileSource {
                 ));
             }
         };
-        let _ = self.size;
         Ok(limit(
             resp.bytes_stream()
                 .map_err(|e| SourceError::new(e.without_url().to_string(), None))

@@ -805,50 +805,6 @@ pub(crate) async fn read_answer_limited(
     Ok((status, h, body.freeze()))
 }
 
-#[cfg(test)]
-mod read_answer_tests {
-    use super::*;
-
-    fn answer(
-        chunks: Vec<&'static [u8]>,
-        content_length: Option<usize>,
-    ) -> olah_upstream::Response {
-        let stream = futures::stream::iter(
-            chunks
-                .into_iter()
-                .map(|c| Ok::<_, std::io::Error>(Bytes::from_static(c))),
-        );
-        let mut r = http::Response::new(reqwest::Body::wrap_stream(stream));
-        if let Some(n) = content_length {
-            r.headers_mut().insert(header::CONTENT_LENGTH, n.into());
-        }
-        olah_upstream::Response::from(r)
-    }
-
-    #[tokio::test]
-    async fn answers_within_the_limit_are_read_whole() {
-        let (status, _, body) = read_answer_limited(answer(vec![b"[1,", b"2]"], None), 5)
-            .await
-            .unwrap();
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(&body[..], b"[1,2]");
-    }
-
-    #[tokio::test]
-    async fn larger_answers_are_refused_as_bad_upstream() {
-        // Announced too large: refused before the body is read.
-        let e = read_answer_limited(answer(vec![b"[]"], Some(1 << 30)), 1024)
-            .await
-            .unwrap_err();
-        assert_eq!(e.status(), StatusCode::BAD_GATEWAY, "{e:?}");
-        // Streamed without a length: refused as soon as the count passes the limit.
-        let e = read_answer_limited(answer(vec![b"[1,2,", b"3,4]"], None), 8)
-            .await
-            .unwrap_err();
-        assert!(matches!(e, ApiError::BadUpstream(_)), "{e:?}");
-    }
-}
-
 /// Key of the CDN URL a resolve HEAD redirected to.
 fn location_key(repo_key: &str, commit: &str, path: &RepoPath) -> String {
     format!("{repo_key}|{commit}|{}", path.as_str())
@@ -991,4 +947,48 @@ fn limit(
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod read_answer_tests {
+    use super::*;
+
+    fn answer(
+        chunks: Vec<&'static [u8]>,
+        content_length: Option<usize>,
+    ) -> olah_upstream::Response {
+        let stream = futures::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, std::io::Error>(Bytes::from_static(c))),
+        );
+        let mut r = http::Response::new(reqwest::Body::wrap_stream(stream));
+        if let Some(n) = content_length {
+            r.headers_mut().insert(header::CONTENT_LENGTH, n.into());
+        }
+        olah_upstream::Response::from(r)
+    }
+
+    #[tokio::test]
+    async fn answers_within_the_limit_are_read_whole() {
+        let (status, _, body) = read_answer_limited(answer(vec![b"[1,", b"2]"], None), 5)
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(&body[..], b"[1,2]");
+    }
+
+    #[tokio::test]
+    async fn larger_answers_are_refused_as_bad_upstream() {
+        // Announced too large: refused before the body is read.
+        let e = read_answer_limited(answer(vec![b"[]"], Some(1 << 30)), 1024)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_GATEWAY, "{e:?}");
+        // Streamed without a length: refused as soon as the count passes the limit.
+        let e = read_answer_limited(answer(vec![b"[1,2,", b"3,4]"], None), 8)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ApiError::BadUpstream(_)), "{e:?}");
+    }
 }

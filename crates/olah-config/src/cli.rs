@@ -1,5 +1,6 @@
-//! The command line: olah's flags, plus ours (`--offline`, `--upstream-host`, `--xet`) and the
-//! `model-bin` subcommand.
+//! The command line: olah's flags, plus ours (`--offline`, `--upstream-host`, `--xet`,
+//! `--mirror-name`, `--max-connections`, `--header-timeout`, `--idle-timeout`) and the `model-bin`
+//! subcommand.
 //!
 //! No flag has a clap default: a flag not given is `None`, so the value from the file (or the
 //! built-in default) stays. Values are checked while parsing, so errors name the flag.

@@ -788,17 +788,52 @@ impl Mirror {
     }
 }
 
-/// Status, headers and whole body of a (small: JSON) upstream answer.
+/// Most bytes read from one upstream API answer (JSON listings, reconstructions).
+pub(crate) const ANSWER_LIMIT: usize = 16 << 20;
+
+/// Most bytes read from one upstream token answer (a few short fields).
+pub(crate) const TOKEN_ANSWER_LIMIT: usize = 64 << 10;
+
+/// Status, headers and whole body of a (small: JSON) upstream answer, at most [`ANSWER_LIMIT`]
+/// bytes.
 pub(crate) async fn read_answer(
     resp: olah_upstream::Response,
 ) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
+    read_answer_limited(resp, ANSWER_LIMIT).await
+}
+
+/// Status, headers and whole body of an upstream answer of at most `limit` bytes: a larger
+/// announced `Content-Length` is refused before reading, and the bytes are counted while they
+/// stream in, so a larger answer costs at most `limit` bytes of memory and is never cached.
+pub(crate) async fn read_answer_limited(
+    mut resp: olah_upstream::Response,
+    limit: usize,
+) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
+    let too_large = || {
+        ApiError::BadUpstream(format!(
+            "the upstream answer is larger than the mirror accepts ({limit} bytes)"
+        ))
+    };
     let status = resp.status();
     let h = resp.headers().clone();
-    let body = resp
-        .bytes()
+    let announced = header_str(&h, header::CONTENT_LENGTH)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or(resp.content_length());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp
+        .chunk()
         .await
-        .map_err(|e| ApiError::from(UpstreamError::Unreachable(e.without_url().to_string())))?;
-    Ok((status, h, body))
+        .map_err(|e| ApiError::from(UpstreamError::Unreachable(e.without_url().to_string())))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, h, body.freeze()))
 }
 
 /// Key of the CDN URL a resolve HEAD redirected to.
@@ -962,4 +997,48 @@ fn limit(
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod read_answer_tests {
+    use super::*;
+
+    fn answer(
+        chunks: Vec<&'static [u8]>,
+        content_length: Option<usize>,
+    ) -> olah_upstream::Response {
+        let stream = futures::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, std::io::Error>(Bytes::from_static(c))),
+        );
+        let mut r = http::Response::new(reqwest::Body::wrap_stream(stream));
+        if let Some(n) = content_length {
+            r.headers_mut().insert(header::CONTENT_LENGTH, n.into());
+        }
+        olah_upstream::Response::from(r)
+    }
+
+    #[tokio::test]
+    async fn answers_within_the_limit_are_read_whole() {
+        let (status, _, body) = read_answer_limited(answer(vec![b"[1,", b"2]"], None), 5)
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(&body[..], b"[1,2]");
+    }
+
+    #[tokio::test]
+    async fn larger_answers_are_refused_as_bad_upstream() {
+        // Announced too large: refused before the body is read.
+        let e = read_answer_limited(answer(vec![b"[]"], Some(1 << 30)), 1024)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_GATEWAY, "{e:?}");
+        // Streamed without a length: refused as soon as the count passes the limit.
+        let e = read_answer_limited(answer(vec![b"[1,2,", b"3,4]"], None), 8)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ApiError::BadUpstream(_)), "{e:?}");
+    }
 }

@@ -8,8 +8,9 @@
 //!   the metadata TTL like every grant), then the mirror issues its own token bound to that repo
 //!   and caller, with `casUrl = {mirror}/cas`.
 //! * **Reconstruction** (`/cas/v{1,2}/reconstructions/{file}`): answered from the cache when the
-//!   file is known to belong to the session's repo (learned from that repo's upstream answers),
-//!   else from the upstream CAS with an upstream token obtained for the caller. The terms are
+//!   file is known to belong to the session's repo (learned only from the Hub's own per-file
+//!   fields, see [`member_hashes`], or from the upstream CAS), else from the upstream CAS with an
+//!   upstream token obtained for the caller. The terms are
 //!   passed through unchanged; every xorb URL becomes a mirror URL signed by the mirror
 //!   (`/cas/xorb/{xorb}?…&s=…`, keyed BLAKE3 over xorb, file, chunk and byte range, expiry).
 //! * **Xorb ranges** (`/cas/xorb/{xorb}`): from [`XorbStore`], filled once from the upstream
@@ -20,6 +21,8 @@
 //!
 //! In `--xet plain` mode, and for repos the cache rules exclude, every trace of Xet is removed
 //! from what clients see, so they all download through `resolve`.
+//! So it is when the upstream's token route names a CAS outside the allow list (the mirror never
+//! contacts it): see [`Mirror::xet_check_cas`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -1506,6 +1506,28 @@ mod tests {
     }
 
     #[test]
+    fn the_cas_verdict_turns_xet_off_until_an_allowed_cas_is_named_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = XetState::open(dir.path().to_path_buf()).unwrap();
+        assert!(
+            st.cas_due() && !st.cas_foreign(),
+            "never asked: Xet as configured"
+        );
+        assert_eq!(cas_host("http://127.0.0.2:1/cas"), "127.0.0.2:1");
+        assert_eq!(cas_host("https://cas.example/x"), "cas.example:443");
+        st.cas_answer(Some(cas_host("http://127.0.0.2:1/cas")));
+        assert!(st.cas_foreign() && !st.cas_due());
+        // A failed attempt to ask again keeps the verdict.
+        st.cas_unanswered();
+        assert!(st.cas_foreign());
+        // Each foreign host is reported once.
+        st.cas_answer(Some("127.0.0.2:1".into()));
+        assert_eq!(st.warned.lock().unwrap().len(), 1);
+        st.cas_answer(None);
+        assert!(!st.cas_foreign());
+    }
+
+    #[test]
     fn xet_ranges_parse_strictly() {
         assert_eq!(simple_range(Some("bytes=0-9")).unwrap(), Some((0, Some(9))));
         assert_eq!(simple_range(Some("bytes=5-")).unwrap(), Some((5, None)));

@@ -207,6 +207,7 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
                 .map_err(|_| ApiError::bad_request("paths-info body too large or unreadable"))?;
             let (c, cache) = m.api(&route, None, Some(body), a.as_ref()).await?;
             span.record("cache", cache);
+            m.xet_check_listing(&route, &c.body, a.as_ref()).await;
             Ok(api_response(&m, &route, &c, &host))
         }
         (&Method::GET | &Method::HEAD, route) if !matches!(route, Route::PathsInfo { .. }) => {
@@ -216,6 +217,8 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
                 .api(&route, query.as_deref(), None, auth(req.headers()).as_ref())
                 .await?;
             span.record("cache", cache);
+            m.xet_check_listing(&route, &c.body, auth(req.headers()).as_ref())
+                .await;
             Ok(api_response(&m, &route, &c, &host))
         }
         _ => Err(ApiError::Hub {
@@ -333,6 +336,11 @@ async fn resolve(
     let a = auth(req_headers);
     let started = Instant::now();
     let res = m.resolve(repo, revision, path, a.as_ref()).await?;
+    if res.meta.xet_hash.is_some() {
+        // Learn first whether Xet can be offered at all (an upstream CAS outside the allow list
+        // means plain HTTP for this file).
+        m.xet_check_cas(repo, &res.commit, a.as_ref()).await;
+    }
     let span = tracing::Span::current();
     span.record("commit", res.commit.as_str());
     span.record("cache", res.cache);

@@ -149,6 +149,7 @@ impl Mirror {
             cfg.cache_size_limit,
             strategy,
         ));
+        crate::xet::forget_unproven_memberships(&db)?;
         let xet = crate::xet::XetState::open(root.join("xorbs"))?;
         blobs.attach_xorbs(xet.store.clone());
         if let Some((aside, why)) = damaged {
@@ -694,6 +695,7 @@ impl Mirror {
         let flight_key = format!("{key}|{}", caller.id());
         let (auth2, caller2, repo_key, repo2) =
             (auth.cloned(), caller.clone(), repo.key(), repo.clone());
+        let route2 = route.clone();
         let res = self
             .api_flight
             .run(flight_key, move || async move {
@@ -731,7 +733,7 @@ impl Mirror {
                     fetched_at: now(),
                 };
                 me.granted(&repo_key, Scope::Meta, &caller2).await;
-                me.learn_xet_files(&repo2, crate::xet::xet_hashes(&c.body))
+                me.learn_xet_files(&repo2, crate::xet::member_hashes(&route2, &c.body))
                     .await;
                 if keep {
                     let c2 = c.clone();

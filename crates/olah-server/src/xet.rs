@@ -8,8 +8,9 @@
 //!   the metadata TTL like every grant), then the mirror issues its own token bound to that repo
 //!   and caller, with `casUrl = {mirror}/cas`.
 //! * **Reconstruction** (`/cas/v{1,2}/reconstructions/{file}`): answered from the cache when the
-//!   file is known to belong to the session's repo (learned from that repo's upstream answers),
-//!   else from the upstream CAS with an upstream token obtained for the caller. The terms are
+//!   file is known to belong to the session's repo (learned only from the Hub's own per-file
+//!   fields, see [`member_hashes`], or from the upstream CAS), else from the upstream CAS with an
+//!   upstream token obtained for the caller. The terms are
 //!   passed through unchanged; every xorb URL becomes a mirror URL signed by the mirror
 //!   (`/cas/xorb/{xorb}?…&s=…`, keyed BLAKE3 over xorb, file, chunk and byte range, expiry).
 //! * **Xorb ranges** (`/cas/xorb/{xorb}`): from [`XorbStore`], filled once from the upstream
@@ -20,6 +21,8 @@
 //!
 //! In `--xet plain` mode, and for repos the cache rules exclude, every trace of Xet is removed
 //! from what clients see, so they all download through `resolve`.
+//! So it is when the upstream's token route names a CAS outside the allow list (the mirror never
+//! contacts it): see [`Mirror::xet_check_cas`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -44,6 +47,10 @@ use crate::mirror::{Mirror, now, offline_miss, read_answer};
 const TOKEN_TTL: u64 = 3600;
 /// An upstream presigned xorb URL is used for at most this long after it was handed out.
 const UPSTREAM_URL_TTL: Duration = Duration::from_secs(300);
+/// How long the upstream's word on where its CAS lives is trusted before the token route is
+/// asked again (and how long after a failed attempt to ask).
+const CAS_VERDICT_TTL: Duration = Duration::from_secs(600);
+const CAS_RETRY: Duration = Duration::from_secs(30);
 
 /// Who a Xet request acts for: a repo, a revision and the caller's own Hub credentials (kept in
 /// memory only, to obtain upstream CAS tokens on the caller's behalf).
@@ -89,6 +96,20 @@ pub struct XetState {
     urls: Mutex<UrlMap>,
     /// Files whose chunk hashes are being checked right now.
     verifying: Mutex<std::collections::HashSet<String>>,
+    /// Where the upstream's token route says its CAS lives (one upstream per mirror).
+    cas: Mutex<CasVerdict>,
+    /// CAS hosts outside the allow list already reported in the log.
+    warned: Mutex<std::collections::HashSet<String>>,
+}
+
+/// The upstream's CAS as its token route last named it.
+#[derive(Default)]
+struct CasVerdict {
+    /// `host:port` of a CAS outside the allow list: Xet is off (plain HTTP) until the token
+    /// route names an allowed CAS again. Sticky: it holds while a new answer is awaited.
+    foreign: Option<String>,
+    /// When to ask again (`None`: never asked).
+    next_check: Option<Instant>,
 }
 
 impl XetState {
@@ -103,6 +124,8 @@ impl XetState {
             up_tokens: Mutex::new(HashMap::new()),
             urls: Mutex::new(HashMap::new()),
             verifying: Mutex::default(),
+            cas: Mutex::default(),
+            warned: Mutex::default(),
         })
     }
 
@@ -118,6 +141,44 @@ impl XetState {
             .get(token)
             .cloned()?;
         (s.exp > now()).then_some(s)
+    }
+
+    /// The upstream named a CAS outside the allow list: Xet is served as plain HTTP.
+    fn cas_foreign(&self) -> bool {
+        self.cas.lock().expect("xet cas").foreign.is_some()
+    }
+
+    /// Whether the CAS verdict is due (never asked, or its time is up).
+    fn cas_due(&self) -> bool {
+        self.cas
+            .lock()
+            .expect("xet cas")
+            .next_check
+            .is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Records what the token route said: `foreign` = the host of a CAS outside the allow list.
+    /// Logs each such host once.
+    fn cas_answer(&self, foreign: Option<String>) {
+        if let Some(host) = &foreign
+            && self.warned.lock().expect("xet warned").insert(host.clone())
+        {
+            tracing::warn!(
+                cas_host = %host,
+                "the upstream's Xet CAS {host} is not an allowed upstream host: its Xet files are \
+                 served over plain HTTP (the Hub's resolve URL); to serve them over Xet, start the \
+                 mirror with --upstream-host {host}"
+            );
+        }
+        let mut v = self.cas.lock().expect("xet cas");
+        v.foreign = foreign;
+        v.next_check = Some(Instant::now() + CAS_VERDICT_TTL);
+    }
+
+    /// Asking the token route failed: keep the verdict, ask again a little later.
+    fn cas_unanswered(&self) {
+        let mut v = self.cas.lock().expect("xet cas");
+        v.next_check = Some(Instant::now() + CAS_RETRY);
     }
 
     fn fresh_url(&self, xorb: &str, b: Span) -> Option<String> {
@@ -396,6 +457,30 @@ fn forbidden(msg: &str) -> ApiError {
     }
 }
 
+/// `host:port` of a CAS URL, for the log (the whole text, cut short, if it is no URL).
+fn cas_host(cas_url: &str) -> String {
+    match url::Url::parse(cas_url) {
+        Ok(u) => match (u.host_str(), u.port_or_known_default()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => cas_url.chars().take(100).collect(),
+        },
+        Err(_) => cas_url.chars().take(100).collect(),
+    }
+}
+
+/// The answer of the Xet routes when the upstream's CAS lies outside the allow list: not
+/// retryable (hf_xet gives up at once on a 404), the file is served over plain HTTP instead.
+fn foreign_cas() -> ApiError {
+    ApiError::Hub {
+        status: StatusCode::NOT_FOUND,
+        code: "XetDisabled",
+        message: "the upstream's Xet CAS is not an allowed upstream host: this mirror serves its \
+                  files over plain HTTP"
+            .into(),
+    }
+}
+
 /// The answer of the token route where the mirror does not serve Xet.
 pub fn disabled() -> ApiError {
     ApiError::Hub {
@@ -432,34 +517,69 @@ fn strip_value(v: &mut Value) {
     }
 }
 
-/// Every `xetHash` value in a JSON document.
-pub fn xet_hashes(body: &str) -> Vec<String> {
-    fn walk(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(m) => {
-                if let Some(h) = m.get("xetHash").and_then(Value::as_str)
-                    && is_hash(h)
-                {
-                    out.push(h.to_string());
-                }
-                m.values().for_each(|v| walk(v, out));
+/// The Xet file hashes an upstream answer of `route` says belong to its repo. Only the Hub's
+/// own per-file fields count, never owner-written text such as a repo card (`cardData`):
+/// * tree and paths-info: the top-level array's file entries (`type` "file", a `path`), each
+///   entry's own top-level `xetHash`;
+/// * repo info (`siblings`): each sibling's own top-level `xetHash` next to its `rfilename`.
+///   Siblings are generated by the Hub from the repo's git tree, like tree entries; only their
+///   top level is read, nothing nested and nothing outside `siblings`.
+///
+/// Every other route, and every other place in these answers, yields nothing.
+pub fn member_hashes(route: &Route, body: &str) -> Vec<String> {
+    let own_hash = |e: &serde_json::Map<String, Value>| {
+        e.get("xetHash")
+            .and_then(Value::as_str)
+            .filter(|h| is_hash(h))
+            .map(str::to_string)
+    };
+    if !body.contains("xetHash") {
+        return Vec::new();
+    }
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return Vec::new();
+    };
+    let entries: &[Value] = match (route, &v) {
+        (Route::Tree { .. } | Route::PathsInfo { .. }, Value::Array(a)) => a,
+        (Route::RepoInfo { .. } | Route::RevisionInfo { .. }, Value::Object(m)) => {
+            match m.get("siblings") {
+                Some(Value::Array(a)) => a,
+                _ => return Vec::new(),
             }
-            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
-            _ => {}
         }
-    }
-    let mut out = Vec::new();
-    if body.contains("xetHash")
-        && let Ok(v) = serde_json::from_str::<Value>(body)
-    {
-        walk(&v, &mut out);
-    }
-    out
+        _ => return Vec::new(),
+    };
+    let is_tree = matches!(route, Route::Tree { .. } | Route::PathsInfo { .. });
+    entries
+        .iter()
+        .filter_map(Value::as_object)
+        .filter(|e| {
+            if is_tree {
+                e.get("type").and_then(Value::as_str) == Some("file")
+                    && e.get("path").is_some_and(Value::is_string)
+            } else {
+                e.get("rfilename").is_some_and(Value::is_string)
+            }
+        })
+        .filter_map(own_hash)
+        .collect()
 }
 
-/// Database key of "file hash F belongs to repo R" (learned from R's own upstream answers).
+/// Database key of "file hash F belongs to repo R", learned only from authoritative places
+/// ([`member_hashes`], a resolve `X-Xet-Hash`, or the upstream CAS serving F with a token scoped
+/// to R).
 pub(crate) fn known_key(repo_key: &str, file: &str) -> String {
-    format!("xfile|{repo_key}|{file}")
+    format!("xmember|{repo_key}|{file}")
+}
+
+/// Prefix of the memberships older versions recorded from every `xetHash` anywhere in an API
+/// answer (owner-written repo cards included): never trusted, deleted at start-up.
+const UNPROVEN_MEMBERSHIPS: &str = "xfile|";
+
+/// Deletes the memberships recorded the old way (one-time migration, run at every start-up).
+pub(crate) fn forget_unproven_memberships(db: &olah_store::MetaDb) -> Result<(), String> {
+    db.delete_prefix(UNPROVEN_MEMBERSHIPS)
+        .map_err(|e| format!("cannot migrate the metadata database: {e}"))
 }
 
 fn recon_key(file: &str, range: Option<XetRange>) -> String {
@@ -474,13 +594,61 @@ fn recon_key(file: &str, range: Option<XetRange>) -> String {
 // The service.
 
 impl Mirror {
-    /// Whether clients see Xet for this repo: `--xet serve` and a repo the mirror may cache.
+    /// Whether clients see Xet for this repo: `--xet serve`, a repo the mirror may cache, and an
+    /// upstream CAS the mirror may contact (else its Xet files are served over plain HTTP).
     pub fn xet_serves(&self, repo: &RepoRef) -> bool {
+        self.xet_configured(repo) && !self.xet.cas_foreign()
+    }
+
+    fn xet_configured(&self, repo: &RepoRef) -> bool {
         self.cfg.xet_mode == olah_config::XetMode::Serve && self.cache_allowed(repo)
     }
 
-    /// Remembers that these Xet file hashes belong to `repo` (from its upstream metadata).
-    pub(crate) async fn learn_xet_files(&self, repo: &RepoRef, files: Vec<String>) {
+    /// Before an answer advertises Xet for `repo` (a Xet file's resolve headers, a listing with
+    /// `xetHash`): makes sure the mirror knows where the upstream's CAS lives, asking the token
+    /// route for `rev` with the caller's credentials when that verdict is due (at most every
+    /// [`CAS_VERDICT_TTL`] while it holds). A CAS outside the allow list turns Xet off, so the
+    /// answer sends clients to plain HTTP instead of to a CAS the mirror cannot reach.
+    pub async fn xet_check_cas(
+        self: &Arc<Self>,
+        repo: &RepoRef,
+        rev: &str,
+        auth: Option<&HeaderValue>,
+    ) {
+        if self.offline() || !self.xet_configured(repo) || !self.xet.cas_due() {
+            return;
+        }
+        let session = Session {
+            repo: repo.clone(),
+            rev: rev.to_string(),
+            auth: auth.cloned(),
+            caller: self.access.caller(auth),
+            exp: u64::MAX,
+        };
+        if let Err(e) = self.upstream_cas_token(&session).await {
+            tracing::debug!(error = ?e, "asking the upstream token route where its CAS lives failed");
+        }
+    }
+
+    /// [`Mirror::xet_check_cas`] for an API answer that names Xet files (tree, paths-info) before
+    /// it is rendered, at the answer's revision.
+    pub async fn xet_check_listing(
+        self: &Arc<Self>,
+        route: &Route,
+        body: &str,
+        auth: Option<&HeaderValue>,
+    ) {
+        if let (Some(repo), Some(rev)) = (route.repo(), route.revision())
+            && body.contains("xetHash")
+        {
+            self.xet_check_cas(repo, rev.as_str(), auth).await;
+        }
+    }
+
+    /// Remembers that these Xet file hashes belong to `repo` (from authoritative upstream
+    /// answers only: see [`known_key`]).
+    pub(crate) async fn learn_xet_files(&self, repo: &RepoRef, mut files: Vec<String>) {
+        files.retain(|f| is_hash(f));
         if files.is_empty() || !self.cache_allowed(repo) {
             return;
         }
@@ -527,6 +695,16 @@ impl Mirror {
             exp: now() + TOKEN_TTL,
         };
         match self.access.check(&repo_key, Scope::Files, &caller) {
+            Known::Allowed if !self.offline() && self.xet.cas_due() => {
+                // Where the upstream CAS lives is due to be confirmed: a CAS outside the allow
+                // list must turn this token route off rather than lead the client to a CAS the
+                // mirror cannot reach.
+                if let Err(e) = self.upstream_cas_token(&session).await
+                    && self.xet.cas_foreign()
+                {
+                    return Err(e);
+                }
+            }
             Known::Allowed => {}
             Known::Denied(e) => return Err(e),
             Known::Unknown if self.offline() => {
@@ -575,6 +753,10 @@ impl Mirror {
         if let Some(t) = self.xet.up_tokens.lock().expect("xet tokens").get(&key)
             && t.exp > now() + 60
         {
+            if self.xet.cas_due() {
+                // Its CAS URL was on the allow list when it was issued.
+                self.xet.cas_answer(None);
+            }
             return Ok(t.clone());
         }
         let route = Route::XetReadToken {
@@ -595,11 +777,15 @@ impl Mirror {
                 headers: http::HeaderMap::new(),
                 body: None,
             })
-            .await?;
+            .await
+            .inspect_err(|_| self.xet.cas_unanswered())?;
         let (status, h, body) =
-            crate::mirror::read_answer_limited(resp, crate::mirror::TOKEN_ANSWER_LIMIT).await?;
+            crate::mirror::read_answer_limited(resp, crate::mirror::TOKEN_ANSWER_LIMIT)
+                .await
+                .inspect_err(|_| self.xet.cas_unanswered())?;
         let repo_key = s.repo.key();
         if !status.is_success() {
+            self.xet.cas_unanswered();
             let e = ApiError::from_upstream(status, &h, body);
             if matches!(status.as_u16(), 401 | 403 | 404) {
                 self.refused(&repo_key, Scope::Files, &s.caller, e.clone())
@@ -629,12 +815,19 @@ impl Mirror {
                 .and_then(|e| e.parse().ok())
                 .unwrap_or(0),
         };
-        if tok.token.is_empty() || !self.upstream.allows_url(&tok.cas_url) {
+        if tok.token.is_empty() {
+            self.xet.cas_unanswered();
             return Err(ApiError::BadUpstream(
-                "Xet token answer without a token or with a CAS URL outside the allow list".into(),
+                "Xet token answer without a token".into(),
             ));
         }
+        // The upstream gave this caller a token: access confirmed, whatever its CAS.
         self.granted(&repo_key, Scope::Files, &s.caller).await;
+        if !self.upstream.allows_url(&tok.cas_url) {
+            self.xet.cas_answer(Some(cas_host(&tok.cas_url)));
+            return Err(foreign_cas());
+        }
+        self.xet.cas_answer(None);
         self.xet
             .up_tokens
             .lock()
@@ -1197,8 +1390,77 @@ mod tests {
         assert!(s.contains("\"oid\":\"x\""));
         assert!(s.contains("rfilename"));
         assert_eq!(strip_json("plain"), "plain");
-        let b2 = format!(r#"[{{"xetHash":"{X}"}},{{"xetHash":"short"}}]"#);
-        assert_eq!(xet_hashes(&b2), vec![X.to_string()]);
+    }
+
+    fn route(s: &str) -> Route {
+        olah_types::parse_route(s).unwrap()
+    }
+
+    #[test]
+    fn memberships_come_only_from_the_hubs_own_per_file_fields() {
+        const Y: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+        const Z: &str = "3333333333333333333333333333333333333333333333333333333333333333";
+        // Tree / paths-info: a file entry's own xetHash; nothing nested, no directory entry.
+        let tree = format!(
+            r#"[{{"type":"file","path":"a","xetHash":"{X}","lastCommit":{{"xetHash":"{Y}"}}}},
+                {{"type":"directory","path":"d","xetHash":"{Z}"}},
+                {{"type":"file","xetHash":"{Z}"}},
+                {{"type":"file","path":"b","xetHash":"short"}}]"#
+        );
+        for r in [
+            "/api/models/acme/tiny/tree/main",
+            "/api/models/acme/tiny/paths-info/main",
+        ] {
+            assert_eq!(member_hashes(&route(r), &tree), vec![X.to_string()], "{r}");
+        }
+        // Repo info: a sibling's own xetHash; never the card or anything else nested.
+        let info = format!(
+            r#"{{"id":"acme/tiny","xetHash":"{Z}","cardData":{{"xetHash":"{Y}","x":[{{"xetHash":"{Y}"}}]}},
+                "config":{{"siblings":[{{"rfilename":"c","xetHash":"{Y}"}}]}},
+                "siblings":[{{"rfilename":"a","xetHash":"{X}","lfs":{{"xetHash":"{Y}"}}}},{{"xetHash":"{Z}"}}]}}"#
+        );
+        for r in [
+            "/api/models/acme/tiny",
+            "/api/models/acme/tiny/revision/main",
+        ] {
+            assert_eq!(member_hashes(&route(r), &info), vec![X.to_string()], "{r}");
+        }
+        // A listing-shaped body under another route, or the wrong shape for the route: nothing.
+        assert!(member_hashes(&route("/api/models/acme/tiny/commits/main"), &tree).is_empty());
+        assert!(member_hashes(&route("/api/models/acme/tiny/refs"), &tree).is_empty());
+        assert!(member_hashes(&route("/api/models/acme/tiny"), &tree).is_empty());
+        assert!(member_hashes(&route("/api/models/acme/tiny/tree/main"), &info).is_empty());
+        assert!(member_hashes(&route("/api/models/acme/tiny/tree/main"), "not json").is_empty());
+    }
+
+    #[tokio::test]
+    async fn memberships_recorded_the_old_way_do_not_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = match route("/api/models/acme/tiny") {
+            Route::RepoInfo { repo } => repo,
+            _ => unreachable!(),
+        };
+        const Y: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+        // As older versions wrote it (from any xetHash in an answer, repo cards included).
+        let old = format!("xfile|{}|{X}", repo.key());
+        {
+            let db = olah_store::MetaDb::open(&dir.path().join("olah-meta.redb")).unwrap();
+            db.put_json(&old, &1u8).unwrap();
+            db.put_json(&known_key(&repo.key(), Y), &1u8).unwrap();
+        }
+        let cfg = olah_config::Config {
+            repos_path: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        let m = Mirror::open(Arc::new(cfg)).unwrap();
+        assert_eq!(
+            m.db.get_json::<u8>(&old).unwrap(),
+            None,
+            "old record deleted"
+        );
+        assert!(!m.knows_xet_file(&repo, X));
+        // Memberships recorded from authoritative answers stay.
+        assert!(m.knows_xet_file(&repo, Y));
     }
 
     #[test]
@@ -1242,6 +1504,28 @@ mod tests {
             end: 1000,
         };
         assert_ne!(st.sign(&xorb_msg(X, &q.f, c, wider, q.x)), q.s);
+    }
+
+    #[test]
+    fn the_cas_verdict_turns_xet_off_until_an_allowed_cas_is_named_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = XetState::open(dir.path().to_path_buf()).unwrap();
+        assert!(
+            st.cas_due() && !st.cas_foreign(),
+            "never asked: Xet as configured"
+        );
+        assert_eq!(cas_host("http://127.0.0.2:1/cas"), "127.0.0.2:1");
+        assert_eq!(cas_host("https://cas.example/x"), "cas.example:443");
+        st.cas_answer(Some(cas_host("http://127.0.0.2:1/cas")));
+        assert!(st.cas_foreign() && !st.cas_due());
+        // A failed attempt to ask again keeps the verdict.
+        st.cas_unanswered();
+        assert!(st.cas_foreign());
+        // Each foreign host is reported once.
+        st.cas_answer(Some("127.0.0.2:1".into()));
+        assert_eq!(st.warned.lock().unwrap().len(), 1);
+        st.cas_answer(None);
+        assert!(!st.cas_foreign());
     }
 
     #[test]

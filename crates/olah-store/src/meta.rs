@@ -234,6 +234,23 @@ impl MetaDb {
         Ok(())
     }
 
+    /// Deletes every key/value entry whose key starts with `prefix` (ASCII, non-empty), in one
+    /// commit. For one-time migrations of a record kind.
+    pub fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        let last = *prefix.as_bytes().last().expect("a non-empty prefix");
+        assert!(prefix.is_ascii() && last < 0x7f, "an ASCII prefix");
+        // Every key with the prefix sorts in [prefix, prefix with its last byte + 1).
+        let mut end = prefix[..prefix.len() - 1].to_string();
+        end.push(char::from(last + 1));
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(KV)?;
+            t.retain_in::<&str, _>(prefix..end.as_str(), |_, _| false)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The record of a blob, if any.
     pub fn blob(&self, key: &BlobKey) -> Result<Option<BlobRecord>> {
         let tx = self.db.begin_read()?;
@@ -410,5 +427,34 @@ mod tests {
         );
         db.delete("rev|x").unwrap();
         assert_eq!(db.get_json::<Vec<String>>("rev|x").unwrap(), None);
+    }
+
+    #[test]
+    fn delete_prefix_removes_only_that_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = MetaDb::open(&dir.path().join("meta.redb")).unwrap();
+        for k in [
+            "xfile",
+            "xfile|a|1",
+            "xfile|b|2",
+            "xfile}",
+            "xfilez",
+            "xf",
+            "rev|x",
+        ] {
+            db.put_json(k, &1u8).unwrap();
+        }
+        db.delete_prefix("xfile|").unwrap();
+        for (k, kept) in [
+            ("xfile", true),
+            ("xfile|a|1", false),
+            ("xfile|b|2", false),
+            ("xfile}", true),
+            ("xfilez", true),
+            ("xf", true),
+            ("rev|x", true),
+        ] {
+            assert_eq!(db.get_json::<u8>(k).unwrap().is_some(), kept, "{k}");
+        }
     }
 }

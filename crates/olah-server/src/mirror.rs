@@ -228,7 +228,10 @@ impl Mirror {
         }
     }
 
-    /// The Hub refused `caller`: remember it and forget any offline grant.
+    /// The Hub refused `caller` (see [`is_refusal`]): remember it and forget any offline grant.
+    /// An anonymous refusal means the repo is no longer public in that scope (a refused metadata
+    /// scope also closes its files): the in-memory and persisted public marks go, so neither
+    /// stale-if-error nor offline mode reopens it. Every place that sees a refusal calls this.
     pub(crate) async fn refused(
         &self,
         repo_key: &str,
@@ -237,9 +240,23 @@ impl Mirror {
         err: ApiError,
     ) {
         self.access.deny(repo_key, scope, caller, err);
-        if !caller.is_anon() {
-            let k = grant_key(repo_key, scope, caller);
-            let _ = self.db(move |db| db.delete(&k)).await;
+        let keys: Vec<String> = if caller.is_anon() {
+            let scopes: &[Scope] = match scope {
+                Scope::Meta => &[Scope::Meta, Scope::Files],
+                Scope::Files => &[Scope::Files],
+            };
+            scopes
+                .iter()
+                .filter(|s| self.is_public_persisted(repo_key, **s))
+                .map(|s| format!("public|{s:?}|{repo_key}"))
+                .collect()
+        } else {
+            vec![grant_key(repo_key, scope, caller)]
+        };
+        for k in keys {
+            if let Err(e) = self.db(move |db| db.delete(&k)).await {
+                tracing::warn!(repo = repo_key, error = ?e, "could not forget an access mark");
+            }
         }
     }
 
@@ -411,7 +428,20 @@ impl Mirror {
                 let status = resp.status();
                 let h = resp.headers().clone();
                 if !(status.is_success() || status.is_redirection()) {
-                    return Err(ApiError::from_upstream(status, &h, Bytes::new()));
+                    let e = ApiError::from_upstream(status, &h, Bytes::new());
+                    if is_refusal(status, &h) {
+                        me.refused(&repo.key(), Scope::Files, &caller, e.clone())
+                            .await;
+                    }
+                    return Err(e);
+                }
+                // A redirect counts only when it names where the bytes are, on an allowed host.
+                if status.is_redirection()
+                    && !header_str(&h, header::LOCATION).is_some_and(|l| me.upstream.allows_url(&l))
+                {
+                    return Err(ApiError::BadUpstream(
+                        "resolve redirect without an allowed Location".into(),
+                    ));
                 }
                 let commit = header_str(&h, "x-repo-commit")
                     .filter(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -556,19 +586,40 @@ impl Mirror {
                     })
                     .await?;
                 let status = resp.status();
-                if status.is_success() || status.is_redirection() {
+                if status.is_success() {
                     me.granted(&repo_key2, scope, &caller2).await;
-                    Ok(())
-                } else if matches!(status.as_u16(), 401 | 403 | 404) {
+                    return Ok(());
+                }
+                if is_refusal(status, resp.headers()) {
                     let e = ApiError::from_upstream(status, resp.headers(), Bytes::new());
                     me.refused(&repo_key2, scope, &caller2, e.clone()).await;
-                    Err(e)
-                } else {
-                    Err(ApiError::from_upstream(
+                    return Err(e);
+                }
+                if !status.is_redirection() {
+                    return Err(ApiError::from_upstream(
                         status,
                         resp.headers(),
                         Bytes::new(),
-                    ))
+                    ));
+                }
+                // Only a final 2xx grants: follow the Hub's redirect (the LFS CDN URL of a
+                // resolve) to an allowed host, without any credential.
+                let loc = header_str(resp.headers(), header::LOCATION)
+                    .filter(|l| me.upstream.allows_url(l))
+                    .ok_or_else(|| {
+                        ApiError::BadUpstream(
+                            "access probe redirected without an allowed Location".into(),
+                        )
+                    })?;
+                let next = me.upstream.head_absolute(&loc).await?;
+                if next.status().is_success() {
+                    me.granted(&repo_key2, scope, &caller2).await;
+                    Ok(())
+                } else {
+                    Err(ApiError::BadUpstream(format!(
+                        "access probe redirect answered {}",
+                        next.status()
+                    )))
                 }
             })
             .await;
@@ -688,7 +739,12 @@ impl Mirror {
                     .await?;
                 let (status, h, body) = read_answer(resp).await?;
                 if !status.is_success() {
-                    return Err(ApiError::from_upstream(status, &h, body));
+                    let e = ApiError::from_upstream(status, &h, body);
+                    if is_refusal(status, &h) {
+                        me.refused(&repo_key, Scope::Meta, &caller2, e.clone())
+                            .await;
+                    }
+                    return Err(e);
                 }
                 let body = String::from_utf8(body.to_vec())
                     .map_err(|_| ApiError::BadUpstream("API answer is not UTF-8".into()))?;
@@ -768,6 +824,19 @@ pub(crate) async fn read_answer(
         .await
         .map_err(|e| ApiError::from(UpstreamError::Unreachable(e.without_url().to_string())))?;
     Ok((status, h, body))
+}
+
+/// Whether an upstream answer refuses the caller access to the repo (rather than naming a
+/// missing file or revision): 401, 403, or a 404 other than `EntryNotFound`/`RevisionNotFound`.
+pub(crate) fn is_refusal(status: StatusCode, h: &HeaderMap) -> bool {
+    match status.as_u16() {
+        401 | 403 => true,
+        404 => !matches!(
+            h.get("x-error-code").and_then(|v| v.to_str().ok()),
+            Some("EntryNotFound" | "RevisionNotFound")
+        ),
+        _ => false,
+    }
 }
 
 /// Key of the CDN URL a resolve HEAD redirected to.

@@ -600,7 +600,7 @@ impl Mirror {
         let repo_key = s.repo.key();
         if !status.is_success() {
             let e = ApiError::from_upstream(status, &h, body);
-            if matches!(status.as_u16(), 401 | 403 | 404) {
+            if crate::mirror::is_refusal(status, &h) {
                 self.refused(&repo_key, Scope::Files, &s.caller, e.clone())
                     .await;
             }

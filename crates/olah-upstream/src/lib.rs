@@ -264,6 +264,21 @@ impl Upstream {
         rb.send().await.map_err(UpstreamError::from_reqwest)
     }
 
+    /// HEAD of an absolute URL the Hub redirected to (the LFS CDN URL of a resolve): allow-listed
+    /// hosts only, no credential at all, redirects not followed.
+    pub async fn head_absolute(&self, url: &str) -> Result<Response> {
+        let url = Url::parse(url).map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
+        if !self.allow.allows(&url) {
+            return Err(UpstreamError::DisallowedRedirect(netloc(&url)));
+        }
+        self.client
+            .head(url)
+            .header(header::ACCEPT_ENCODING, "identity")
+            .send()
+            .await
+            .map_err(UpstreamError::from_reqwest)
+    }
+
     /// Whether a URL handed out by the upstream may be contacted.
     pub fn allows_url(&self, url: &str) -> bool {
         Url::parse(url).is_ok_and(|u| self.allow.allows(&u))

@@ -207,7 +207,7 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
             let body = axum::body::to_bytes(req.into_body(), 1 << 20)
                 .await
                 .map_err(|_| ApiError::bad_request("paths-info body too large or unreadable"))?;
-            let (c, cache) = m.api(&route, None, Some(body), a.as_ref()).await?;
+            let (c, cache) = m.paths_info(&route, body, a.as_ref()).await?;
             span.record("cache", cache);
             Ok(api_response(&m, &route, &c, &host))
         }
@@ -535,7 +535,7 @@ impl FileTarget {
                 self.size,
             )
         });
-        if !m.cache_allowed(&self.repo) {
+        let direct = |source: Option<Arc<dyn olah_store::Source>>| async move {
             let source = source.ok_or_else(|| {
                 ApiError::from(olah_store::StoreError::NotCached(self.path.as_str().into()))
             })?;
@@ -546,14 +546,27 @@ impl FileTarget {
                     timeout: false,
                     message: e.message,
                 })?;
-            return Ok(s
-                .map(|r| r.map_err(|e| std::io::Error::other(e.message)))
-                .boxed());
+            Ok::<IoStream, ApiError>(
+                s.map(|r| r.map_err(|e| std::io::Error::other(e.message)))
+                    .boxed(),
+            )
+        };
+        if !m.cache_allowed(&self.repo) {
+            return direct(source).await;
         }
         let key = self
             .key
             .ok_or_else(|| ApiError::Internal("cached file without a content key".into()))?;
-        let blob = m.blobs.open(key, self.size).await?;
+        let blob = match m.blobs.open(key, self.size).await {
+            Ok(b) => b,
+            // The store cannot be written (a full disk, a database being reopened): serve
+            // straight from the upstream without caching rather than fail the download.
+            Err(e) if source.is_some() => {
+                m.cache_write_failed(&ApiError::from(e));
+                return direct(source).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if source.is_none() && !blob.is_cached(start, end) {
             // Offline and not (fully) cached: say so before any header is sent.
             return Err(crate::mirror::offline_miss(&format!(

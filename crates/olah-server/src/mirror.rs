@@ -135,6 +135,16 @@ impl Mirror {
             Arc::new(MetaDb::open(&root.join("olah-meta.redb")).map_err(|e| {
                 format!("cannot open metadata database in {}: {e}", root.display())
             })?);
+        // Cached API answers keep to their own budget: an eighth of the size limit, at most the
+        // default (bounded even without a limit; counted in the limit's usage total).
+        let api_budget = cfg
+            .cache_size_limit
+            .map_or(olah_store::meta::DEFAULT_API_BUDGET, |l| {
+                (l / 8).min(olah_store::meta::DEFAULT_API_BUDGET)
+            });
+        if let Err(e) = db.set_api_budget(api_budget) {
+            tracing::warn!(error = %e, "cannot apply the API cache budget");
+        }
         let block = cfg
             .cache_block_size
             .unwrap_or(olah_store::DEFAULT_BLOCK_SIZE);
@@ -511,14 +521,18 @@ impl Mirror {
                     return Ok((commit, meta));
                 }
                 let m2 = meta.clone();
-                me.db(move |db| {
-                    db.put_json(&file_key, &m2)?;
-                    if let Some((k, v)) = rev_entry {
-                        db.put_json(&k, &v)?;
-                    }
-                    Ok(())
-                })
-                .await?;
+                let stored = me
+                    .db(move |db| {
+                        db.put_json(&file_key, &m2)?;
+                        if let Some((k, v)) = rev_entry {
+                            db.put_json(&k, &v)?;
+                        }
+                        Ok(())
+                    })
+                    .await;
+                if let Err(e) = stored {
+                    me.cache_write_failed(&e);
+                }
                 Ok((commit, meta))
             })
             .await
@@ -684,19 +698,25 @@ impl Mirror {
             .clone();
         let caller = self.access.caller(auth);
         let up = route.upstream_path();
-        let up_full = match query {
-            Some(q) if !q.is_empty() => format!("{up}?{q}"),
-            _ => up.clone(),
+        // Only the parameters clients send for this route, sorted: a junk query string neither
+        // reaches the Hub nor makes a new cache record.
+        let up_full = match normalise_query(route, query)? {
+            Some(q) => format!("{up}?{q}"),
+            None => up.clone(),
         };
-        let form_key = form
-            .as_ref()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default();
-        let key = format!("api|{up_full}|{form_key}");
+        let key = format!("api|{up_full}");
+        let flight_key = format!(
+            "{key}|{}|{}",
+            caller.id(),
+            form.as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        );
         let immutable = route.revision().is_some_and(|r| r.is_commit_sha());
-        let keep = self.cache_allowed(&repo);
+        // paths-info answers are cached per path by `paths_info`, never as a whole body.
+        let keep = self.cache_allowed(&repo) && form.is_none();
         let cached: Option<CachedResponse> = if keep {
-            self.db.get_json(&key).ok().flatten()
+            self.db.get_api(&key).ok().flatten()
         } else {
             None
         };
@@ -711,7 +731,6 @@ impl Mirror {
             return Err(offline_miss(&up_full));
         }
         let me = self.clone();
-        let flight_key = format!("{key}|{}", caller.id());
         let (auth2, caller2, repo_key, repo2) =
             (auth.cloned(), caller.clone(), repo.key(), repo.clone());
         let res = self
@@ -760,7 +779,9 @@ impl Mirror {
                     .await;
                 if keep {
                     let c2 = c.clone();
-                    me.db(move |db| db.put_json(&key, &c2)).await?;
+                    if let Err(e) = me.db(move |db| db.put_api(&key, &c2)).await {
+                        me.cache_write_failed(&e);
+                    }
                 }
                 Ok(Arc::new(c))
             })
@@ -782,6 +803,140 @@ impl Mirror {
                 Ok((Arc::new(cached.expect("checked")), "stale"))
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// `POST …/paths-info/{rev}`: the body (form `paths=…&expand=…` as huggingface_hub sends
+    /// it, or JSON `{"paths": […], "expand": …}` as huggingface.js does) is parsed; entries are
+    /// cached per (repo, revision, expand, path) and the answer composed from them; only the paths
+    /// not cached (or expired) are asked upstream, in one request. Paths the Hub does not list
+    /// are not cached (absence would let any caller grow the cache).
+    pub async fn paths_info(
+        self: &Arc<Self>,
+        route: &Route,
+        body: Bytes,
+        auth: Option<&HeaderValue>,
+    ) -> Result<(Arc<CachedResponse>, &'static str), ApiError> {
+        let repo = route
+            .repo()
+            .ok_or_else(|| ApiError::Internal("API route without a repo".into()))?
+            .clone();
+        let caller = self.access.caller(auth);
+        let (paths, expand) = parse_paths_info(&body)?;
+        let up = route.upstream_path();
+        let entry_key = |p: &str| format!("api|{up}|paths-info|{expand}|{p}");
+        let immutable = route.revision().is_some_and(|r| r.is_commit_sha());
+        let keep = self.cache_allowed(&repo);
+        let mut have: std::collections::HashMap<String, PathEntry> = Default::default();
+        let mut ask: Vec<&str> = Vec::new();
+        let mut stale = false;
+        for p in &paths {
+            let e: Option<PathEntry> = if keep {
+                self.db.get_api(&entry_key(p)).ok().flatten()
+            } else {
+                None
+            };
+            match e {
+                Some(e)
+                    if immutable
+                        || self.offline()
+                        || now().saturating_sub(e.fetched_at) < self.ttl() =>
+                {
+                    have.insert(p.clone(), e);
+                }
+                Some(e) => {
+                    stale = true;
+                    have.insert(p.clone(), e);
+                    ask.push(p);
+                }
+                None => ask.push(p),
+            }
+        }
+        if ask.is_empty() {
+            self.check_access(&repo, Scope::Meta, &caller, auth, None)
+                .await?;
+            return Ok((compose_paths_info(&paths, &have), "hit"));
+        }
+        if self.offline() {
+            return Err(offline_miss(&format!("{up} ({} paths)", ask.len())));
+        }
+        let form = {
+            let mut f = url::form_urlencoded::Serializer::new(String::new());
+            for p in &ask {
+                f.append_pair("paths", p);
+            }
+            f.append_pair("expand", if expand { "true" } else { "false" });
+            Bytes::from(f.finish())
+        };
+        match self.api(route, None, Some(form), auth).await {
+            Ok((c, _)) => {
+                let entries: Vec<serde_json::Value> = serde_json::from_str(&c.body)
+                    .map_err(|_| ApiError::BadUpstream("paths-info answer is not a list".into()))?;
+                let asked: std::collections::HashSet<&str> = ask.iter().copied().collect();
+                let mut store = Vec::new();
+                for v in entries {
+                    let Some(p) = v.get("path").and_then(|p| p.as_str()) else {
+                        continue;
+                    };
+                    if !asked.contains(p) {
+                        continue;
+                    }
+                    let e = PathEntry {
+                        entry: v.to_string(),
+                        fetched_at: now(),
+                    };
+                    store.push((entry_key(p), e.clone()));
+                    have.insert(p.to_string(), e);
+                }
+                for p in &ask {
+                    if !store.iter().any(|(k, _)| *k == entry_key(p)) {
+                        have.remove(*p); // no longer listed upstream
+                    }
+                }
+                if keep && !store.is_empty() {
+                    let res = self
+                        .db(move |db| {
+                            for (k, e) in &store {
+                                db.put_api(k, e)?;
+                            }
+                            Ok(())
+                        })
+                        .await;
+                    if let Err(e) = res {
+                        self.cache_write_failed(&e);
+                    }
+                }
+                let how = if stale { "revalidated" } else { "miss" };
+                Ok((compose_paths_info(&paths, &have), how))
+            }
+            Err(e)
+                if e.is_outage()
+                    && have.len() == paths.len()
+                    && self.may_serve_without_upstream(&repo.key(), Scope::Meta, &caller) =>
+            {
+                Ok((compose_paths_info(&paths, &have), "stale"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A cache write failed (a full disk, a database being reopened): the request goes on
+    /// without caching; warns at most once every 10 s.
+    pub(crate) fn cache_write_failed(&self, e: &ApiError) {
+        static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let t = now();
+        let last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+        if t >= last + 10
+            && LAST
+                .compare_exchange(
+                    last,
+                    t,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            tracing::warn!(error = ?e, "metadata cache write failed; serving without caching");
         }
     }
 
@@ -824,6 +979,129 @@ pub(crate) async fn read_answer(
         .await
         .map_err(|e| ApiError::from(UpstreamError::Unreachable(e.without_url().to_string())))?;
     Ok((status, h, body))
+}
+
+/// One cached paths-info entry (the Hub's JSON object for one path).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PathEntry {
+    entry: String,
+    fetched_at: u64,
+}
+
+/// Most paths in one paths-info request.
+pub const MAX_PATHS_INFO: usize = 1000;
+
+/// Longest query parameter (name and value, as sent) forwarded to the Hub.
+const MAX_PARAM_LEN: usize = 1024;
+
+/// The query parameters clients send per API route (PROTOCOL.md §2.3, PROTOCOL-2.md).
+fn known_params(route: &Route) -> &'static [&'static str] {
+    match route {
+        Route::RepoInfo { .. } | Route::RevisionInfo { .. } => {
+            &["expand", "blobs", "securityStatus", "files_metadata"]
+        }
+        Route::Tree { .. } => &["recursive", "expand", "cursor", "limit"],
+        Route::Refs { .. } => &["include_prs"],
+        Route::Commits { .. } => &["expand", "expand[]", "expand%5B%5D", "p", "cursor", "limit"],
+        _ => &[],
+    }
+}
+
+/// The query string sent upstream and used in the cache key: known parameters only (as sent,
+/// byte for byte), sorted, each bounded in length; `None` when nothing is left.
+fn normalise_query(route: &Route, query: Option<&str>) -> Result<Option<String>, ApiError> {
+    let known = known_params(route);
+    let mut kept: Vec<&str> = Vec::new();
+    for pair in query.unwrap_or("").split('&') {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        if !known.contains(&name) {
+            continue;
+        }
+        if pair.len() > MAX_PARAM_LEN {
+            return Err(ApiError::bad_request(format!(
+                "query parameter {name} is too long"
+            )));
+        }
+        kept.push(pair);
+    }
+    if kept.len() > 32 {
+        return Err(ApiError::bad_request("too many query parameters"));
+    }
+    kept.sort_unstable();
+    kept.dedup();
+    Ok((!kept.is_empty()).then(|| kept.join("&")))
+}
+
+/// The paths (deduplicated, in order, each a valid repo path) and `expand` of a paths-info body.
+fn parse_paths_info(body: &[u8]) -> Result<(Vec<String>, bool), ApiError> {
+    let is_json = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    let (paths, expand) = if is_json {
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(default)]
+            paths: Vec<String>,
+            #[serde(default)]
+            expand: Option<serde_json::Value>,
+        }
+        let b: Body = serde_json::from_slice(body)
+            .map_err(|_| ApiError::bad_request("paths-info body is not valid JSON"))?;
+        let expand = match b.expand {
+            Some(serde_json::Value::Bool(x)) => x,
+            Some(serde_json::Value::String(s)) => is_true(&s),
+            _ => false,
+        };
+        (b.paths, expand)
+    } else {
+        let mut paths = Vec::new();
+        let mut expand = false;
+        for (k, v) in url::form_urlencoded::parse(body) {
+            match &*k {
+                "paths" => paths.push(v.into_owned()),
+                "expand" => expand = is_true(&v),
+                _ => {}
+            }
+        }
+        (paths, expand)
+    };
+    if paths.len() > MAX_PATHS_INFO {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_PATHS_INFO} paths per paths-info request"
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for p in paths {
+        RepoPath::new(&p).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if seen.insert(p.clone()) {
+            out.push(p);
+        }
+    }
+    Ok((out, expand))
+}
+
+fn is_true(s: &str) -> bool {
+    matches!(s, "true" | "True" | "1")
+}
+
+/// A paths-info answer made of per-path entries, in the order the paths were asked.
+fn compose_paths_info(
+    paths: &[String],
+    have: &std::collections::HashMap<String, PathEntry>,
+) -> Arc<CachedResponse> {
+    let entries: Vec<&str> = paths
+        .iter()
+        .filter_map(|p| have.get(p).map(|e| e.entry.as_str()))
+        .collect();
+    Arc::new(CachedResponse {
+        status: 200,
+        content_type: Some("application/json; charset=utf-8".into()),
+        link: None,
+        body: format!("[{}]", entries.join(",")),
+        fetched_at: now(),
+    })
 }
 
 /// Whether an upstream answer refuses the caller access to the repo (rather than naming a

@@ -203,6 +203,21 @@ class HubAdmin:
         """Replaces the fault knobs (no arguments = clear them)."""
         self._call("faults", kw)
 
+    def rewrites(self, *rules):
+        """Hostile mode: replaces the rewrite rules (no arguments = clear them). Each rule is a
+        dict as `olah_testkit::Rewrite` takes it: host, method, path (regex on path+query),
+        anonymous, times, status, set_headers, remove_headers, json_merge, body,
+        big_json_array_bytes."""
+        return self._call("rewrites", {"rules": list(rules)})["rules"]
+
+    @contextlib.contextmanager
+    def rewritten(self, *rules):
+        self.rewrites(*rules)
+        try:
+            yield
+        finally:
+            self.rewrites()
+
     @contextlib.contextmanager
     def faulted(self, **kw):
         self.faults(**kw)
@@ -559,6 +574,7 @@ def _clear_faults(hub):
     yield
     try:
         hub.admin.faults()
+        hub.admin.rewrites()
     except OSError:
         pass
 

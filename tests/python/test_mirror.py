@@ -216,6 +216,14 @@ def test_range_requests(hub, hub_admin, make_mirror, big_file):
     status, h, body = http(url, headers={"Range": f"bytes={size}-"}, follow=True)
     assert status == 416
     assert h["Content-Range"] == f"bytes */{size}"
+    # If-Range compares strongly (RFC 9110 §13.1.5): the ETag keeps the range, its weak form or a
+    # date sends the whole file; If-None-Match compares weakly.
+    etag = http(url, method="HEAD")[1]["ETag"]
+    for validator, want in [(etag, 206), (f"W/{etag}", 200), ("Wed, 21 Oct 2015 07:28:00 GMT", 200)]:
+        status, h, _ = http(url, method="HEAD", headers={"Range": "bytes=0-9", "If-Range": validator})
+        assert status == want, validator
+        assert h["Content-Length"] == ("10" if want == 206 else str(size))
+    assert http(url, method="HEAD", headers={"If-None-Match": f"W/{etag}"})[0] == 304
 
 
 def test_concurrent_identical_metadata_requests_are_coalesced(hub, hub_admin, make_mirror):

@@ -13,9 +13,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use olah_store::BlobStore;
-use olah_types::{
-    ByteRangeSpec, RepoPath, RepoRef, Revision, Route, parse_range_header, parse_route,
-};
+use olah_types::{ConditionalAnswer, RepoPath, RepoRef, Revision, Route, parse_route};
 use tracing::Instrument;
 
 use crate::error::ApiError;
@@ -371,36 +369,24 @@ async fn resolve(
             .as_deref()
             .unwrap_or("application/octet-stream"),
     );
-    if req_headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == etag || t.trim() == "*")
-        })
-    {
-        let mut r = Response::new(Body::empty());
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        *r.headers_mut() = h;
-        return Ok(r);
-    }
-    // Range: one range → 206; several → 206 multipart/byteranges (unsatisfiable parts dropped,
-    // at most MAX_RANGES); none satisfiable → 416.
-    let ranges: Option<Vec<(u64, u64)>> =
-        match req_headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-            Some(v) if if_range_ok(req_headers, &etag) => match parse_range_header(v) {
-                Ok(specs) if specs.len() <= MAX_RANGES => {
-                    let r: Vec<(u64, u64)> =
-                        specs.iter().filter_map(|s| range_of(s, size)).collect();
-                    if r.is_empty() {
-                        return Err(ApiError::RangeNotSatisfiable { size });
-                    }
-                    Some(r)
-                }
-                _ => None,
-            },
-            _ => None,
-        };
+    // Conditional request and ranges: one range → 206; several → 206 multipart/byteranges
+    // (unsatisfiable parts dropped, at most MAX_RANGES); none satisfiable → 416.
+    let ranges: Option<Vec<(u64, u64)>> = match olah_types::conditional::decide(
+        meta.client_etag(),
+        size,
+        crate::conditional::conditions(req_headers),
+        MAX_RANGES,
+    ) {
+        ConditionalAnswer::NotModified => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            *r.headers_mut() = h;
+            return Ok(r);
+        }
+        ConditionalAnswer::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { size }),
+        ConditionalAnswer::Whole => None,
+        ConditionalAnswer::Ranges(r) => Some(r),
+    };
     let target = FileTarget {
         mirror: m.clone(),
         repo: repo.clone(),
@@ -590,18 +576,6 @@ impl FileTarget {
         });
         Ok(counted.boxed())
     }
-}
-
-/// `If-Range` with a different ETag means "send the whole file".
-fn if_range_ok(h: &HeaderMap, etag: &str) -> bool {
-    match h.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
-        None => true,
-        Some(v) => v.trim().trim_start_matches("W/") == etag,
-    }
-}
-
-fn range_of(spec: &ByteRangeSpec, size: u64) -> Option<(u64, u64)> {
-    spec.resolve(size)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! * [`error`]: the one place where errors become HTTP responses.
 
 pub mod access;
+mod conditional;
 pub mod error;
 pub mod flight;
 pub mod http;

@@ -29,7 +29,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use git2::{ErrorCode, ObjectType, Odb, Oid, Repository, RepositoryOpenFlags, Sort, Tree};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use olah_types::{RepoRef, Route, parse_range_header};
+use olah_types::{ConditionalAnswer, RepoRef, Route};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -807,32 +807,6 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-fn etag_matches(list: &str, etag: &str) -> bool {
-    list.split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t.trim_start_matches("W/") == etag)
-}
-
-/// The single byte range to serve: `Ok(None)` = the whole file (no, several, an unparsable, or
-/// an outdated `If-Range` range), `Err` = 416.
-fn wanted_range(h: &HeaderMap, etag: &str, size: u64) -> Res<Option<(u64, u64)>> {
-    let Some(v) = h.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
-        return Ok(None);
-    };
-    if let Some(ir) = h.get(header::IF_RANGE).and_then(|v| v.to_str().ok())
-        && ir.trim().trim_start_matches("W/") != etag
-    {
-        return Ok(None);
-    }
-    match parse_range_header(v).as_deref() {
-        Ok([one]) => one
-            .resolve(size)
-            .map(Some)
-            .ok_or_else(|| Box::new(ApiError::RangeNotSatisfiable { size })),
-        _ => Ok(None),
-    }
-}
-
 async fn serve_file(f: FilePlan, head: bool, req_h: &HeaderMap) -> Result<Response, ApiError> {
     let size = f.info.size();
     let etag = format!("\"{}\"", f.info.etag());
@@ -850,17 +824,22 @@ async fn serve_file(f: FilePlan, head: bool, req_h: &HeaderMap) -> Result<Respon
     }
     put(&mut h, "accept-ranges", "bytes");
     put(&mut h, "content-type", content_type(&f.path));
-    if req_h
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| etag_matches(v, &etag))
-    {
-        let mut r = Response::new(Body::empty());
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        *r.headers_mut() = h;
-        return Ok(r);
-    }
-    let range = wanted_range(req_h, &etag, size).map_err(|e| *e)?;
+    let range = match olah_types::conditional::decide(
+        &f.info.etag(),
+        size,
+        crate::conditional::conditions(req_h),
+        1,
+    ) {
+        ConditionalAnswer::NotModified => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            *r.headers_mut() = h;
+            return Ok(r);
+        }
+        ConditionalAnswer::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { size }),
+        ConditionalAnswer::Whole => None,
+        ConditionalAnswer::Ranges(r) => r.first().copied(),
+    };
     let (status, start, len) = match range {
         Some((a, b)) => {
             put(&mut h, "content-range", &format!("bytes {a}-{b}/{size}"));
@@ -1327,6 +1306,24 @@ mod tests {
         .expect("local");
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body.len(), 3000);
+        // If-Range compares strongly: the ETag itself keeps the range, its weak form does not.
+        let etag = format!("\"{sha}\"");
+        for (validator, status) in [
+            (etag.clone(), StatusCode::PARTIAL_CONTENT),
+            (format!("W/{etag}"), StatusCode::OK),
+        ] {
+            let r = call_full(
+                &local,
+                Method::GET,
+                "/local/demo/resolve/main/weights.bin",
+                None,
+                &[("range", "bytes=0-1"), ("if-range", &validator)],
+                None,
+            )
+            .await
+            .expect("local");
+            assert_eq!(r.status, status, "{validator}");
+        }
         // The object is missing: an EntryNotFound error, not the pointer text.
         std::fs::remove_file(
             f.repo

@@ -33,7 +33,7 @@ use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::{StreamExt, TryStreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use olah_types::{RepoPath, RepoRef, RepoType, Revision, Route, parse_range_header};
+use olah_types::{ConditionalAnswer, RepoPath, RepoRef, RepoType, Revision, Route};
 use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -897,34 +897,23 @@ async fn resolve(
     }
     put("accept-ranges", "bytes");
     put("content-type", content_type(path.as_str()));
-    let matches_etag = |v: &str| {
-        v.split(',')
-            .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == etag)
-    };
-    if req
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(matches_etag)
-    {
-        let mut r = Response::new(Body::empty());
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        *r.headers_mut() = h;
-        return Ok(r);
-    }
-    let if_range_ok = match req.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
-        None => true,
-        Some(v) => v.trim().trim_start_matches("W/") == etag,
-    };
-    // One valid range → 206 (or 416); several ranges or an invalid header → the whole file.
-    let range = match req.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(v) if if_range_ok => match parse_range_header(v).as_deref() {
-            Ok([spec]) => Some(
-                spec.resolve(size)
-                    .ok_or(ApiError::RangeNotSatisfiable { size })?,
-            ),
-            _ => None,
-        },
-        _ => None,
+    let range = match olah_types::conditional::decide(
+        hash.etag(),
+        size,
+        crate::conditional::conditions(req),
+        1,
+    ) {
+        ConditionalAnswer::NotModified => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            *r.headers_mut() = h;
+            return Ok(r);
+        }
+        ConditionalAnswer::Unsatisfiable => {
+            return Err(ApiError::RangeNotSatisfiable { size }.into());
+        }
+        ConditionalAnswer::Whole => None,
+        ConditionalAnswer::Ranges(r) => r.first().copied(),
     };
     let (status, start, len) = match range {
         Some((a, b)) => {
@@ -1252,6 +1241,33 @@ mod tests {
             assert_eq!(g.status, StatusCode::OK, "{hs:?}");
             assert_eq!(&g.body[..], b"hello world\n");
         }
+        // If-Range compares strongly (RFC 9110 §13.1.5): the file's own ETag keeps the range,
+        // the same tag marked weak does not.
+        let x = "/acme/m1/resolve/main/sub/dir/x.txt";
+        let etag = call(app, "HEAD", x, &[]).await.h("etag").to_string();
+        let g = call(
+            app,
+            "GET",
+            x,
+            &[("range", "bytes=0-4"), ("if-range", &etag)],
+        )
+        .await;
+        assert_eq!(
+            (g.status, &g.body[..]),
+            (StatusCode::PARTIAL_CONTENT, &b"hello"[..])
+        );
+        let weak = format!("W/{etag}");
+        let g = call(
+            app,
+            "GET",
+            x,
+            &[("range", "bytes=0-4"), ("if-range", &weak)],
+        )
+        .await;
+        assert_eq!(
+            (g.status, &g.body[..]),
+            (StatusCode::OK, &b"hello world\n"[..])
+        );
     }
 
     #[tokio::test]

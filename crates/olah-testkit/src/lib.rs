@@ -31,7 +31,9 @@
 //! [`RouteKind`], body bytes per host, a bounded log of recent requests; latency, bandwidth
 //! pacing, bodies cut after N bytes, 503 and 429 bursts, scoped to the hub, the CDN or both.
 //! The same is reachable over HTTP on the hub host: `GET /__admin/stats`, `POST /__admin/reset`,
-//! `GET|POST /__admin/faults`, `GET /__admin/files` (the [`Fixture::manifest`]).
+//! `GET|POST /__admin/faults`, `GET|POST /__admin/rewrites` (hostile mode: [`Rewrite`] rules
+//! that rewrite chosen answers' status, headers and JSON), `GET /__admin/files` (the
+//! [`Fixture::manifest`]).
 //!
 //! The `olah-fakehub` binary serves [`Fixture::standard`] (see [`standard`]).
 
@@ -41,6 +43,7 @@ pub mod faults;
 pub mod fixture;
 mod hub;
 mod resp;
+pub mod rewrite;
 pub mod server;
 pub mod standard;
 pub mod stats;
@@ -50,5 +53,6 @@ pub use fixture::{
     CommitFixture, Content, FileFixture, Fixture, Kind, RepoFixture, Visibility, git_blob_sha1,
     iso_date, lfs_pointer_text,
 };
+pub use rewrite::{Rewrite, RewriteHost};
 pub use server::{FakeHub, HubState};
 pub use stats::{HostKind, LoggedRequest, RouteKind, Stats};

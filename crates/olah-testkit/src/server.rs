@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use crate::faults::{FaultTable, Faults, Injected, wrap_body};
 use crate::fixture::{FileFixture, Fixture};
 use crate::resp::{hub_error, json_response};
+use crate::rewrite::{Rewrite, RewriteTable};
 use crate::stats::{HostKind, LoggedRequest, Recorder, RouteKind, Stats};
 
 /// State shared by both servers (and the Rust test that owns the [`FakeHub`]).
@@ -22,6 +23,7 @@ pub struct HubState {
     secret: String,
     pub(crate) recorder: Recorder,
     pub(crate) faults: FaultTable,
+    pub(crate) rewrites: RewriteTable,
     pub(crate) cas: crate::cas::Cas,
     /// Xet CAS access tokens issued by the token route → expiry (unix seconds).
     /// CAS tokens: token → (expiry, index of the repo it is scoped to).
@@ -69,6 +71,16 @@ impl HubState {
     /// Removes every fault.
     pub fn clear_faults(&self) {
         self.faults.set(Faults::none());
+    }
+
+    /// Replaces the hostile-mode rules ([`Rewrite`]); an empty list clears them.
+    pub fn set_rewrites(&self, rules: Vec<Rewrite>) -> Result<(), String> {
+        self.rewrites.set(rules)
+    }
+
+    /// The hostile-mode rules in force, with what is left of counted ones.
+    pub fn rewrites(&self) -> Vec<Rewrite> {
+        self.rewrites.current()
     }
 
     /// A signature for a CDN path and expiry, keyed with a random per-process secret.
@@ -129,6 +141,7 @@ impl FakeHub {
             secret: hex::encode(rand::random::<[u8; 16]>()),
             recorder: Recorder::default(),
             faults: FaultTable::default(),
+            rewrites: RewriteTable::default(),
             cas,
             xet_tokens: Mutex::default(),
             lfs_objects,
@@ -184,6 +197,11 @@ impl FakeHub {
     /// Removes every fault.
     pub fn clear_faults(&self) {
         self.state.clear_faults();
+    }
+
+    /// Replaces the hostile-mode rules (see [`Rewrite`]); an empty list clears them.
+    pub fn set_rewrites(&self, rules: Vec<Rewrite>) -> Result<(), String> {
+        self.state.set_rewrites(rules)
     }
 
     /// Stops both servers and drops every open connection.
@@ -305,6 +323,7 @@ async fn handle(st: Arc<HubState>, host: HostKind, req: Request<Body>) -> Respon
         user_agent: hstr(header::USER_AGENT),
         status: 0,
     };
+    let rewrite = st.rewrites.plan(host, &req);
     let rf = st.faults.for_request(host);
     if !rf.latency.is_zero() {
         tokio::time::sleep(rf.latency).await;
@@ -335,6 +354,9 @@ async fn handle(st: Arc<HubState>, host: HostKind, req: Request<Body>) -> Respon
             HostKind::Cdn => crate::cdn::route(&st, req).await,
         },
     };
+    if !rewrite.is_empty() {
+        resp = rewrite.apply(&method, resp).await;
+    }
     if host == HostKind::Hub {
         resp.headers_mut().insert(
             "x-request-id",
@@ -383,6 +405,27 @@ async fn admin(st: &Arc<HubState>, what: &str, req: Request<Body>) -> Response<B
                     json_response(&faults_json(st))
                 }
                 Err(e) => hub_error(StatusCode::BAD_REQUEST, None, &format!("bad faults: {e}")),
+            }
+        }
+        (Method::GET, "rewrites") => json_response(&json!({"rules": st.rewrites()})),
+        (Method::POST, "rewrites") => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Rules {
+                #[serde(default)]
+                rules: Vec<Rewrite>,
+            }
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
+            let parsed = if body.iter().all(u8::is_ascii_whitespace) {
+                Ok(Rules { rules: Vec::new() })
+            } else {
+                serde_json::from_slice::<Rules>(&body).map_err(|e| e.to_string())
+            };
+            match parsed.and_then(|r| st.set_rewrites(r.rules)) {
+                Ok(()) => json_response(&json!({"rules": st.rewrites()})),
+                Err(e) => hub_error(StatusCode::BAD_REQUEST, None, &format!("bad rewrites: {e}")),
             }
         }
         (Method::GET, "files") => json_response(&serde_json::Value::Object(st.fixture.manifest())),

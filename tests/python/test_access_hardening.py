@@ -66,7 +66,7 @@ def test_a_refused_metadata_call_closes_the_repo_offline(hub, make_mirror):
 def test_a_probe_redirect_grants_only_when_it_leads_to_a_2xx_on_an_allowed_host(hub, make_mirror):
     m = make_mirror()
     # The owner caches the gated file; hf_other has no grant on the Hub.
-    status, body = http(
+    status, _, body = http(
         f"{m.url}/acme/gated/resolve/main/weights.bin", headers={"Authorization": "Bearer hf_granted"}, follow=True
     )
     assert status == 200 and sha256_bytes(body) == hub.file("acme/gated", "weights.bin")["sha256"]

@@ -700,7 +700,7 @@ impl Mirror {
         let up = route.upstream_path();
         // Only the parameters clients send for this route, sorted: a junk query string neither
         // reaches the Hub nor makes a new cache record.
-        let up_full = match normalise_query(route, query)? {
+        let up_full = match normalise_query(route, query).map_err(ApiError::bad_request)? {
             Some(q) => format!("{up}?{q}"),
             None => up.clone(),
         };
@@ -822,7 +822,7 @@ impl Mirror {
             .ok_or_else(|| ApiError::Internal("API route without a repo".into()))?
             .clone();
         let caller = self.access.caller(auth);
-        let (paths, expand) = parse_paths_info(&body)?;
+        let (paths, expand) = parse_paths_info(&body).map_err(ApiError::bad_request)?;
         let up = route.upstream_path();
         let entry_key = |p: &str| format!("api|{up}|paths-info|{expand}|{p}");
         let immutable = route.revision().is_some_and(|r| r.is_commit_sha());
@@ -1009,7 +1009,7 @@ fn known_params(route: &Route) -> &'static [&'static str] {
 
 /// The query string sent upstream and used in the cache key: known parameters only (as sent,
 /// byte for byte), sorted, each bounded in length; `None` when nothing is left.
-fn normalise_query(route: &Route, query: Option<&str>) -> Result<Option<String>, ApiError> {
+fn normalise_query(route: &Route, query: Option<&str>) -> Result<Option<String>, String> {
     let known = known_params(route);
     let mut kept: Vec<&str> = Vec::new();
     for pair in query.unwrap_or("").split('&') {
@@ -1018,14 +1018,12 @@ fn normalise_query(route: &Route, query: Option<&str>) -> Result<Option<String>,
             continue;
         }
         if pair.len() > MAX_PARAM_LEN {
-            return Err(ApiError::bad_request(format!(
-                "query parameter {name} is too long"
-            )));
+            return Err(format!("query parameter {name} is too long"));
         }
         kept.push(pair);
     }
     if kept.len() > 32 {
-        return Err(ApiError::bad_request("too many query parameters"));
+        return Err("too many query parameters".into());
     }
     kept.sort_unstable();
     kept.dedup();
@@ -1033,7 +1031,7 @@ fn normalise_query(route: &Route, query: Option<&str>) -> Result<Option<String>,
 }
 
 /// The paths (deduplicated, in order, each a valid repo path) and `expand` of a paths-info body.
-fn parse_paths_info(body: &[u8]) -> Result<(Vec<String>, bool), ApiError> {
+fn parse_paths_info(body: &[u8]) -> Result<(Vec<String>, bool), String> {
     let is_json = body
         .iter()
         .find(|b| !b.is_ascii_whitespace())
@@ -1047,7 +1045,7 @@ fn parse_paths_info(body: &[u8]) -> Result<(Vec<String>, bool), ApiError> {
             expand: Option<serde_json::Value>,
         }
         let b: Body = serde_json::from_slice(body)
-            .map_err(|_| ApiError::bad_request("paths-info body is not valid JSON"))?;
+            .map_err(|_| "paths-info body is not valid JSON".to_string())?;
         let expand = match b.expand {
             Some(serde_json::Value::Bool(x)) => x,
             Some(serde_json::Value::String(s)) => is_true(&s),
@@ -1067,14 +1065,14 @@ fn parse_paths_info(body: &[u8]) -> Result<(Vec<String>, bool), ApiError> {
         (paths, expand)
     };
     if paths.len() > MAX_PATHS_INFO {
-        return Err(ApiError::bad_request(format!(
+        return Err(format!(
             "at most {MAX_PATHS_INFO} paths per paths-info request"
-        )));
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for p in paths {
-        RepoPath::new(&p).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        RepoPath::new(&p).map_err(|e| e.to_string())?;
         if seen.insert(p.clone()) {
             out.push(p);
         }
@@ -1259,4 +1257,51 @@ fn limit(
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use olah_types::parse_route;
+
+    #[test]
+    fn queries_keep_known_parameters_sorted_and_bounded() {
+        let tree = parse_route("/api/models/a/b/tree/main").unwrap();
+        assert_eq!(
+            normalise_query(
+                &tree,
+                Some("junk=1&recursive=true&expand=false&cursor=ab%2Bc")
+            ),
+            Ok(Some("cursor=ab%2Bc&expand=false&recursive=true".into()))
+        );
+        assert_eq!(normalise_query(&tree, Some("x=1&y")), Ok(None));
+        let long = format!("cursor={}", "a".repeat(2000));
+        assert!(normalise_query(&tree, Some(&long)).is_err());
+        let info = parse_route("/api/models/a/b").unwrap();
+        assert_eq!(
+            normalise_query(
+                &info,
+                Some("expand=sha&recursive=true&expand=author&expand=sha")
+            ),
+            Ok(Some("expand=author&expand=sha".into()))
+        );
+    }
+
+    #[test]
+    fn paths_info_bodies_parse_as_form_or_json() {
+        assert_eq!(
+            parse_paths_info(b"paths=a.txt&paths=sub%2Fb%20c.txt&paths=a.txt&expand=True&x=1"),
+            Ok((vec!["a.txt".into(), "sub/b c.txt".into()], true))
+        );
+        assert_eq!(
+            parse_paths_info(br#" {"paths": ["a.txt"], "expand": false}"#),
+            Ok((vec!["a.txt".into()], false))
+        );
+        assert!(parse_paths_info(b"paths=../x").is_err());
+        assert!(parse_paths_info(b"{\"paths\": 3}").is_err());
+        let many: Vec<String> = (0..=MAX_PATHS_INFO)
+            .map(|i| format!("paths=f{i}"))
+            .collect();
+        assert!(parse_paths_info(many.join("&").as_bytes()).is_err());
+    }
 }

@@ -14,6 +14,9 @@
 //! Cached API answers live in their own table under a byte budget (keys and values counted);
 //! past it the oldest written records go first (see [`MetaDb::put_api`]).
 
+// redb's own error type is large; it never leaves this module (converted to `StoreError`).
+#![allow(clippy::result_large_err)]
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};

@@ -1103,13 +1103,14 @@ fn compose_paths_info(
 }
 
 /// Whether an upstream answer refuses the caller access to the repo (rather than naming a
-/// missing file or revision): 401, 403, or a 404 other than `EntryNotFound`/`RevisionNotFound`.
+/// missing file, revision or route): 401, 403, or a 404 `RepoNotFound` (how the Hub answers a
+/// token that may not see a private repo).
 pub(crate) fn is_refusal(status: StatusCode, h: &HeaderMap) -> bool {
     match status.as_u16() {
         401 | 403 => true,
-        404 => !matches!(
+        404 => matches!(
             h.get("x-error-code").and_then(|v| v.to_str().ok()),
-            Some("EntryNotFound" | "RevisionNotFound")
+            Some("RepoNotFound" | "GatedRepo")
         ),
         _ => false,
     }
@@ -1263,6 +1264,26 @@ fn limit(
 mod tests {
     use super::*;
     use olah_types::parse_route;
+
+    #[test]
+    fn refusals_are_told_from_missing_entries() {
+        let code = |c: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-error-code", HeaderValue::from_static(c));
+            h
+        };
+        let none = HeaderMap::new();
+        assert!(is_refusal(StatusCode::UNAUTHORIZED, &code("GatedRepo")));
+        assert!(is_refusal(StatusCode::FORBIDDEN, &none));
+        assert!(is_refusal(StatusCode::NOT_FOUND, &code("RepoNotFound")));
+        assert!(!is_refusal(StatusCode::NOT_FOUND, &code("EntryNotFound")));
+        assert!(!is_refusal(
+            StatusCode::NOT_FOUND,
+            &code("RevisionNotFound")
+        ));
+        assert!(!is_refusal(StatusCode::NOT_FOUND, &none));
+        assert!(!is_refusal(StatusCode::SERVICE_UNAVAILABLE, &none));
+    }
 
     #[test]
     fn queries_keep_known_parameters_sorted_and_bounded() {

@@ -97,40 +97,84 @@ def test_no_eviction_without_a_limit(hub, make_mirror):
     assert all(os.path.exists(blob_path(m, hub, f)) for f in (A, B, C))
 
 
-def test_a_file_being_read_is_not_evicted_under_its_reader(hub, make_mirror):
-    import threading
+BIG = ("acme/big", "big.bin")  # 64 MiB: LARGE_FIRST's first choice
+
+
+def slow_read(url, got, started, pause=0.02):
+    """Reads `url` in 512 KiB pieces with a pause between them (~25 MB/s at 0.02 s): the read
+    spans the evictions the test provokes. Leaves the sha256 in got["sha"]."""
     import urllib.request
 
-    # acme/big (64 MiB) is the largest: LARGE_FIRST's first choice. It is too big to sit in socket
-    # buffers, so the mirror is still streaming it while the eviction happens.
-    BIG = ("acme/big", "big.bin")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=120) as r:
+        h = hashlib.sha256()
+        while True:
+            piece = r.read(512 * 1024)
+            if not piece:
+                break
+            h.update(piece)
+            started.set()
+            time.sleep(pause)
+        got["sha"] = h.hexdigest()
+
+
+def test_a_file_being_read_is_not_evicted_and_eviction_waits_for_it(hub, make_mirror):
+    """The open largest file is LARGE_FIRST's victim: no smaller file goes in its place while it
+    is read; once its reader is done, it goes."""
+    import threading
+
     m = make_mirror("--cache-size-limit", "66M", "--cache-clean-strategy", "LARGE_FIRST")
     fetch(m, hub, BIG)
     got = {}
     started = threading.Event()
-
-    def slow_reader():
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(f"{m.url}/{BIG[0]}/resolve/main/{BIG[1]}", timeout=120) as r:
-            h = hashlib.sha256()
-            while True:
-                piece = r.read(512 * 1024)
-                if not piece:
-                    break
-                h.update(piece)
-                started.set()
-                time.sleep(0.02)  # ~25 MB/s: the read spans the eviction below
-            got["sha"] = h.hexdigest()
-
-    t = threading.Thread(target=slow_reader)
+    t = threading.Thread(target=slow_read, args=(f"{m.url}/{BIG[0]}/resolve/main/{BIG[1]}", got, started))
     t.start()
     assert started.wait(10)
     fetch(m, hub, A)  # now over the limit
-    deadline = time.time() + 10
-    while os.path.exists(blob_path(m, hub, A)) and time.time() < deadline:
-        time.sleep(0.05)
+    time.sleep(1)  # the evictor ran (it wakes at once when the limit is crossed)
     assert t.is_alive(), "the reader is still reading"
     assert os.path.exists(blob_path(m, hub, BIG)), "the blob under a reader stays"
-    assert not os.path.exists(blob_path(m, hub, A)), "another blob went instead"
+    assert os.path.exists(blob_path(m, hub, A)), "no other blob goes in its place"
     t.join(60)
     assert got.get("sha") == hub.file(*BIG)["sha256"], "the reader was not cut"
+    deadline = time.time() + 10
+    while os.path.exists(blob_path(m, hub, BIG)) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(blob_path(m, hub, BIG)), "released, the largest went"
+    assert os.path.exists(blob_path(m, hub, A))
+
+
+def test_large_first_lets_the_filling_largest_file_finish_then_evicts_it(hub, make_mirror):
+    """A (3 MiB) and B (5 MiB) are cached; C (64 MiB) is still being filled and read when the
+    total crosses the limit. LARGE_FIRST's order holds: A and B stay, C goes once its reader is
+    done (the cache exceeds the limit meanwhile)."""
+    import threading
+
+    m = make_mirror("--cache-size-limit", "66M", "--cache-clean-strategy", "LARGE_FIRST", "--xet", "plain")
+    fetch(m, hub, A)
+    fetch(m, hub, B)
+    got = {}
+    started = threading.Event()
+    url = f"{m.url}/{BIG[0]}/resolve/main/{BIG[1]}"
+    t = threading.Thread(target=slow_read, args=(url, got, started, 0.04))
+    t.start()
+    assert started.wait(10)
+    size = hub.file(*BIG)["size"]
+    # The fill runs ahead of the slow reader: wait until all of C is on disk (over the limit).
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        p = blob_path(m, hub, BIG)
+        if os.path.exists(p) and os.stat(p).st_blocks * 512 >= size:
+            break
+        time.sleep(0.05)
+    time.sleep(1)  # the evictor ran
+    assert t.is_alive(), "C's reader is still reading"
+    present = {f: os.path.exists(blob_path(m, hub, f)) for f in (A, B, BIG)}
+    assert present == {A: True, B: True, BIG: True}, present
+    t.join(90)
+    assert got.get("sha") == hub.file(*BIG)["sha256"], "C's reader was not cut"
+    deadline = time.time() + 10
+    while os.path.exists(blob_path(m, hub, BIG)) and time.time() < deadline:
+        time.sleep(0.05)
+    present = {f: os.path.exists(blob_path(m, hub, f)) for f in (A, B, BIG)}
+    assert present == {A: True, B: True, BIG: False}, present

@@ -67,6 +67,18 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Raises the open-file limit to its hard maximum (sockets and cache files are file
+/// descriptors) and returns the limit now in force.
+fn raise_nofile_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let (cfg, command) = match olah_config::load() {
         Ok(v) => v,
@@ -94,6 +106,15 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let nofile = raise_nofile_limit();
+    let opts = olah_server::serve::ServeOptions {
+        max_connections: cfg.max_connections.map_or_else(
+            || olah_server::serve::default_max_connections(nofile),
+            |n| n as usize,
+        ),
+        header_timeout: std::time::Duration::from_secs(cfg.header_timeout),
+        idle_timeout: std::time::Duration::from_secs(cfg.idle_timeout),
+    };
     let addr = format!("{}:{}", cfg.host, cfg.port);
     let tcp = tokio::net::TcpListener::bind(&addr)
         .await
@@ -107,11 +128,22 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
                 Arc::new(olah_server::Mirror::open(cfg.clone()).map_err(anyhow::Error::msg)?);
             tracing::info!(
                 listen = %format!("{scheme}://{local}"),
+                mirror_url = %cfg.mirror_url(),
+                max_connections = opts.max_connections,
+                open_file_limit = nofile,
                 upstream = %cfg.hf_url(),
                 repos_path = %cfg.repos_path.display(),
                 offline = cfg.offline,
                 "olah-rs mirror ready"
             );
+            let bare = cfg.host.trim_start_matches('[').trim_end_matches(']');
+            if matches!(bare, "0.0.0.0" | "::") && cfg.mirror_names.is_empty() {
+                tracing::warn!(
+                    mirror_url = %cfg.mirror_url(),
+                    "Xet and pagination URLs name the mirror-netloc unless a request's Host is \
+                     listed: set mirror-netloc (or mirror-names) to the names clients use"
+                );
+            }
             let db = mirror.db.clone();
             (olah_server::router(mirror), Some(db))
         }
@@ -124,19 +156,7 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
             (olah_server::modelbin::router(path), None)
         }
     };
-    match tls {
-        Some(acceptor) => {
-            let listener = olah_server::tls::TlsListener::new(tcp, acceptor)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
-        }
-        None => {
-            axum::serve(tcp, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?
-        }
-    }
+    olah_server::serve::serve(tcp, tls, app, opts, shutdown_signal()).await?;
     // Block records are committed lazily: make them durable before exiting.
     if let Some(db) = db
         && let Err(e) = db.flush()

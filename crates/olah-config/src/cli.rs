@@ -1,5 +1,6 @@
-//! The command line: olah's flags, plus ours (`--offline`, `--upstream-host`, `--xet`) and the
-//! `model-bin` subcommand.
+//! The command line: olah's flags, plus ours (`--offline`, `--upstream-host`, `--xet`,
+//! `--mirror-name`, `--max-connections`, `--header-timeout`, `--idle-timeout`) and the `model-bin`
+//! subcommand.
 //!
 //! No flag has a clap default: a flag not given is `None`, so the value from the file (or the
 //! built-in default) stays. Values are checked while parsing, so errors name the flag.
@@ -142,6 +143,25 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "MODE")]
     xet: Option<XetMode>,
 
+    /// Further host[:port] clients reach the mirror at; a request naming one of these (or the
+    /// mirror-netloc) gets URLs naming it, any other gets the mirror-netloc (repeatable;
+    /// replaces the file's mirror-names) [default: none]
+    #[arg(long = "mirror-name", value_name = "HOST[:PORT]", value_parser = values::netloc)]
+    mirror_name: Vec<String>,
+
+    /// Most client connections open at once; more are refused with 503 [default: derived
+    /// from the open-file limit]
+    #[arg(long = "max-connections", value_name = "N")]
+    max_connections: Option<u32>,
+
+    /// Seconds a client has to send a request's headers (and its first request) [default: 30]
+    #[arg(long = "header-timeout", value_name = "SECONDS")]
+    header_timeout: Option<u64>,
+
+    /// Seconds a connection may stay open with no request in progress [default: 60]
+    #[arg(long = "idle-timeout", value_name = "SECONDS")]
+    idle_timeout: Option<u64>,
+
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -217,6 +237,10 @@ where
         offline: cli.offline,
         upstream_hosts: (!cli.upstream_host.is_empty()).then_some(cli.upstream_host),
         xet_mode: cli.xet,
+        mirror_names: (!cli.mirror_name.is_empty()).then_some(cli.mirror_name),
+        max_connections: cli.max_connections,
+        header_timeout: cli.header_timeout,
+        idle_timeout: cli.idle_timeout,
         ..Layer::default()
     };
     Ok((cli.config, layer, command))

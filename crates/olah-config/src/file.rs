@@ -59,6 +59,11 @@ struct Basic {
     /// Checked after reading, for the same reason as [`RawRule::repo`].
     upstream_hosts: Option<Vec<Spanned<String>>>,
     xet: Option<Parsed<XetMode>>,
+    /// Checked after reading, as `upstream_hosts`.
+    mirror_names: Option<Vec<Spanned<String>>>,
+    max_connections: Option<u32>,
+    header_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -258,21 +263,22 @@ pub(crate) fn read(path: &Path) -> Result<Layer, ConfigError> {
 fn parse(text: &str) -> Result<Layer, Problem> {
     let f: FileConfig = toml::from_str(text)?;
     let b = f.basic;
-    let upstream_hosts = match b.upstream_hosts {
-        None => None,
-        Some(hosts) => Some(
-            hosts
-                .into_iter()
-                .map(|h| {
-                    let span = h.span();
-                    values::netloc(h.get_ref()).map_err(|msg| Problem {
-                        span: Some(span),
-                        msg,
-                    })
+    let netlocs = |list: Option<Vec<Spanned<String>>>| match list {
+        None => Ok(None),
+        Some(hosts) => hosts
+            .into_iter()
+            .map(|h| {
+                let span = h.span();
+                values::netloc(h.get_ref()).map_err(|msg| Problem {
+                    span: Some(span),
+                    msg,
                 })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
     };
+    let upstream_hosts = netlocs(b.upstream_hosts)?;
+    let mirror_names = netlocs(b.mirror_names)?;
     Ok(Layer {
         host: b.host.map(|v| v.0),
         port: b.port,
@@ -303,11 +309,15 @@ fn parse(text: &str) -> Result<Layer, Problem> {
         cache_rules: f.accessibility.cache.map(rule_list).transpose()?,
         upstream_hosts,
         xet_mode: b.xet.map(|v| v.0),
+        mirror_names,
+        max_connections: b.max_connections,
+        header_timeout: b.header_timeout,
+        idle_timeout: b.idle_timeout,
     })
 }
 
 /// `[basic]` keys, as olah spells them (plus ours).
-const BASIC_KEYS: [&str; 26] = [
+const BASIC_KEYS: [&str; 30] = [
     "host",
     "port",
     "ssl-key",
@@ -334,6 +344,10 @@ const BASIC_KEYS: [&str; 26] = [
     "workers",
     "upstream-hosts",
     "xet",
+    "mirror-names",
+    "max-connections",
+    "header-timeout",
+    "idle-timeout",
 ];
 
 /// `[accessibility]` keys.

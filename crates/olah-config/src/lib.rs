@@ -113,6 +113,21 @@ pub struct Config {
     /// olah-rs: how Xet-backed files are offered (`xet = "serve"|"plain"`, `--xet`)
     /// [default: serve].
     pub xet_mode: XetMode,
+    /// olah-rs: further `host[:port]`s clients reach the mirror at (`mirror-names` list,
+    /// `--mirror-name` repeatable). A request whose `Host` is one of these, `mirror_netloc` or
+    /// `mirror_lfs_netloc` gets URLs (Xet `casUrl`, `Link`s) naming that host; any other `Host`
+    /// gets `mirror_netloc` [default: none].
+    pub mirror_names: Vec<String>,
+    /// olah-rs: most client connections open at once; over it, new connections get a `503`
+    /// and are closed (`max-connections`, `--max-connections`) [default: none = derived from
+    /// the open-file limit].
+    pub max_connections: Option<u32>,
+    /// olah-rs: seconds a client has to send a request's headers, and to send its first request
+    /// after connecting (`header-timeout`, `--header-timeout`) [default: 30].
+    pub header_timeout: u64,
+    /// olah-rs: seconds a connection may stay open without a request in progress
+    /// (`idle-timeout`, `--idle-timeout`) [default: 60].
+    pub idle_timeout: u64,
 }
 
 impl Default for Config {
@@ -244,6 +259,18 @@ impl Config {
         for h in &self.upstream_hosts {
             values::netloc(h).map_err(|m| ConfigError::invalid("upstream-hosts", m))?;
         }
+        for h in &self.mirror_names {
+            values::netloc(h).map_err(|m| ConfigError::invalid("mirror-names", m))?;
+        }
+        for (key, v) in [
+            ("header-timeout", self.header_timeout),
+            ("idle-timeout", self.idle_timeout),
+            ("max-connections", self.max_connections.map_or(1, u64::from)),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::invalid(key, "must be greater than 0"));
+            }
+        }
         match (&self.ssl_key, &self.ssl_cert) {
             (Some(_), None) => {
                 return Err(ConfigError::invalid(
@@ -348,7 +375,50 @@ mod tests {
         assert!(c.proxy_rules.is_empty() && c.cache_rules.is_empty());
         assert!(c.upstream_hosts.is_empty());
         assert_eq!(c.xet_mode, XetMode::Serve);
+        assert!(c.mirror_names.is_empty());
+        assert_eq!(c.max_connections, None);
+        assert_eq!((c.header_timeout, c.idle_timeout), (30, 60));
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn connection_limits_and_mirror_names_from_file_and_flags() {
+        let text = r#"
+[basic]
+mirror-names = ["mirror.lan:8090", "10.0.0.5:8090"]
+max-connections = 100
+header-timeout = 5
+idle-timeout = 20
+"#;
+        let c = load_file(text, &[]).unwrap();
+        assert_eq!(c.mirror_names, vec!["mirror.lan:8090", "10.0.0.5:8090"]);
+        assert_eq!(c.max_connections, Some(100));
+        assert_eq!((c.header_timeout, c.idle_timeout), (5, 20));
+        let c = load_file(
+            text,
+            &[
+                "--mirror-name",
+                "m.lan",
+                "--max-connections",
+                "7",
+                "--header-timeout",
+                "2",
+                "--idle-timeout",
+                "3",
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.mirror_names, vec!["m.lan"], "the flags replace the list");
+        assert_eq!(c.max_connections, Some(7));
+        assert_eq!((c.header_timeout, c.idle_timeout), (2, 3));
+        for bad in [
+            "[basic]\nmax-connections = 0\n",
+            "[basic]\nheader-timeout = 0\n",
+            "[basic]\nidle-timeout = 0\n",
+            "[basic]\nmirror-names = [\"a/b\"]\n",
+        ] {
+            assert!(load_file(bad, &[]).is_err(), "{bad}");
+        }
     }
 
     #[test]

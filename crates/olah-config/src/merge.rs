@@ -44,6 +44,10 @@ pub(crate) struct Layer {
     pub cache_rules: Option<Vec<AccessRule>>,
     pub upstream_hosts: Option<Vec<String>>,
     pub xet_mode: Option<XetMode>,
+    pub mirror_names: Option<Vec<String>>,
+    pub max_connections: Option<u32>,
+    pub header_timeout: Option<u64>,
+    pub idle_timeout: Option<u64>,
 }
 
 impl Layer {
@@ -85,6 +89,10 @@ impl Layer {
             cache_rules,
             upstream_hosts,
             xet_mode,
+            mirror_names,
+            max_connections,
+            header_timeout,
+            idle_timeout,
         )
     }
 
@@ -137,6 +145,10 @@ impl Layer {
             cache_rules: self.cache_rules.unwrap_or_default(),
             upstream_hosts: self.upstream_hosts.unwrap_or_default(),
             xet_mode: self.xet_mode.unwrap_or_default(),
+            mirror_names: self.mirror_names.unwrap_or_default(),
+            max_connections: self.max_connections,
+            header_timeout: self.header_timeout.unwrap_or(30),
+            idle_timeout: self.idle_timeout.unwrap_or(60),
         }
     }
 }

@@ -238,10 +238,45 @@ fn host_of(h: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The base URL clients reach the mirror at: the configured scheme and the Host they used.
+/// The base URL clients reach the mirror at, for the URLs the mirror hands out (Xet `casUrl`,
+/// `Link`s): the configured scheme and the `Host` the client used when it is one of the names
+/// the mirror answers to (`mirror-netloc`, `mirror-lfs-netloc`, `mirror-names`), else
+/// `mirror-netloc`. A `Host` is never echoed otherwise: behind a shared cache that ignores it,
+/// one request naming another host would send every client's mirror token there.
 fn mirror_base(m: &Mirror, host: &Option<String>) -> String {
-    let netloc = host.clone().unwrap_or_else(|| m.cfg.mirror_netloc.clone());
-    format!("{}://{}", m.cfg.mirror_scheme, netloc)
+    let cfg = &m.cfg;
+    let netloc = host
+        .as_deref()
+        .map(str::trim)
+        .filter(|h| {
+            std::iter::once(&cfg.mirror_netloc)
+                .chain([&cfg.mirror_lfs_netloc])
+                .chain(&cfg.mirror_names)
+                .any(|name| same_netloc(h, name, &cfg.mirror_scheme))
+        })
+        .unwrap_or(&cfg.mirror_netloc);
+    format!("{}://{}", cfg.mirror_scheme, netloc)
+}
+
+/// Whether two `host[:port]`s name the same place for `scheme` (case-insensitive host, the
+/// scheme's default port implied when absent).
+fn same_netloc(a: &str, b: &str, scheme: &str) -> bool {
+    let default = if scheme == "https" { "443" } else { "80" };
+    let norm = |s: &str| {
+        let s = s.to_ascii_lowercase();
+        // `host:port` or `[v6]:port`; a bare IPv6 literal has no port.
+        let has_port = s.rsplit_once(':').is_some_and(|(h, p)| {
+            !p.is_empty()
+                && p.bytes().all(|c| c.is_ascii_digit())
+                && (!h.contains(':') || h.ends_with(']'))
+        });
+        if has_port {
+            s
+        } else {
+            format!("{s}:{default}")
+        }
+    };
+    norm(a) == norm(b)
 }
 
 fn api_response(m: &Mirror, route: &Route, c: &CachedResponse, host: &Option<String>) -> Response {
@@ -562,6 +597,7 @@ impl FileTarget {
         }
         let want = end - start + 1;
         let span = tracing::Span::current();
+        let me = Arc::new(self.clone());
         let counted = BlobStore::read(blob, start, end, source).scan(0u64, move |sent, item| {
             if let Ok(b) = &item {
                 *sent += b.len() as u64;
@@ -569,10 +605,22 @@ impl FileTarget {
                     span.in_scope(|| tracing::info!(bytes = *sent, "body complete"));
                 }
             }
-            futures::future::ready(Some(item.map_err(|e| {
-                tracing::warn!(error = %e, "body aborted");
-                std::io::Error::other(e.to_string())
-            })))
+            let me = me.clone();
+            async move {
+                Some(match item {
+                    Ok(b) => Ok(b),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "body aborted");
+                        if matches!(e, olah_store::StoreError::InvalidData(_)) {
+                            // Before the client sees the error (and asks again).
+                            me.mirror
+                                .content_rejected(&me.repo, &me.commit, &me.path)
+                                .await;
+                        }
+                        Err(std::io::Error::other(e.to_string()))
+                    }
+                })
+            }
         });
         Ok(counted.boxed())
     }
@@ -607,5 +655,22 @@ mod tests {
         );
         let x = "<https://huggingface.co/api/models/a/b/xet-read-token/s>; rel=\"xet-auth\"";
         assert!(rewrite_link(x, "https://huggingface.co", "http://m").is_none());
+    }
+
+    #[test]
+    fn netlocs_compare_with_the_default_port_and_any_case() {
+        assert!(same_netloc("Mirror.LAN", "mirror.lan:80", "http"));
+        assert!(same_netloc("mirror.lan:443", "mirror.lan", "https"));
+        assert!(!same_netloc("mirror.lan:443", "mirror.lan", "http"));
+        assert!(same_netloc("127.0.0.1:8090", "127.0.0.1:8090", "http"));
+        assert!(!same_netloc("127.0.0.1:8091", "127.0.0.1:8090", "http"));
+        assert!(same_netloc("[::1]:8090", "[::1]:8090", "http"));
+        assert!(same_netloc("[::1]", "[::1]:80", "http"));
+        assert!(!same_netloc("evil.example", "mirror.lan", "http"));
+        assert!(!same_netloc(
+            "mirror.lan.evil.example:80",
+            "mirror.lan:80",
+            "http"
+        ));
     }
 }

@@ -4,6 +4,7 @@
 //! * [`access`]: the fail-closed per-caller access gate.
 //! * [`http`]: the axum router — one route parser, thin handlers.
 //! * [`error`]: the one place where errors become HTTP responses.
+//! * [`serve`]: the listener (connection cap, header and idle timeouts; plain or TLS).
 
 pub mod access;
 mod conditional;
@@ -14,6 +15,7 @@ mod hubjson;
 pub mod localgit;
 pub mod mirror;
 pub mod modelbin;
+pub mod serve;
 pub mod timefmt;
 pub mod tls;
 pub mod xet;

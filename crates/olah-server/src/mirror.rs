@@ -131,10 +131,9 @@ impl Mirror {
         let root = &cfg.repos_path;
         std::fs::create_dir_all(root)
             .map_err(|e| format!("cannot create repos-path {}: {e}", root.display()))?;
-        let db =
-            Arc::new(MetaDb::open(&root.join("olah-meta.redb")).map_err(|e| {
-                format!("cannot open metadata database in {}: {e}", root.display())
-            })?);
+        let (db, damaged) = MetaDb::open_or_recover(&root.join("olah-meta.redb"))
+            .map_err(|e| format!("cannot open the metadata database: {e}"))?;
+        let db = Arc::new(db);
         // Cached API answers keep to their own budget: an eighth of the size limit, at most the
         // default (bounded even without a limit; counted in the limit's usage total).
         let api_budget = cfg
@@ -162,6 +161,20 @@ impl Mirror {
         ));
         let xet = crate::xet::XetState::open(root.join("xorbs"))?;
         blobs.attach_xorbs(xet.store.clone());
+        if let Some((aside, why)) = damaged {
+            tracing::warn!(moved_to = %aside.display(), reason = %why,
+                "the metadata database was damaged: moved aside, starting with a fresh one; \
+                 re-registering the cached blobs that verify");
+            let (kept, bytes, dropped) = blobs
+                .recover_blobs()
+                .map_err(|e| format!("cannot rebuild the metadata database: {e}"))?;
+            tracing::warn!(
+                blobs = kept,
+                bytes,
+                deleted = dropped,
+                "cache recovered from the data files (file metadata is fetched again)"
+            );
+        }
         blobs.start_evictor();
         let mut extra = cfg.upstream_hosts.clone();
         extra.push(cfg.hf_lfs_netloc.clone());
@@ -647,6 +660,24 @@ impl Mirror {
         }
     }
 
+    /// The bytes of a file at a commit failed verification against the metadata the upstream
+    /// announced (content hash, size): that metadata is not trusted any more. Its `file|` record
+    /// and the CDN URL of its HEAD are dropped, so the next request asks the upstream again
+    /// (and recovers once the upstream is honest) instead of refetching against, or serving
+    /// under, the same wrong answer.
+    pub async fn content_rejected(&self, repo: &RepoRef, commit: &str, path: &RepoPath) {
+        let repo_key = repo.key();
+        self.locations
+            .lock()
+            .expect("locations lock")
+            .remove(&location_key(&repo_key, commit, path));
+        let file_key = format!("file|{repo_key}|{commit}|{}", path.as_str());
+        tracing::warn!(file = %file_key, "content failed verification: its metadata is dropped");
+        if let Err(e) = self.db(move |db| db.delete(&file_key)).await {
+            tracing::warn!(error = ?e, "could not drop the metadata of a rejected file");
+        }
+    }
+
     /// A [`Source`] that fetches byte ranges of a file at a commit from the upstream.
     pub fn file_source(
         &self,
@@ -968,17 +999,52 @@ impl Mirror {
     }
 }
 
-/// Status, headers and whole body of a (small: JSON) upstream answer.
+/// Most bytes read from one upstream API answer (JSON listings, reconstructions).
+pub(crate) const ANSWER_LIMIT: usize = 16 << 20;
+
+/// Most bytes read from one upstream token answer (a few short fields).
+pub(crate) const TOKEN_ANSWER_LIMIT: usize = 64 << 10;
+
+/// Status, headers and whole body of a (small: JSON) upstream answer, at most [`ANSWER_LIMIT`]
+/// bytes.
 pub(crate) async fn read_answer(
     resp: olah_upstream::Response,
 ) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
+    read_answer_limited(resp, ANSWER_LIMIT).await
+}
+
+/// Status, headers and whole body of an upstream answer of at most `limit` bytes: a larger
+/// announced `Content-Length` is refused before reading, and the bytes are counted while they
+/// stream in, so a larger answer costs at most `limit` bytes of memory and is never cached.
+pub(crate) async fn read_answer_limited(
+    mut resp: olah_upstream::Response,
+    limit: usize,
+) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
+    let too_large = || {
+        ApiError::BadUpstream(format!(
+            "the upstream answer is larger than the mirror accepts ({limit} bytes)"
+        ))
+    };
     let status = resp.status();
     let h = resp.headers().clone();
-    let body = resp
-        .bytes()
+    let announced = header_str(&h, header::CONTENT_LENGTH)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or(resp.content_length());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp
+        .chunk()
         .await
-        .map_err(|e| ApiError::from(UpstreamError::Unreachable(e.without_url().to_string())))?;
-    Ok((status, h, body))
+        .map_err(|e| ApiError::from(UpstreamError::Unreachable(e.without_url().to_string())))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, h, body.freeze()))
 }
 
 /// One cached paths-info entry (the Hub's JSON object for one path).
@@ -1190,6 +1256,14 @@ impl Source for HubFileSource {
         };
         let status = resp.status();
         let want = end - start + 1;
+        // The size the metadata announced must be the size of what the upstream serves: else the
+        // metadata lied (the content hash would catch it only after the whole transfer).
+        let wrong_size = |total: u64| {
+            SourceError::corrupt(format!(
+                "upstream serves {total} bytes, its metadata announced {}",
+                self.size
+            ))
+        };
         let skip = match status {
             StatusCode::PARTIAL_CONTENT => {
                 let cr = header_str(resp.headers(), header::CONTENT_RANGE).unwrap_or_default();
@@ -1205,10 +1279,22 @@ impl Source for HubFileSource {
                         Some(206),
                     ));
                 }
+                if let Some(total) = cr.rsplit_once('/').and_then(|(_, t)| t.parse::<u64>().ok())
+                    && total != self.size
+                {
+                    return Err(wrong_size(total));
+                }
                 0
             }
             // The whole file instead of the range: skip to the start.
-            StatusCode::OK => start,
+            StatusCode::OK => {
+                if let Some(total) = resp.content_length()
+                    && total != self.size
+                {
+                    return Err(wrong_size(total));
+                }
+                start
+            }
             s => {
                 return Err(SourceError::new(
                     format!("upstream answered {s}"),
@@ -1216,7 +1302,6 @@ impl Source for HubFileSource {
                 ));
             }
         };
-        let _ = self.size;
         Ok(limit(
             resp.bytes_stream()
                 .map_err(|e| SourceError::new(e.without_url().to_string(), None))
@@ -1324,5 +1409,49 @@ mod tests {
             .map(|i| format!("paths=f{i}"))
             .collect();
         assert!(parse_paths_info(many.join("&").as_bytes()).is_err());
+    }
+}
+
+#[cfg(test)]
+mod read_answer_tests {
+    use super::*;
+
+    fn answer(
+        chunks: Vec<&'static [u8]>,
+        content_length: Option<usize>,
+    ) -> olah_upstream::Response {
+        let stream = futures::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, std::io::Error>(Bytes::from_static(c))),
+        );
+        let mut r = http::Response::new(reqwest::Body::wrap_stream(stream));
+        if let Some(n) = content_length {
+            r.headers_mut().insert(header::CONTENT_LENGTH, n.into());
+        }
+        olah_upstream::Response::from(r)
+    }
+
+    #[tokio::test]
+    async fn answers_within_the_limit_are_read_whole() {
+        let (status, _, body) = read_answer_limited(answer(vec![b"[1,", b"2]"], None), 5)
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(&body[..], b"[1,2]");
+    }
+
+    #[tokio::test]
+    async fn larger_answers_are_refused_as_bad_upstream() {
+        // Announced too large: refused before the body is read.
+        let e = read_answer_limited(answer(vec![b"[]"], Some(1 << 30)), 1024)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_GATEWAY, "{e:?}");
+        // Streamed without a length: refused as soon as the count passes the limit.
+        let e = read_answer_limited(answer(vec![b"[1,2,", b"3,4]"], None), 8)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ApiError::BadUpstream(_)), "{e:?}");
     }
 }

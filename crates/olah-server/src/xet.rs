@@ -596,7 +596,8 @@ impl Mirror {
                 body: None,
             })
             .await?;
-        let (status, h, body) = read_answer(resp).await?;
+        let (status, h, body) =
+            crate::mirror::read_answer_limited(resp, crate::mirror::TOKEN_ANSWER_LIMIT).await?;
         let repo_key = s.repo.key();
         if !status.is_success() {
             let e = ApiError::from_upstream(status, &h, body);

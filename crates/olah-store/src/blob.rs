@@ -66,19 +66,29 @@ pub struct BlobStore {
     root: PathBuf,
     db: Arc<MetaDb>,
     block_size: u64,
-    registry: Mutex<Registry>,
+    registry: Arc<Mutex<Registry>>,
     usage: Arc<Usage>,
     /// Last read (ms) per blob, flushed to the database by eviction passes.
     access: Mutex<HashMap<BlobKey, u64>>,
     /// The xorb store sharing this cache's size limit, if any.
     xorbs: std::sync::OnceLock<Arc<crate::xorb::XorbStore>>,
+    /// Blob loads from disk so far (see [`BlobStore::loads`]).
+    loads: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
 struct Registry {
     open: HashMap<BlobKey, Weak<Blob>>,
+    /// Keys being loaded right now. Every other opener of the key waits for that one load (the
+    /// receiver reports when its sender, held by the load task, is dropped): a second load would
+    /// reset the records and the data file under the fill the first one started.
+    loading: HashMap<BlobKey, watch::Receiver<()>>,
     evicting: HashSet<BlobKey>,
 }
+
+/// How long an opener waits for the same key held open with another size (only a lying
+/// upstream makes two sizes for one content key) before giving up.
+const OTHER_SIZE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One open blob (shared by every reader and fill of it).
 pub struct Blob {
@@ -89,12 +99,30 @@ pub struct Blob {
     db: Arc<MetaDb>,
     usage: Arc<Usage>,
     state: Mutex<BlobState>,
+    /// Bumped whenever a block changes state or a verification ends: readers holding back the
+    /// last bytes of the content wait on it.
+    changes: watch::Sender<()>,
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        // No reader or fill holds it any more: an eviction waiting for it may go on.
+        self.usage.poke();
+    }
 }
 
 struct BlobState {
     slots: Vec<Slot>,
     complete: bool,
     verifying: bool,
+    /// Verifications of this blob that failed (its blocks were discarded).
+    mismatches: u64,
+    /// Blocks that went back to `Missing` so far (a counter, never reset).
+    lost: u64,
+    /// The verdict of a fill that claimed every block and hashed its bytes as they streamed,
+    /// with `lost` when that fill claimed them: used instead of re-reading the file only if no
+    /// block was lost since (else another fill supplied bytes this verdict did not see).
+    streamed: Option<(bool, u64)>,
 }
 
 #[derive(Clone)]
@@ -220,10 +248,11 @@ impl BlobStore {
             root,
             db,
             block_size: block_size.max(4096),
-            registry: Mutex::new(Registry::default()),
+            registry: Arc::new(Mutex::new(Registry::default())),
             usage,
             access: Mutex::new(HashMap::new()),
             xorbs: std::sync::OnceLock::new(),
+            loads: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -258,10 +287,15 @@ impl BlobStore {
             .collect()
     }
 
-    /// Marks a blob as being evicted unless it is open (read or filled right now).
+    /// How many times a blob was loaded from disk (once per key while it stays open).
+    pub fn loads(&self) -> u64 {
+        self.loads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Marks a blob as being evicted unless it is open (read, filled or loaded right now).
     pub(crate) fn begin_evict(&self, key: &BlobKey) -> bool {
         let mut r = self.registry.lock().expect("open-blob registry lock");
-        if r.open.get(key).is_some_and(|w| w.strong_count() > 0) {
+        if r.open.get(key).is_some_and(|w| w.strong_count() > 0) || r.loading.contains_key(key) {
             return false;
         }
         r.open.remove(key);
@@ -282,47 +316,145 @@ impl BlobStore {
     }
 
     /// Opens a blob of the given size, loading what is already cached. Every caller of the same
-    /// key shares one [`Blob`], which is what makes fills single-flight. Waits while the blob is
-    /// being evicted.
+    /// key shares one [`Blob`], which is what makes fills single-flight, and the key is loaded
+    /// once: concurrent openers wait for the first one's load. Waits while the blob is being
+    /// evicted, or while it is open with another size (until that one is released).
     pub async fn open(&self, key: BlobKey, size: u64) -> Result<Arc<Blob>> {
         self.access
             .lock()
             .expect("access map lock")
             .insert(key, now_ms());
-        let mut waited = 0;
-        loop {
-            let evicting = {
-                let r = self.registry.lock().expect("open-blob registry lock");
-                if let Some(b) = r.open.get(&key).and_then(Weak::upgrade)
-                    && b.size == size
-                {
-                    return Ok(b);
+        let mut evict_waits = 0;
+        let other_size_until = std::time::Instant::now() + OTHER_SIZE_WAIT;
+        let done = loop {
+            let loading = {
+                let mut r = self.registry.lock().expect("open-blob registry lock");
+                match r.open.get(&key).and_then(Weak::upgrade) {
+                    Some(b) if b.size == size => return Ok(b),
+                    Some(_) => {
+                        if std::time::Instant::now() > other_size_until {
+                            return Err(StoreError::Io(std::io::Error::other(format!(
+                                "{key} is open with another size"
+                            ))));
+                        }
+                        None
+                    }
+                    None => match r.loading.get(&key) {
+                        // A live load: wait for it. (A dead one, whose task panicked, is retried.)
+                        Some(rx) if rx.has_changed().is_ok() => Some(rx.clone()),
+                        _ if r.evicting.contains(&key) && evict_waits < 2000 => {
+                            evict_waits += 1;
+                            None
+                        }
+                        _ => {
+                            let (tx, rx) = watch::channel(());
+                            r.loading.insert(key, rx);
+                            break tx;
+                        }
+                    },
                 }
-                r.evicting.contains(&key)
             };
-            if !evicting || waited > 2000 {
-                break;
+            match loading {
+                // Resolves when the load is over (its sender is dropped).
+                Some(mut rx) => while rx.changed().await.is_ok() {},
+                None => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
             }
-            waited += 1;
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        };
+        self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let db = self.db.clone();
         let path = self.data_path(&key);
         let block_size = self.block_size;
         let usage = self.usage.clone();
-        let blob = blocking(move || load_blob(db, usage, key, size, block_size, &path)).await?;
-        let mut r = self.registry.lock().expect("open-blob registry lock");
-        if let Some(existing) = r.open.get(&key).and_then(Weak::upgrade)
-            && existing.size == size
-        {
-            return Ok(existing);
+        let registry = self.registry.clone();
+        // The load registers its blob itself, before its waiters wake: an opener cancelled
+        // mid-load (its client gone) cannot let a second load start beside the running one.
+        blocking(move || {
+            let loaded = load_blob(db, usage, key, size, block_size, &path);
+            let mut r = registry.lock().expect("open-blob registry lock");
+            r.loading.remove(&key);
+            let blob = Arc::new(loaded?);
+            if r.open.len() > 1024 {
+                r.open.retain(|_, w| w.strong_count() > 0);
+            }
+            r.open.insert(key, Arc::downgrade(&blob));
+            drop(r);
+            drop(done);
+            Ok(blob)
+        })
+        .await
+    }
+
+    /// Rebuilds the blob records of a fresh database from the data files (after a damaged
+    /// database was moved aside): every file under `sha256/` and `gitsha1/` whose whole content
+    /// hashes to the key its path names is recorded complete, with its block checksums; every
+    /// other data file (partial, wrong) is deleted. Blocking: call it at start-up, before
+    /// serving. Returns (blobs kept, their bytes, files deleted).
+    pub fn recover_blobs(&self) -> Result<(usize, u64, usize)> {
+        let (mut kept, mut bytes, mut dropped) = (0usize, 0u64, 0usize);
+        for kind in ["sha256", "gitsha1"] {
+            let Ok(shards) = std::fs::read_dir(self.root.join(kind)) else {
+                continue;
+            };
+            for shard in shards.flatten() {
+                let shard_name = shard.file_name().to_string_lossy().into_owned();
+                let Ok(files) = std::fs::read_dir(shard.path()) else {
+                    continue;
+                };
+                for f in files.flatten() {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    let Some(key) = BlobKey::from_etag(&name).filter(|k| {
+                        k.kind() == kind && k.hex() == name && k.hex()[..2] == shard_name
+                    }) else {
+                        continue; // not a data file of ours: left alone
+                    };
+                    match self.recover_one(key, &f.path()) {
+                        Ok(Some(n)) => {
+                            kept += 1;
+                            bytes += n;
+                        }
+                        Ok(None) => {
+                            dropped += 1;
+                            let _ = std::fs::remove_file(f.path());
+                        }
+                        Err(e) => {
+                            tracing::warn!(blob = %key, error = %e, "could not recover a cached blob")
+                        }
+                    }
+                }
+            }
         }
-        if r.open.len() > 1024 {
-            r.open.retain(|_, w| w.strong_count() > 0);
+        self.usage.add(bytes);
+        Ok((kept, bytes, dropped))
+    }
+
+    /// Hashes one data file against its key, with a CRC per block; records it when it matches.
+    fn recover_one(&self, key: BlobKey, path: &Path) -> Result<Option<u64>> {
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        let mut h = ContentHasher::new(&key, size);
+        let mut crcs = Vec::with_capacity(size.div_ceil(self.block_size) as usize);
+        let mut buf = vec![0u8; self.block_size as usize];
+        let mut off = 0u64;
+        while off < size {
+            let n = (size - off).min(self.block_size) as usize;
+            file.read_exact_at(&mut buf[..n], off)?;
+            h.update(&buf[..n]);
+            crcs.push(crc32fast::hash(&buf[..n]));
+            off += n as u64;
         }
-        let blob = Arc::new(blob);
-        r.open.insert(key, Arc::downgrade(&blob));
-        Ok(blob)
+        if !h.matches(&key) {
+            return Ok(None);
+        }
+        let now = now_ms();
+        let rec = BlobRecord {
+            size,
+            block_size: self.block_size,
+            complete: true,
+            created: now,
+            last_access: 0,
+        };
+        self.db.put_verified_blob(&key, &rec, &crcs)?;
+        Ok(Some(size))
     }
 
     /// Streams bytes `start..=end` of the blob, filling missing blocks from `source` (or failing
@@ -410,7 +542,11 @@ fn load_blob(
             slots,
             complete,
             verifying: false,
+            mismatches: 0,
+            lost: 0,
+            streamed: None,
         }),
+        changes: watch::channel(()).0,
     })
 }
 
@@ -475,6 +611,10 @@ impl Blob {
         if self.size == 0 || start > end || end >= self.size {
             return Ok(());
         }
+        let mismatches = self.state.lock().expect("blob state lock").mismatches;
+        // The piece that ends the content is released only once the whole content verified:
+        // no reader gets a clean end of body with bytes that did not match the content hash.
+        let mut held: Option<Bytes> = None;
         let mut pos = start;
         let mut failures = 0u32;
         while pos <= end {
@@ -495,7 +635,9 @@ impl Blob {
                     }
                     let slice =
                         data.slice((pos - block_start) as usize..(want_end - block_start) as usize);
-                    if tx.send(Ok(slice)).await.is_err() {
+                    if want_end == self.size {
+                        held = Some(slice);
+                    } else if tx.send(Ok(slice)).await.is_err() {
                         return Ok(());
                     }
                     pos = want_end;
@@ -516,7 +658,11 @@ impl Blob {
                         };
                         if p.len > off {
                             let upto = p.len.min(want_end - block_start);
-                            for part in fill.slice(off, upto) {
+                            let mut parts = fill.slice(off, upto);
+                            if block_start + upto == self.size {
+                                held = parts.pop();
+                            }
+                            for part in parts {
                                 if tx.send(Ok(part)).await.is_err() {
                                     return Ok(());
                                 }
@@ -553,7 +699,68 @@ impl Blob {
                 }
             }
         }
+        if let Some(last) = held {
+            self.settle((start / self.block_size) as u32, mismatches)
+                .await?;
+            let _ = tx.send(Ok(last)).await;
+        }
         Ok(())
+    }
+
+    /// Waits until the content is verified, for a reader of blocks `first..` holding back the
+    /// end of the content. Fails when a verification failed since the reader started
+    /// (`mismatches` then) or a block of the reader's range was lost before one could run.
+    /// A reader of a range that does not start at 0 waits only when the blocks before its range
+    /// are on disk already; else the verification would depend on fetches it did not ask for
+    /// (a footer read would wait for another client's whole download) and its range is served
+    /// as it is, checked per block (and by the source) only.
+    async fn settle(self: &Arc<Self>, first: u32, mismatches: u64) -> Result<()> {
+        let mut changes = self.changes.subscribe();
+        loop {
+            let verify_now = {
+                let mut st = self.state.lock().expect("blob state lock");
+                if st.mismatches != mismatches {
+                    return Err(StoreError::InvalidData(format!(
+                        "the content of {} does not match its hash",
+                        self.key
+                    )));
+                }
+                if st.complete {
+                    return Ok(());
+                }
+                let missing = |s: &Slot| matches!(s, Slot::Missing);
+                if st.slots[first as usize..].iter().any(missing) {
+                    return Err(StoreError::InvalidData(format!(
+                        "a block of {} was lost before its content was verified",
+                        self.key
+                    )));
+                }
+                if !st.slots[..first as usize]
+                    .iter()
+                    .all(|s| matches!(s, Slot::Present(_)))
+                {
+                    return Ok(());
+                }
+                let all_present = st.slots.iter().all(|s| matches!(s, Slot::Present(_)));
+                // Every block on disk but no verification running (loaded so after a crash, or
+                // the fill that wrote the last block found it running): run it here.
+                let run = all_present && !st.verifying;
+                if run {
+                    st.verifying = true;
+                }
+                run
+            };
+            if verify_now {
+                self.verify_all().await;
+                continue;
+            }
+            if changes.changed().await.is_err() {
+                return Err(StoreError::InvalidData(format!(
+                    "{} closed while it was verified",
+                    self.key
+                )));
+            }
+        }
     }
 
     /// Decides what to do for block `idx`, claiming a run of missing blocks when needed.
@@ -581,6 +788,7 @@ impl Blob {
                     first: idx,
                     fills: fills.into_iter().map(Some).collect(),
                     corrupt: false,
+                    lost_at: st.lost,
                 };
                 tokio::spawn(run_fill(guard, source.clone()));
                 Step::Follow(first)
@@ -606,10 +814,12 @@ impl Blob {
             let mut st = self.state.lock().expect("blob state lock");
             if matches!(st.slots[idx as usize], Slot::Present(c) if c == crc) {
                 st.slots[idx as usize] = Slot::Missing;
+                st.lost += 1;
                 st.complete = false;
                 self.usage.sub(self.block_len(idx));
             }
         }
+        self.changes.send_replace(());
         let db = self.db.clone();
         let key = self.key;
         if let Err(e) = blocking(move || db.remove_block(&key, idx)).await {
@@ -644,41 +854,67 @@ impl Blob {
             }
             all
         };
-        let _: () = if all_present {
-            let me = BlobRef {
-                file: self.file.clone(),
-                db: self.db.clone(),
-                key,
-                size: self.size,
-            };
-            let ok = blocking(move || me.verify()).await.unwrap_or_else(|e| {
-                tracing::warn!(blob = %key, error = %e, "verification failed to run");
-                false
-            });
-            let discard = {
-                let mut st = self.state.lock().expect("blob state lock");
-                st.verifying = false;
-                if ok {
-                    st.complete = true;
-                } else {
-                    let mut gone = 0;
-                    for (i, s) in st.slots.iter_mut().enumerate() {
-                        if matches!(s, Slot::Present(_)) {
-                            *s = Slot::Missing;
-                            gone += self.block_size.min(self.size - i as u64 * self.block_size);
-                        }
-                    }
-                    self.usage.sub(gone);
-                }
-                !ok
-            };
-            if discard {
-                tracing::error!(blob = %key, "content hash mismatch: discarding cached blob");
-                let db = self.db.clone();
-                let _ = blocking(move || reset_blob_record(&db, &key)).await;
-            }
-        };
+        self.changes.send_replace(());
+        if all_present {
+            self.verify_all().await;
+        }
         Ok(())
+    }
+
+    /// Hashes the whole content against the key (the caller set `verifying`): marks the blob
+    /// complete, or discards every block. Readers holding back the end of the content learn
+    /// the outcome through `changes`.
+    async fn verify_all(&self) {
+        let key = self.key;
+        let me = BlobRef {
+            file: self.file.clone(),
+            db: self.db.clone(),
+            key,
+            size: self.size,
+        };
+        let streamed = {
+            let mut st = self.state.lock().expect("blob state lock");
+            let lost = st.lost;
+            st.streamed
+                .take()
+                .filter(|(_, at)| *at == lost)
+                .map(|(ok, _)| ok)
+        };
+        let ok = blocking(move || match streamed {
+            Some(true) => me.mark_complete().map(|()| true),
+            Some(false) => Ok(false),
+            None => me.verify(),
+        })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(blob = %key, error = %e, "verification failed to run");
+            false
+        });
+        {
+            let mut st = self.state.lock().expect("blob state lock");
+            st.verifying = false;
+            st.streamed = None;
+            if ok {
+                st.complete = true;
+            } else {
+                st.mismatches += 1;
+                st.lost += 1;
+                let mut gone = 0;
+                for (i, s) in st.slots.iter_mut().enumerate() {
+                    if matches!(s, Slot::Present(_)) {
+                        *s = Slot::Missing;
+                        gone += self.block_size.min(self.size - i as u64 * self.block_size);
+                    }
+                }
+                self.usage.sub(gone);
+            }
+        }
+        if !ok {
+            tracing::error!(blob = %key, "content hash mismatch: discarding cached blob");
+            let db = self.db.clone();
+            let _ = blocking(move || reset_blob_record(&db, &key)).await;
+        }
+        self.changes.send_replace(());
     }
 }
 
@@ -704,23 +940,7 @@ struct BlobRef {
 impl BlobRef {
     /// Hashes the whole data file against the key; marks the blob complete on success.
     fn verify(&self) -> Result<bool> {
-        let ok = match self.key {
-            BlobKey::Sha256(want) => self.digest(sha2::Sha256::new())? == want,
-            BlobKey::GitSha1(want) => {
-                let mut h = sha1::Sha1::new();
-                h.update(format!("blob {}\0", self.size).as_bytes());
-                self.digest(h)? == want
-            }
-        };
-        if ok && let Some(mut r) = self.db.blob(&self.key)? {
-            r.complete = true;
-            self.db.put_blob(&self.key, &r)?;
-        }
-        Ok(ok)
-    }
-
-    /// Feeds the whole data file to `h` (1 MiB reads) and returns the digest.
-    fn digest<D: sha1::Digest>(&self, mut h: D) -> Result<Vec<u8>> {
+        let mut h = ContentHasher::new(&self.key, self.size);
         let mut buf = vec![0u8; 1 << 20];
         let mut off = 0u64;
         while off < self.size {
@@ -729,7 +949,53 @@ impl BlobRef {
             h.update(&buf[..n]);
             off += n as u64;
         }
-        Ok(h.finalize().to_vec())
+        let ok = h.matches(&self.key);
+        if ok {
+            self.mark_complete()?;
+        }
+        Ok(ok)
+    }
+
+    fn mark_complete(&self) -> Result<()> {
+        if let Some(mut r) = self.db.blob(&self.key)? {
+            r.complete = true;
+            self.db.put_blob(&self.key, &r)?;
+        }
+        Ok(())
+    }
+}
+
+/// The content hash a key names (sha256, or git's blob sha1), fed the content in order.
+enum ContentHasher {
+    Sha256(sha2::Sha256),
+    GitSha1(sha1::Sha1),
+}
+
+impl ContentHasher {
+    fn new(key: &BlobKey, size: u64) -> Self {
+        match key {
+            BlobKey::Sha256(_) => Self::Sha256(sha2::Sha256::new()),
+            BlobKey::GitSha1(_) => {
+                let mut h = sha1::Sha1::new();
+                h.update(format!("blob {size}\0").as_bytes());
+                Self::GitSha1(h)
+            }
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Sha256(h) => h.update(data),
+            Self::GitSha1(h) => h.update(data),
+        }
+    }
+
+    fn matches(self, key: &BlobKey) -> bool {
+        match (self, key) {
+            (Self::Sha256(h), BlobKey::Sha256(want)) => h.finalize()[..] == want[..],
+            (Self::GitSha1(h), BlobKey::GitSha1(want)) => h.finalize()[..] == want[..],
+            _ => false,
+        }
     }
 }
 
@@ -744,6 +1010,8 @@ struct FillGuard {
     fills: Vec<Option<Arc<BlockFill>>>,
     /// The fill failed because the source found its bytes wrong.
     corrupt: bool,
+    /// The blob's `lost` counter when the blocks were claimed.
+    lost_at: u64,
 }
 
 impl Drop for FillGuard {
@@ -756,12 +1024,15 @@ impl Drop for FillGuard {
                 && Arc::ptr_eq(cur, f)
             {
                 st.slots[idx as usize] = Slot::Missing;
+                st.lost += 1;
             }
             if self.corrupt {
                 f.corrupt.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             f.finish(FillState::Failed);
         }
+        drop(st);
+        self.blob.changes.send_replace(());
     }
 }
 
@@ -781,6 +1052,10 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
         let mut cur = guard.first;
         let mut filled = 0u64;
         let mut crc = crc32fast::Hasher::new();
+        // A fill that claimed every block sees the whole content in order: hash it on the way.
+        let nblocks = blob.size.div_ceil(blob.block_size) as u32;
+        let mut content =
+            (guard.first == 0 && end_block == nblocks).then(|| ContentHasher::new(&blob.key, blob.size));
         while let Some(chunk) = stream.next().await {
             let mut chunk = chunk?;
             while !chunk.is_empty() {
@@ -796,9 +1071,20 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
                 let take = (blen - filled).min(chunk.len() as u64) as usize;
                 let part = chunk.split_to(take);
                 crc.update(&part);
+                if let Some(h) = content.as_mut() {
+                    h.update(&part);
+                }
                 fill.push(part);
                 filled += take as u64;
                 if filled == blen {
+                    if cur + 1 == end_block
+                        && let Some(h) = content.take()
+                    {
+                        // Before the last block's write, whose commit runs the verification.
+                        let ok = h.matches(&blob.key);
+                        let mut st = blob.state.lock().expect("blob state lock");
+                        st.streamed = Some((ok, guard.lost_at));
+                    }
                     while writes.len() >= COMMITS_IN_FLIGHT
                         && let Some(r) = writes.join_next().await
                     {
@@ -816,7 +1102,10 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
                             if matches!(&st.slots[idx as usize], Slot::Filling(f) if Arc::ptr_eq(f, &fill))
                             {
                                 st.slots[idx as usize] = Slot::Missing;
+                                st.lost += 1;
                             }
+                            drop(st);
+                            b.changes.send_replace(());
                         }
                         fill.finish(if r.is_ok() {
                             FillState::Done
@@ -851,7 +1140,11 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
     }
     if let Err(e) = result {
         tracing::warn!(blob = %blob.key, error = %e, "fill failed");
-        if matches!(&e, StoreError::Source(s) if s.corrupt) {
+        // A body that ends cleanly short of (or runs past) the range asked is no cut
+        // connection: the source's size is not the blob's, and a retry would get the same.
+        if matches!(&e, StoreError::Source(s) if s.corrupt)
+            || matches!(&e, StoreError::InvalidData(_))
+        {
             // What this fill already committed came from the same wrong source: forget it.
             guard.corrupt = true;
             for (idx, crc) in committed {

@@ -4,9 +4,12 @@
 //! database at start-up, updated on every block write, invalidation and eviction). When a write
 //! pushes it over the limit the evictor task wakes at once (not hourly, as olah does) and deletes
 //! whole blobs in strategy order until the total is under 90 % of the limit. A blob that is open
-//! — being read or filled — is never evicted; its database records go first, then its file, so a
-//! crash mid-eviction leaves at worst an orphan file, never a record without bytes that passes
-//! its CRC.
+//! — being read or filled — is never evicted: when the next victim in strategy order is open the
+//! pass stops and the evictor waits for it to be released (so a later, smaller or newer file is
+//! not taken in its place; the cache may exceed the limit meanwhile). Same rule for every
+//! strategy and for xorbs with a fill in flight. A victim's database records go first, then its
+//! file, so a crash mid-eviction leaves at worst an orphan file, never a record without bytes
+//! that passes its CRC.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,6 +89,14 @@ impl Usage {
         }
     }
 
+    /// Wakes the evictor when the total is over the limit (a blob it may have waited for was
+    /// released).
+    pub(crate) fn poke(&self) {
+        if self.limit.is_some_and(|l| self.bytes() > l) {
+            self.wake.notify_one();
+        }
+    }
+
     pub(crate) fn sub(&self, n: u64) {
         let _ = self
             .bytes
@@ -125,7 +136,8 @@ impl BlobStore {
                 let still_over = usage.bytes() > limit;
                 drop(store);
                 if still_over {
-                    // Everything left was open (being read or filled): try again shortly.
+                    // The next victim is open (being read or filled): its release wakes us; try
+                    // again shortly anyway.
                     let _ = tokio::time::timeout(
                         std::time::Duration::from_millis(500),
                         usage.wake.notified(),
@@ -179,8 +191,15 @@ impl BlobStore {
             }
             match v {
                 Victim::Blob(u) => {
-                    if u.bytes == 0 || !self.begin_evict(&u.key) {
+                    if u.bytes == 0 {
                         continue;
+                    }
+                    if !self.begin_evict(&u.key) {
+                        // Open (read, filled or loaded): the strategy's order holds, so wait for
+                        // it to be released rather than take a later victim. The cache stays
+                        // over the limit meanwhile; the release wakes the evictor.
+                        tracing::debug!(blob = %u.key, "next victim is open: eviction waits");
+                        break;
                     }
                     let res = self.delete_blob(u.key).await;
                     self.end_evict(&u.key);
@@ -196,11 +215,13 @@ impl BlobStore {
                 Victim::Xorb(u) => {
                     let Some(x) = self.xorbs() else { continue };
                     let hash = u.hash.clone();
-                    if let Ok(Some(freed)) =
-                        crate::blob::blocking(move || Ok(x.remove(&hash))).await
-                    {
-                        evicted += 1;
-                        tracing::debug!(xorb = %u.hash, bytes = freed, "evicted");
+                    match crate::blob::blocking(move || Ok(x.remove(&hash))).await {
+                        Ok(Some(freed)) => {
+                            evicted += 1;
+                            tracing::debug!(xorb = %u.hash, bytes = freed, "evicted");
+                        }
+                        // A fill of it is in flight: wait for it, as for an open blob.
+                        _ => break,
                     }
                 }
             }

@@ -88,6 +88,50 @@ pub struct MetaDb {
     api_budget: AtomicU64,
 }
 
+/// Why the database file did not open.
+enum OpenError {
+    /// The file is damaged (cut short, corrupted): moving it aside is the fix.
+    Damaged(String),
+    /// Anything else (in use by another process, permissions, a newer format): left alone.
+    Other(StoreError),
+}
+
+/// Name of the thread that opens the database file.
+const OPEN_THREAD: &str = "olah-meta-open";
+
+/// Installs (once) a panic hook that keeps the opener thread's panics (redb's assertions on a
+/// damaged file, reported as an error instead) off stderr; every other panic goes to the hook
+/// that was there before.
+fn quiet_open_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() != Some(OPEN_THREAD) {
+                prev(info);
+            }
+        }));
+    });
+}
+
+/// Sorts a redb open error into "the file is damaged" and the rest.
+fn classify(e: redb::DatabaseError) -> OpenError {
+    use redb::{DatabaseError, StorageError};
+    match e {
+        DatabaseError::Storage(StorageError::Corrupted(why)) => OpenError::Damaged(why),
+        DatabaseError::Storage(StorageError::Io(io))
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+            ) =>
+        {
+            OpenError::Damaged(io.to_string())
+        }
+        DatabaseError::RepairAborted => OpenError::Damaged("its repair failed".into()),
+        other => OpenError::Other(other.into()),
+    }
+}
+
 fn create_tables(db: &Database) -> std::result::Result<(), redb::Error> {
     let tx = db.begin_write()?;
     {
@@ -104,24 +148,123 @@ fn is_io(e: &redb::Error) -> bool {
     matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo)
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl MetaDb {
-    /// Opens (or creates) the database file.
+    /// Opens (or creates) the database file. A damaged file is an error naming it (redb's own
+    /// assertions on a truncated file are caught, never a panic).
     pub fn open(path: &Path) -> Result<Self> {
-        let path: PathBuf = path.to_path_buf();
-        Self::open_with(Box::new(move || Database::create(&path)))
+        Self::try_open(path).map_err(|e| match e {
+            OpenError::Damaged(why) => StoreError::Db(format!(
+                "{} is damaged ({why}); move it aside or delete it: the mirror then starts with a \
+                 fresh database",
+                path.display()
+            )),
+            OpenError::Other(e) => StoreError::Db(format!("cannot open {}: {e}", path.display())),
+        })
     }
 
+    /// [`MetaDb::open`], but a damaged file is moved aside to `{name}.broken-{unix seconds}` and
+    /// a fresh database is created in its place. Returns where the broken file went, if it was
+    /// damaged (the caller then re-registers what it can: [`crate::BlobStore::recover_blobs`]).
+    /// Any other failure (the file is in use, unreadable, from a newer redb) is an error and the
+    /// file is left alone.
+    pub fn open_or_recover(path: &Path) -> Result<(Self, Option<(PathBuf, String)>)> {
+        match Self::try_open(path) {
+            Ok(db) => Ok((db, None)),
+            Err(OpenError::Damaged(why)) => {
+                let secs = crate::blob::now_ms() / 1000;
+                let mut name = path.file_name().unwrap_or_default().to_os_string();
+                name.push(format!(".broken-{secs}"));
+                let aside = path.with_file_name(name);
+                std::fs::rename(path, &aside).map_err(|e| {
+                    StoreError::Db(format!(
+                        "{} is damaged ({why}) and could not be moved aside: {e}; move it aside \
+                         or delete it: the mirror then starts with a fresh database",
+                        path.display()
+                    ))
+                })?;
+                let db = Self::open(path)?;
+                Ok((db, Some((aside, why))))
+            }
+            Err(OpenError::Other(e)) => Err(StoreError::Db(format!(
+                "cannot open {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    fn try_open(path: &Path) -> Result<Self, OpenError> {
+        let p = path.to_path_buf();
+        // redb asserts (panics) on some damaged files, e.g. one cut short. Open it on a thread of
+        // its own whose panic is caught (and kept off stderr by `quiet_open_panics`).
+        quiet_open_panics();
+        let opened = std::thread::Builder::new()
+            .name(OPEN_THREAD.into())
+            .spawn(move || -> Result<Database, OpenError> {
+                let db = Database::create(&p).map_err(classify)?;
+                let tx = db.begin_write().map_err(|e| OpenError::Other(e.into()))?;
+                {
+                    let corrupt = |e: redb::TableError| match e {
+                        redb::TableError::Storage(redb::StorageError::Corrupted(why)) => {
+                            OpenError::Damaged(why)
+                        }
+                        e => OpenError::Other(e.into()),
+                    };
+                    tx.open_table(KV).map_err(corrupt)?;
+                    tx.open_table(BLOBS).map_err(corrupt)?;
+                    tx.open_table(BLOCKS).map_err(corrupt)?;
+                    tx.open_table(API).map_err(corrupt)?;
+                }
+                tx.commit().map_err(|e| OpenError::Other(e.into()))?;
+                Ok(db)
+            })
+            .map_err(|e| OpenError::Other(e.into()))?
+            .join();
+        match opened {
+            Ok(r) => r.map(|db| {
+                // A reopen after an I/O error needs no damage handling: redb repairs on open.
+                let path = path.to_path_buf();
+                Self::with_handle(db, Box::new(move || Database::create(&path)))
+            }),
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "redb refused it".into());
+                Err(OpenError::Damaged(why))
+            }
+        }
+    }
+
+    /// Records a blob whose whole content was verified: its record and every block's checksum,
+    /// in one transaction (used when the database is rebuilt from the data files).
+    pub fn put_verified_blob(&self, key: &BlobKey, rec: &BlobRecord, crcs: &[u32]) -> Result<()> {
+        let k = key.to_string();
+        let bytes = serde_json::to_vec(rec).expect("blob records always serialize");
+        self.run(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut b = tx.open_table(BLOBS)?;
+                b.insert(k.as_str(), bytes.as_slice())?;
+                let mut t = tx.open_table(BLOCKS)?;
+                for (i, crc) in crcs.iter().enumerate() {
+                    t.insert((k.as_str(), i as u32), *crc)?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    #[cfg(test)]
     fn open_with(open: Opener) -> Result<Self> {
         let db = open()?;
         create_tables(&db).map_err(|e| StoreError::Db(e.to_string()))?;
-        Ok(Self {
+        Ok(Self::with_handle(db, open))
+    }
+
+    fn with_handle(db: Database, open: Opener) -> Self {
+        Self {
             open,
             db: RwLock::new(Some(Arc::new(db))),
             backoff: Mutex::new(Backoff {
@@ -130,7 +273,7 @@ impl MetaDb {
             }),
             api_bytes: Mutex::new(None),
             api_budget: AtomicU64::new(DEFAULT_API_BUDGET),
-        })
+        }
     }
 
     /// The live handle, reopening the database after an I/O error (at most once per backoff
@@ -300,7 +443,7 @@ impl MetaDb {
             return Ok(false);
         }
         let mut val = Vec::with_capacity(8 + json.len());
-        val.extend_from_slice(&now_ms().to_be_bytes());
+        val.extend_from_slice(&crate::blob::now_ms().to_be_bytes());
         val.extend_from_slice(&json);
         self.api_bytes()?;
         let mut total = self.api_bytes.lock().expect("api bytes lock");

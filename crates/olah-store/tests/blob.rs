@@ -421,7 +421,7 @@ async fn eviction_strategies_pick_the_right_victims() {
 }
 
 #[tokio::test]
-async fn an_open_blob_is_never_evicted_and_the_evictor_runs_on_its_own() {
+async fn an_open_blob_is_never_evicted_and_the_evictor_waits_for_it() {
     let dir = tempfile::tempdir().unwrap();
     let st = limited(dir.path(), 4 * BS, olah_store::Strategy::LargeFirst);
     st.start_evictor();
@@ -430,18 +430,28 @@ async fn an_open_blob_is_never_evicted_and_the_evictor_runs_on_its_own() {
     let kb = fill_blob(&st, &big).await;
     let held = st.open(kb, big.len() as u64).await.unwrap(); // a reader holds the big blob
     let ks = fill_blob(&st, &small).await; // over the limit: the evictor wakes
-    for _ in 0..200 {
-        if !st.data_path(&ks).exists() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(st.data_path(&kb).exists(), "the open blob stays");
-    assert!(!st.data_path(&ks).exists(), "the other blob went instead");
+    assert!(
+        st.data_path(&ks).exists(),
+        "the smaller blob is not taken in the largest's place"
+    );
     let got = collect(BlobStore::read(held, 0, big.len() as u64 - 1, None))
         .await
         .unwrap();
     assert_eq!(got, big, "the reader is not cut");
+    // Released: the evictor (on its own) takes the largest now.
+    for _ in 0..400 {
+        if !st.data_path(&kb).exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        !st.data_path(&kb).exists(),
+        "the largest went once released"
+    );
+    assert!(st.data_path(&ks).exists());
 }
 
 #[tokio::test]

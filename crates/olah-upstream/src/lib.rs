@@ -159,13 +159,13 @@ impl Upstream {
         &self.allow
     }
 
-    /// Sends one request to the Hub. Redirects are NOT followed except relative ones that stay
-    /// on the Hub origin (renamed repos answer `307 Location: /new/name/…`).
+    /// Sends one request to the Hub. Redirects are NOT followed except those that stay on the
+    /// Hub origin (renamed repos answer `307 Location: /new/name/…`): the `Location` is joined
+    /// the way every URL parser reads it (`/\host`, `/<TAB>/host` and `//host` name another
+    /// host) and only then compared with the Hub origin, so the caller's `Authorization` never
+    /// follows a redirect to another host. Any other redirect is returned as the answer.
     pub async fn hub(&self, req: HubRequest<'_>) -> Result<reqwest::Response> {
-        let mut url = self
-            .hub
-            .join(req.path_and_query)
-            .map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
+        let mut url = self.hub_url(req.path_and_query)?;
         for _ in 0..=MAX_REDIRECTS {
             let mut rb = self
                 .client
@@ -181,16 +181,13 @@ impl Upstream {
             if !resp.status().is_redirection() {
                 return Ok(resp);
             }
-            let Some(loc) = location(&resp) else {
+            let Some(next) = location(&resp).and_then(|loc| url.join(&loc).ok()) else {
                 return Ok(resp);
             };
-            if is_same_origin_relative(&loc) {
-                url = url
-                    .join(&loc)
-                    .map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
-                continue;
+            if !(same_origin(&next, &self.hub) && self.allow.allows(&next)) {
+                return Ok(resp);
             }
-            return Ok(resp);
+            url = next;
         }
         Err(UpstreamError::BadRedirect("too many redirects".into()))
     }
@@ -203,10 +200,7 @@ impl Upstream {
         auth: Option<&HeaderValue>,
         range: Option<(u64, u64)>,
     ) -> Result<reqwest::Response> {
-        let mut url = self
-            .hub
-            .join(path_and_query)
-            .map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
+        let mut url = self.hub_url(path_and_query)?;
         for _ in 0..=MAX_REDIRECTS {
             let mut rb = self
                 .client
@@ -279,6 +273,19 @@ impl Upstream {
             .map_err(UpstreamError::from_reqwest)
     }
 
+    /// The Hub URL of a path: joined like a redirect would be, and refused unless it stays on
+    /// the Hub origin (a path such as `//host/…` or `/\host/…` would name another host).
+    fn hub_url(&self, path_and_query: &str) -> Result<Url> {
+        let url = self
+            .hub
+            .join(path_and_query)
+            .map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
+        if !same_origin(&url, &self.hub) {
+            return Err(UpstreamError::DisallowedRedirect(netloc(&url)));
+        }
+        Ok(url)
+    }
+
     /// Whether a URL handed out by the upstream may be contacted.
     pub fn allows_url(&self, url: &str) -> bool {
         Url::parse(url).is_ok_and(|u| self.allow.allows(&u))
@@ -291,10 +298,6 @@ fn location(resp: &reqwest::Response) -> Option<String> {
         .to_str()
         .ok()
         .map(str::to_string)
-}
-
-fn is_same_origin_relative(loc: &str) -> bool {
-    loc.starts_with('/') && !loc.starts_with("//")
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
@@ -330,5 +333,251 @@ mod tests {
         assert!(!a.allows(&Url::parse("https://evilhf.co/").unwrap()));
         assert!(!a.allows(&Url::parse("https://huggingface.co.evil.com/").unwrap()));
         assert!(!a.allows(&Url::parse("https://cdn.hf.co:8443/").unwrap()));
+    }
+}
+
+/// Redirect handling against local servers that record what reached them.
+#[cfg(test)]
+mod redirect_tests {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// One request as a test server saw it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        target: String,
+        auth: bool,
+    }
+
+    /// A loopback HTTP/1.1 server: answers every request with `answer(target)` (status and
+    /// extra header lines) and records the request target and whether `Authorization` came.
+    struct TestServer {
+        port: u16,
+        seen: Arc<Mutex<Vec<Seen>>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl TestServer {
+        async fn start(answer: impl Fn(&str) -> (u16, String) + Send + Sync + 'static) -> Self {
+            let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = tcp.local_addr().unwrap().port();
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let (answer, log) = (Arc::new(answer), seen.clone());
+            let task = tokio::spawn(async move {
+                while let Ok((mut s, _)) = tcp.accept().await {
+                    let (answer, log) = (answer.clone(), log.clone());
+                    tokio::spawn(async move {
+                        let mut head = Vec::new();
+                        let mut buf = [0u8; 1024];
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match s.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let head = String::from_utf8_lossy(&head).into_owned();
+                        let target = head.split(' ').nth(1).unwrap_or_default().to_string();
+                        let auth = head
+                            .lines()
+                            .any(|l| l.to_ascii_lowercase().starts_with("authorization:"));
+                        log.lock().unwrap().push(Seen {
+                            target: target.clone(),
+                            auth,
+                        });
+                        let (status, extra) = answer(&target);
+                        let resp = format!(
+                            "HTTP/1.1 {status} X\r\n{extra}content-length: 2\r\nconnection: close\r\n\r\nok"
+                        );
+                        let _ = s.write_all(resp.as_bytes()).await;
+                    });
+                }
+            });
+            Self { port, seen, task }
+        }
+
+        fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    impl Drop for TestServer {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    /// A Hub whose `/start` redirects to `location` (with `{other}` replaced by the other
+    /// server's port) and answers 200 elsewhere, and the other server.
+    async fn hub_redirecting(location: &'static str) -> (TestServer, TestServer) {
+        let other = TestServer::start(|_| (200, String::new())).await;
+        let other_port = other.port;
+        let hub = TestServer::start(move |target| {
+            if target == "/start" {
+                let loc = location.replace("{other}", &other_port.to_string());
+                (307, format!("location: {loc}\r\n"))
+            } else {
+                (200, String::new())
+            }
+        })
+        .await;
+        (hub, other)
+    }
+
+    /// Locations that name another host however they are spelled: `/\host`, `/<TAB>/host`,
+    /// `//host`, `\\host` and an absolute URL.
+    const CROSS_HOST: &[&str] = &[
+        "/\\127.0.0.1:{other}/stolen",
+        "/\t/127.0.0.1:{other}/stolen",
+        "//127.0.0.1:{other}/stolen",
+        "\\\\127.0.0.1:{other}/stolen",
+        "http://127.0.0.1:{other}/stolen",
+    ];
+
+    fn token() -> HeaderValue {
+        HeaderValue::from_static("Bearer hf_secret")
+    }
+
+    async fn call_hub(up: &Upstream) -> reqwest::Response {
+        let auth = token();
+        up.hub(HubRequest {
+            method: Method::GET,
+            path_and_query: "/start",
+            auth: Some(&auth),
+            headers: HeaderMap::new(),
+            body: None,
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn hub_never_follows_a_redirect_to_another_host() {
+        for loc in CROSS_HOST {
+            let (hub, other) = hub_redirecting(loc).await;
+            // Even with the other host on the allow list (a CDN): `hub` follows same-origin
+            // redirects only, so the redirect itself is the answer.
+            let up = Upstream::new(
+                &format!("http://127.0.0.1:{}", hub.port),
+                &[format!("127.0.0.1:{}", other.port)],
+            )
+            .unwrap();
+            let resp = call_hub(&up).await;
+            assert_eq!(resp.status().as_u16(), 307, "{loc:?}");
+            assert!(
+                other.seen().is_empty(),
+                "{loc:?} reached {:?}",
+                other.seen()
+            );
+            assert_eq!(hub.seen().len(), 1, "{loc:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn hub_follows_same_origin_redirects_with_the_token() {
+        for loc in [
+            "/moved/here",
+            "/%2F%2F127.0.0.1:{other}/x",
+            "http://127.0.0.1:{hub}/m",
+        ] {
+            let other = TestServer::start(|_| (200, String::new())).await;
+            let other_port = other.port;
+            let hub_port = Arc::new(Mutex::new(0u16));
+            let hp = hub_port.clone();
+            let hub = TestServer::start(move |target| {
+                if target == "/start" {
+                    let loc = loc
+                        .replace("{other}", &other_port.to_string())
+                        .replace("{hub}", &hp.lock().unwrap().to_string());
+                    (307, format!("location: {loc}\r\n"))
+                } else {
+                    (200, String::new())
+                }
+            })
+            .await;
+            *hub_port.lock().unwrap() = hub.port;
+            let up = Upstream::new(&format!("http://127.0.0.1:{}", hub.port), &[]).unwrap();
+            let resp = call_hub(&up).await;
+            assert_eq!(resp.status().as_u16(), 200, "{loc:?}");
+            let seen = hub.seen();
+            assert_eq!(seen.len(), 2, "{loc:?}: {seen:?}");
+            assert_ne!(seen[1].target, "/start");
+            assert!(
+                seen.iter().all(|s| s.auth),
+                "the Hub gets the token: {seen:?}"
+            );
+            assert!(other.seen().is_empty(), "{loc:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn get_following_sends_the_token_to_the_hub_only() {
+        for loc in CROSS_HOST {
+            // Not on the allow list: refused before any request reaches it.
+            let (hub, other) = hub_redirecting(loc).await;
+            let up = Upstream::new(&format!("http://127.0.0.1:{}", hub.port), &[]).unwrap();
+            let auth = token();
+            let r = up.get_following("/start", Some(&auth), None).await;
+            assert!(
+                matches!(r, Err(UpstreamError::DisallowedRedirect(_))),
+                "{loc:?}: {r:?}"
+            );
+            assert!(other.seen().is_empty(), "{loc:?}");
+            // On the allow list (a CDN): followed, without the token.
+            let up = Upstream::new(
+                &format!("http://127.0.0.1:{}", hub.port),
+                &[format!("127.0.0.1:{}", other.port)],
+            )
+            .unwrap();
+            let resp = up.get_following("/start", Some(&auth), None).await.unwrap();
+            assert_eq!(resp.status().as_u16(), 200, "{loc:?}");
+            let seen = other.seen();
+            assert_eq!(seen.len(), 1, "{loc:?}");
+            assert!(!seen[0].auth, "{loc:?}: the token reached another host");
+            assert!(hub.seen().iter().all(|s| s.auth));
+        }
+    }
+
+    #[tokio::test]
+    async fn paths_that_name_another_host_are_refused() {
+        let (hub, other) = hub_redirecting("/x").await;
+        let up = Upstream::new(
+            &format!("http://127.0.0.1:{}", hub.port),
+            &[format!("127.0.0.1:{}", other.port)],
+        )
+        .unwrap();
+        let auth = token();
+        for p in CROSS_HOST {
+            let p = p.replace("{other}", &other.port.to_string());
+            let r = up
+                .hub(HubRequest {
+                    method: Method::GET,
+                    path_and_query: &p,
+                    auth: Some(&auth),
+                    headers: HeaderMap::new(),
+                    body: None,
+                })
+                .await;
+            assert!(r.is_err(), "{p:?}");
+            assert!(up.get_following(&p, Some(&auth), None).await.is_err());
+        }
+        assert!(other.seen().is_empty() && hub.seen().is_empty());
+    }
+
+    #[tokio::test]
+    async fn get_absolute_contacts_allowed_hosts_only() {
+        let (hub, other) = hub_redirecting("/x").await;
+        let up = Upstream::new(&format!("http://127.0.0.1:{}", hub.port), &[]).unwrap();
+        for u in [
+            format!("http://127.0.0.1:{}/cas", other.port),
+            format!("http://127.0.0.1:{}@127.0.0.1:{}/", hub.port, other.port),
+            format!("http:/\\127.0.0.1:{}/cas", other.port),
+        ] {
+            assert!(up.get_absolute(&u, Some("t"), None).await.is_err(), "{u}");
+        }
+        assert!(other.seen().is_empty());
     }
 }

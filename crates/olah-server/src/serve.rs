@@ -1,0 +1,312 @@
+//! The listener: accepts client connections (plain or TLS) and serves each with hyper, bounded
+//! in number and in time.
+//!
+//! * At most `max_connections` connections are open at once (TLS handshakes included). Over the
+//!   cap a new plain connection gets a minimal Hub-shaped `503` with `Retry-After` and is closed
+//!   (a TLS one is closed), so the accept loop never holds more sockets than the cap allows.
+//! * A client has `header_timeout` to complete the TLS handshake and to send its first request,
+//!   and (HTTP/1.1) to send each request's headers: slowloris sockets are closed.
+//! * A connection with no request in progress (response bodies included) for `idle_timeout` is
+//!   closed, whatever the protocol.
+//!
+//! On shutdown the listener stops accepting, asks every connection to finish its requests and
+//! close, and waits for them (bounded).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::error::ApiError;
+
+/// Limits of the listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Time to complete the TLS handshake, to send the first request, and (HTTP/1.1) to send
+    /// each request's headers.
+    pub header_timeout: Duration,
+    /// Time a connection may stay open with no request in progress.
+    pub idle_timeout: Duration,
+}
+
+/// Most refusals (over the cap) being written at once; beyond, sockets are simply closed.
+const MAX_REFUSALS: usize = 64;
+/// How long a refusal may take to be written and its request drained.
+const REFUSAL_TIME: Duration = Duration::from_secs(1);
+/// How long shutdown waits for open connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Serves `app` on `tcp` (through `tls` when given) until `shutdown` resolves.
+pub async fn serve(
+    tcp: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let max = opts.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
+    let refusal = refusal_bytes().await;
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = tcp.accept() => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was accepted.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%addr, max, "connection refused: too many open connections");
+            if tls.is_none()
+                && let Ok(permit) = refusals.clone().try_acquire_owned()
+            {
+                let refusal = refusal.clone();
+                tokio::spawn(async move {
+                    refuse(stream, &refusal).await;
+                    drop(permit);
+                });
+            }
+            continue;
+        };
+        let (tls, app, closing) = (tls.clone(), app.clone(), closing_rx.clone());
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            match tls {
+                None => connection(stream, app, opts, closing).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(opts.header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => connection(s, app, opts, closing).await,
+                        Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+    drop(tcp);
+    let _ = closing_tx.send(true);
+    // Every slot back = every connection closed.
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the shutdown grace period");
+    }
+    Ok(())
+}
+
+/// The answer over the cap, as raw HTTP/1.1: the Hub-shaped error of `error.rs`, plus
+/// `Retry-After` and `Connection: close`.
+async fn refusal_bytes() -> Bytes {
+    let error = ApiError::Hub {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "TooManyConnections",
+        message: "the mirror has too many open connections; retry shortly".into(),
+    };
+    // Rendered once at start-up: not a failed request, so not logged as one.
+    let none = tracing::Dispatch::none();
+    let mut r = tracing::dispatcher::with_default(&none, || error.into_response());
+    let h = r.headers_mut();
+    h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let (parts, body) = r.into_parts();
+    let body = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .unwrap_or_default();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        parts.status.as_u16(),
+        parts.status.canonical_reason().unwrap_or("")
+    )
+    .into_bytes();
+    for (k, v) in &parts.headers {
+        out.extend_from_slice(k.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(&body);
+    Bytes::from(out)
+}
+
+/// Writes the refusal, then reads (and drops) what the client sent until it closes, so that
+/// closing does not reset the connection before the client read the answer; bounded in time.
+async fn refuse(mut stream: TcpStream, refusal: &[u8]) {
+    let _ = tokio::time::timeout(REFUSAL_TIME, async {
+        stream.write_all(refusal).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}
+
+/// Requests in progress on one connection and when the last one ended.
+struct Activity {
+    start: Instant,
+    in_progress: AtomicUsize,
+    started: AtomicU64,
+    /// Milliseconds after `start` when the last request (and its response body) ended.
+    last_end_ms: AtomicU64,
+}
+
+impl Activity {
+    fn begin(self: &Arc<Self>) -> RequestGuard {
+        self.in_progress.fetch_add(1, Ordering::SeqCst);
+        self.started.fetch_add(1, Ordering::SeqCst);
+        RequestGuard(self.clone())
+    }
+
+    /// When the connection becomes idle enough to close, if nothing happens until then; `None`
+    /// while a request is in progress.
+    fn deadline(&self, opts: &ServeOptions) -> Option<Instant> {
+        if self.in_progress.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        if self.started.load(Ordering::SeqCst) == 0 {
+            return Some(self.start + opts.header_timeout);
+        }
+        let end = Duration::from_millis(self.last_end_ms.load(Ordering::SeqCst));
+        Some(self.start + end + opts.idle_timeout)
+    }
+}
+
+/// Held by a request until its response body is finished or dropped.
+struct RequestGuard(Arc<Activity>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let a = &self.0;
+        let ms = u64::try_from(a.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        a.last_end_ms.store(ms, Ordering::SeqCst);
+        a.in_progress.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that keeps its request counted as in progress until it ends.
+struct GuardedBody {
+    inner: Body,
+    _guard: RequestGuard,
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Serves one connection until the client closes it, it stays idle too long, or shutdown.
+async fn connection<I>(io: I, app: Router, opts: ServeOptions, mut closing: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity {
+        start: Instant::now(),
+        in_progress: AtomicUsize::new(0),
+        started: AtomicU64::new(0),
+        last_end_ms: AtomicU64::new(0),
+    });
+    let a = activity.clone();
+    let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+        let guard = a.begin();
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req.map(Body::new)).await?;
+            Ok::<_, std::convert::Infallible>(resp.map(|inner| {
+                Body::new(GuardedBody {
+                    inner,
+                    _guard: guard,
+                })
+            }))
+        }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    let mut draining = *closing.borrow();
+    if draining {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        // While a request is in progress, look again after a full idle period.
+        let wake = activity
+            .deadline(&opts)
+            .unwrap_or_else(|| Instant::now() + opts.idle_timeout);
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            changed = closing.changed(), if !draining => {
+                draining = true;
+                if changed.is_ok() {
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                if activity.deadline(&opts).is_some_and(|d| d <= Instant::now()) {
+                    tracing::debug!("closing an idle connection");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The file-descriptor budget: connections are capped at about half the open-file limit (each
+/// may need an upstream connection and a cache file too), between 32 and 65,536.
+pub fn default_max_connections(nofile_limit: u64) -> usize {
+    let half = nofile_limit.saturating_sub(128) / 2;
+    usize::try_from(half.clamp(32, 65_536)).unwrap_or(65_536)
+}

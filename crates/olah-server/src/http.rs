@@ -578,6 +578,22 @@ impl FileTarget {
         let key = self
             .key
             .ok_or_else(|| ApiError::Internal("cached file without a content key".into()))?;
+        if m.db.is_degraded()
+            && source.is_some()
+            && !m
+                .db
+                .blob(&key)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.complete && r.size == self.size)
+        {
+            // The metadata store cannot be written (a full disk): serve from the upstream
+            // without caching until a metadata write succeeds again.
+            m.cache_write_failed(&ApiError::Internal(
+                "metadata store degraded after an I/O error".into(),
+            ));
+            return direct(source).await;
+        }
         let blob = match m.blobs.open(key, self.size).await {
             Ok(b) => b,
             // The store cannot be written (a full disk, a database being reopened): serve

@@ -86,6 +86,7 @@ pub struct MetaDb {
     /// Bytes of the API table (keys + values); `None` until counted.
     api_bytes: Mutex<Option<u64>>,
     api_budget: AtomicU64,
+    degraded: std::sync::atomic::AtomicBool,
 }
 
 /// Why the database file did not open.
@@ -241,7 +242,7 @@ impl MetaDb {
     pub fn put_verified_blob(&self, key: &BlobKey, rec: &BlobRecord, crcs: &[u32]) -> Result<()> {
         let k = key.to_string();
         let bytes = serde_json::to_vec(rec).expect("blob records always serialize");
-        self.run(|db| {
+        self.write(|db| {
             let tx = db.begin_write()?;
             {
                 let mut b = tx.open_table(BLOBS)?;
@@ -273,6 +274,7 @@ impl MetaDb {
             }),
             api_bytes: Mutex::new(None),
             api_budget: AtomicU64::new(DEFAULT_API_BUDGET),
+            degraded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -316,6 +318,24 @@ impl MetaDb {
         }
     }
 
+    /// Runs one write; an I/O error marks the store degraded until a write succeeds again.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Database) -> std::result::Result<T, redb::Error>,
+    ) -> Result<T> {
+        let r = self.run(f);
+        if r.is_ok() {
+            self.degraded.store(false, Ordering::SeqCst);
+        }
+        r
+    }
+
+    /// Whether the last metadata write hit an I/O error (a full disk) and none succeeded since:
+    /// callers then serve from the upstream without caching.
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::SeqCst)
+    }
+
     /// Runs one operation; an I/O error drops the handle so that a later call reopens it.
     fn run<T>(
         &self,
@@ -326,6 +346,7 @@ impl MetaDb {
             Ok(v) => Ok(v),
             Err(e) => {
                 if is_io(&e) {
+                    self.degraded.store(true, Ordering::SeqCst);
                     let mut slot = self.db.write().expect("metadb lock");
                     if slot.as_ref().is_some_and(|d| Arc::ptr_eq(d, &db)) {
                         *slot = None;
@@ -340,7 +361,7 @@ impl MetaDb {
     /// Makes every earlier commit durable (block records are committed `Eventual`): one empty
     /// `Immediate` commit. Called on shutdown.
     pub fn flush(&self) -> Result<()> {
-        self.run(|db| {
+        self.write(|db| {
             let tx = db.begin_write()?;
             tx.commit()?;
             Ok(())
@@ -360,7 +381,7 @@ impl MetaDb {
     /// Writes a JSON value durably.
     pub fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
         let bytes = serde_json::to_vec(value).expect("metadata values always serialize");
-        self.run(|db| {
+        self.write(|db| {
             let tx = db.begin_write()?;
             {
                 let mut t = tx.open_table(KV)?;
@@ -373,7 +394,7 @@ impl MetaDb {
 
     /// Deletes a key/value entry.
     pub fn delete(&self, key: &str) -> Result<()> {
-        self.run(|db| {
+        self.write(|db| {
             let tx = db.begin_write()?;
             {
                 let mut t = tx.open_table(KV)?;
@@ -388,7 +409,7 @@ impl MetaDb {
     /// records an older version kept in the key/value table.
     pub fn set_api_budget(&self, bytes: u64) -> Result<()> {
         self.api_budget.store(bytes, Ordering::SeqCst);
-        self.run(|db| {
+        self.write(|db| {
             let tx = db.begin_write()?;
             {
                 let mut t = tx.open_table(KV)?;
@@ -447,7 +468,7 @@ impl MetaDb {
         val.extend_from_slice(&json);
         self.api_bytes()?;
         let mut total = self.api_bytes.lock().expect("api bytes lock");
-        let old = self.run(|db| {
+        let old = self.write(|db| {
             let tx = db.begin_write()?;
             let old = {
                 let mut t = tx.open_table(API)?;
@@ -483,7 +504,7 @@ impl MetaDb {
         }
         let mut total = self.api_bytes.lock().expect("api bytes lock");
         let target = budget / 10 * 9;
-        let res = self.run(|db| {
+        let res = self.write(|db| {
             let tx = db.begin_write()?;
             let left = {
                 let mut t = tx.open_table(API)?;
@@ -531,7 +552,7 @@ impl MetaDb {
     /// Creates or replaces the record of a blob.
     pub fn put_blob(&self, key: &BlobKey, rec: &BlobRecord) -> Result<()> {
         let bytes = serde_json::to_vec(rec).expect("blob records always serialize");
-        self.run(|db| {
+        self.write(|db| {
             let tx = db.begin_write()?;
             {
                 let mut t = tx.open_table(BLOBS)?;
@@ -564,7 +585,7 @@ impl MetaDb {
     /// record a block whose bytes were not written first, and every read re-checks the CRC.
     pub fn put_block(&self, key: &BlobKey, idx: u32, crc: u32) -> Result<()> {
         let k = key.to_string();
-        self.run(|db| {
+        self.write(|db| {
             let mut tx = db.begin_write()?;
             tx.set_durability(Durability::Eventual);
             {
@@ -611,7 +632,7 @@ impl MetaDb {
 
     /// Persists last-access times (ms) of blobs that still exist.
     pub fn touch_many(&self, times: &[(BlobKey, u64)]) -> Result<()> {
-        self.run(|db| {
+        self.write(|db| {
             let tx = db.begin_write()?;
             {
                 let mut t = tx.open_table(BLOBS)?;
@@ -638,7 +659,7 @@ impl MetaDb {
     /// Forgets one block (after a checksum mismatch).
     pub fn remove_block(&self, key: &BlobKey, idx: u32) -> Result<()> {
         let k = key.to_string();
-        self.run(|db| {
+        self.write(|db| {
             let tx = db.begin_write()?;
             {
                 let mut t = tx.open_table(BLOCKS)?;
@@ -652,7 +673,7 @@ impl MetaDb {
     /// Forgets a blob: its record and all its block checksums, in one transaction.
     pub fn remove_blob(&self, key: &BlobKey) -> Result<()> {
         let k = key.to_string();
-        self.run(|db| {
+        self.write(|db| {
             let tx = db.begin_write()?;
             {
                 let mut b = tx.open_table(BLOBS)?;
@@ -732,6 +753,7 @@ mod tests {
         full.store(true, Ordering::SeqCst);
         assert!(db.put_json("rev|b", &2u32).is_err());
         assert!(db.put_json("rev|c", &3u32).is_err());
+        assert!(db.is_degraded());
         // Space is freed: the database comes back without a restart (after its backoff).
         full.store(false, Ordering::SeqCst);
         let mut ok = false;
@@ -743,6 +765,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(ok, "the database did not recover");
+        assert!(!db.is_degraded());
         assert_eq!(db.get_json::<u32>("rev|a").unwrap(), Some(1));
         assert_eq!(db.get_json::<u32>("rev|d").unwrap(), Some(4));
         assert_eq!(db.get_json::<u32>("rev|b").unwrap(), None);

@@ -50,6 +50,9 @@ enum Answer {
     Deny(ApiError),
 }
 
+/// Most access answers kept in memory.
+const MAX_ANSWERS: usize = 100_000;
+
 type AnswerMap = HashMap<(String, Scope, Caller), (Answer, Instant)>;
 
 /// Remembered access answers.
@@ -119,6 +122,18 @@ impl AccessCache {
         )
     }
 
+    /// Keeps the table bounded whatever callers send: expired answers go first, and if every
+    /// answer is fresh, all of them (forgetting only costs a new question to the Hub).
+    fn bound(&self, m: &mut AnswerMap) {
+        if m.len() > MAX_ANSWERS {
+            let ttl = self.ttl;
+            m.retain(|_, (_, at)| at.elapsed() < ttl);
+            if m.len() > MAX_ANSWERS {
+                m.clear();
+            }
+        }
+    }
+
     /// Records that the Hub allowed `caller`. A file allow also implies metadata access.
     pub fn allow(&self, repo: &str, scope: Scope, caller: &Caller) {
         let mut m = self.answers.lock().expect("access cache lock");
@@ -132,19 +147,24 @@ impl AccessCache {
                 (Answer::Allow, Instant::now()),
             );
         }
-        if m.len() > 100_000 {
-            let ttl = self.ttl;
-            m.retain(|_, (_, at)| at.elapsed() < ttl);
-        }
+        self.bound(&mut m);
     }
 
-    /// Records that the Hub refused `caller`, with the error to repeat.
+    /// Records that the Hub refused `caller`, with the error to repeat. A metadata refusal also
+    /// refuses the files. Replacing an anonymous allow ends the repo's public status (in memory).
     pub fn deny(&self, repo: &str, scope: Scope, caller: &Caller, err: ApiError) {
         let mut m = self.answers.lock().expect("access cache lock");
+        if scope == Scope::Meta {
+            m.insert(
+                (repo.to_string(), Scope::Files, caller.clone()),
+                (Answer::Deny(err.clone()), Instant::now()),
+            );
+        }
         m.insert(
             (repo.to_string(), scope, caller.clone()),
             (Answer::Deny(err), Instant::now()),
         );
+        self.bound(&mut m);
     }
 }
 

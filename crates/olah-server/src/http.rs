@@ -205,7 +205,7 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
             let body = axum::body::to_bytes(req.into_body(), 1 << 20)
                 .await
                 .map_err(|_| ApiError::bad_request("paths-info body too large or unreadable"))?;
-            let (c, cache) = m.api(&route, None, Some(body), a.as_ref()).await?;
+            let (c, cache) = m.paths_info(&route, body, a.as_ref()).await?;
             span.record("cache", cache);
             m.xet_check_listing(&route, &c.body, a.as_ref()).await;
             Ok(api_response(&m, &route, &c, &host))
@@ -564,7 +564,7 @@ impl FileTarget {
                 self.size,
             )
         });
-        if !m.cache_allowed(&self.repo) {
+        let direct = |source: Option<Arc<dyn olah_store::Source>>| async move {
             let source = source.ok_or_else(|| {
                 ApiError::from(olah_store::StoreError::NotCached(self.path.as_str().into()))
             })?;
@@ -575,14 +575,43 @@ impl FileTarget {
                     timeout: false,
                     message: e.message,
                 })?;
-            return Ok(s
-                .map(|r| r.map_err(|e| std::io::Error::other(e.message)))
-                .boxed());
+            Ok::<IoStream, ApiError>(
+                s.map(|r| r.map_err(|e| std::io::Error::other(e.message)))
+                    .boxed(),
+            )
+        };
+        if !m.cache_allowed(&self.repo) {
+            return direct(source).await;
         }
         let key = self
             .key
             .ok_or_else(|| ApiError::Internal("cached file without a content key".into()))?;
-        let blob = m.blobs.open(key, self.size).await?;
+        if m.db.is_degraded()
+            && source.is_some()
+            && !m
+                .db
+                .blob(&key)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.complete && r.size == self.size)
+        {
+            // The metadata store cannot be written (a full disk): serve from the upstream
+            // without caching until a metadata write succeeds again.
+            m.cache_write_failed(&ApiError::Internal(
+                "metadata store degraded after an I/O error".into(),
+            ));
+            return direct(source).await;
+        }
+        let blob = match m.blobs.open(key, self.size).await {
+            Ok(b) => b,
+            // The store cannot be written (a full disk, a database being reopened): serve
+            // straight from the upstream without caching rather than fail the download.
+            Err(e) if source.is_some() => {
+                m.cache_write_failed(&ApiError::from(e));
+                return direct(source).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if source.is_none() && !blob.is_cached(start, end) {
             // Offline and not (fully) cached: say so before any header is sent.
             return Err(crate::mirror::offline_miss(&format!(

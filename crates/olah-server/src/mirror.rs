@@ -134,6 +134,16 @@ impl Mirror {
         let (db, damaged) = MetaDb::open_or_recover(&root.join("olah-meta.redb"))
             .map_err(|e| format!("cannot open the metadata database: {e}"))?;
         let db = Arc::new(db);
+        // Cached API answers keep to their own budget: an eighth of the size limit, at most the
+        // default (bounded even without a limit; counted in the limit's usage total).
+        let api_budget = cfg
+            .cache_size_limit
+            .map_or(olah_store::meta::DEFAULT_API_BUDGET, |l| {
+                (l / 8).min(olah_store::meta::DEFAULT_API_BUDGET)
+            });
+        if let Err(e) = db.set_api_budget(api_budget) {
+            tracing::warn!(error = %e, "cannot apply the API cache budget");
+        }
         let block = cfg
             .cache_block_size
             .unwrap_or(olah_store::DEFAULT_BLOCK_SIZE);
@@ -242,7 +252,10 @@ impl Mirror {
         }
     }
 
-    /// The Hub refused `caller`: remember it and forget any offline grant.
+    /// The Hub refused `caller` (see [`is_refusal`]): remember it and forget any offline grant.
+    /// An anonymous refusal means the repo is no longer public in that scope (a refused metadata
+    /// scope also closes its files): the in-memory and persisted public marks go, so neither
+    /// stale-if-error nor offline mode reopens it. Every place that sees a refusal calls this.
     pub(crate) async fn refused(
         &self,
         repo_key: &str,
@@ -251,9 +264,23 @@ impl Mirror {
         err: ApiError,
     ) {
         self.access.deny(repo_key, scope, caller, err);
-        if !caller.is_anon() {
-            let k = grant_key(repo_key, scope, caller);
-            let _ = self.db(move |db| db.delete(&k)).await;
+        let keys: Vec<String> = if caller.is_anon() {
+            let scopes: &[Scope] = match scope {
+                Scope::Meta => &[Scope::Meta, Scope::Files],
+                Scope::Files => &[Scope::Files],
+            };
+            scopes
+                .iter()
+                .filter(|s| self.is_public_persisted(repo_key, **s))
+                .map(|s| format!("public|{s:?}|{repo_key}"))
+                .collect()
+        } else {
+            vec![grant_key(repo_key, scope, caller)]
+        };
+        for k in keys {
+            if let Err(e) = self.db(move |db| db.delete(&k)).await {
+                tracing::warn!(repo = repo_key, error = ?e, "could not forget an access mark");
+            }
         }
     }
 
@@ -425,7 +452,20 @@ impl Mirror {
                 let status = resp.status();
                 let h = resp.headers().clone();
                 if !(status.is_success() || status.is_redirection()) {
-                    return Err(ApiError::from_upstream(status, &h, Bytes::new()));
+                    let e = ApiError::from_upstream(status, &h, Bytes::new());
+                    if is_refusal(status, &h) {
+                        me.refused(&repo.key(), Scope::Files, &caller, e.clone())
+                            .await;
+                    }
+                    return Err(e);
+                }
+                // A redirect counts only when it names where the bytes are, on an allowed host.
+                if status.is_redirection()
+                    && !header_str(&h, header::LOCATION).is_some_and(|l| me.upstream.allows_url(&l))
+                {
+                    return Err(ApiError::BadUpstream(
+                        "resolve redirect without an allowed Location".into(),
+                    ));
                 }
                 let commit = header_str(&h, "x-repo-commit")
                     .filter(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -495,14 +535,18 @@ impl Mirror {
                     return Ok((commit, meta));
                 }
                 let m2 = meta.clone();
-                me.db(move |db| {
-                    db.put_json(&file_key, &m2)?;
-                    if let Some((k, v)) = rev_entry {
-                        db.put_json(&k, &v)?;
-                    }
-                    Ok(())
-                })
-                .await?;
+                let stored = me
+                    .db(move |db| {
+                        db.put_json(&file_key, &m2)?;
+                        if let Some((k, v)) = rev_entry {
+                            db.put_json(&k, &v)?;
+                        }
+                        Ok(())
+                    })
+                    .await;
+                if let Err(e) = stored {
+                    me.cache_write_failed(&e);
+                }
                 Ok((commit, meta))
             })
             .await
@@ -570,19 +614,40 @@ impl Mirror {
                     })
                     .await?;
                 let status = resp.status();
-                if status.is_success() || status.is_redirection() {
+                if status.is_success() {
                     me.granted(&repo_key2, scope, &caller2).await;
-                    Ok(())
-                } else if matches!(status.as_u16(), 401 | 403 | 404) {
+                    return Ok(());
+                }
+                if is_refusal(status, resp.headers()) {
                     let e = ApiError::from_upstream(status, resp.headers(), Bytes::new());
                     me.refused(&repo_key2, scope, &caller2, e.clone()).await;
-                    Err(e)
-                } else {
-                    Err(ApiError::from_upstream(
+                    return Err(e);
+                }
+                if !status.is_redirection() {
+                    return Err(ApiError::from_upstream(
                         status,
                         resp.headers(),
                         Bytes::new(),
-                    ))
+                    ));
+                }
+                // Only a final 2xx grants: follow the Hub's redirect (the LFS CDN URL of a
+                // resolve) to an allowed host, without any credential.
+                let loc = header_str(resp.headers(), header::LOCATION)
+                    .filter(|l| me.upstream.allows_url(l))
+                    .ok_or_else(|| {
+                        ApiError::BadUpstream(
+                            "access probe redirected without an allowed Location".into(),
+                        )
+                    })?;
+                let next = me.upstream.head_absolute(&loc).await?;
+                if next.status().is_success() {
+                    me.granted(&repo_key2, scope, &caller2).await;
+                    Ok(())
+                } else {
+                    Err(ApiError::BadUpstream(format!(
+                        "access probe redirect answered {}",
+                        next.status()
+                    )))
                 }
             })
             .await;
@@ -665,19 +730,25 @@ impl Mirror {
             .clone();
         let caller = self.access.caller(auth);
         let up = route.upstream_path();
-        let up_full = match query {
-            Some(q) if !q.is_empty() => format!("{up}?{q}"),
-            _ => up.clone(),
+        // Only the parameters clients send for this route, sorted: a junk query string neither
+        // reaches the Hub nor makes a new cache record.
+        let up_full = match normalise_query(route, query).map_err(ApiError::bad_request)? {
+            Some(q) => format!("{up}?{q}"),
+            None => up.clone(),
         };
-        let form_key = form
-            .as_ref()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default();
-        let key = format!("api|{up_full}|{form_key}");
+        let key = format!("api|{up_full}");
+        let flight_key = format!(
+            "{key}|{}|{}",
+            caller.id(),
+            form.as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        );
         let immutable = route.revision().is_some_and(|r| r.is_commit_sha());
-        let keep = self.cache_allowed(&repo);
+        // paths-info answers are cached per path by `paths_info`, never as a whole body.
+        let keep = self.cache_allowed(&repo) && form.is_none();
         let cached: Option<CachedResponse> = if keep {
-            self.db.get_json(&key).ok().flatten()
+            self.db.get_api(&key).ok().flatten()
         } else {
             None
         };
@@ -692,7 +763,6 @@ impl Mirror {
             return Err(offline_miss(&up_full));
         }
         let me = self.clone();
-        let flight_key = format!("{key}|{}", caller.id());
         let (auth2, caller2, repo_key, repo2) =
             (auth.cloned(), caller.clone(), repo.key(), repo.clone());
         let route2 = route.clone();
@@ -721,7 +791,12 @@ impl Mirror {
                     .await?;
                 let (status, h, body) = read_answer(resp).await?;
                 if !status.is_success() {
-                    return Err(ApiError::from_upstream(status, &h, body));
+                    let e = ApiError::from_upstream(status, &h, body);
+                    if is_refusal(status, &h) {
+                        me.refused(&repo_key, Scope::Meta, &caller2, e.clone())
+                            .await;
+                    }
+                    return Err(e);
                 }
                 let body = String::from_utf8(body.to_vec())
                     .map_err(|_| ApiError::BadUpstream("API answer is not UTF-8".into()))?;
@@ -737,7 +812,9 @@ impl Mirror {
                     .await;
                 if keep {
                     let c2 = c.clone();
-                    me.db(move |db| db.put_json(&key, &c2)).await?;
+                    if let Err(e) = me.db(move |db| db.put_api(&key, &c2)).await {
+                        me.cache_write_failed(&e);
+                    }
                 }
                 Ok(Arc::new(c))
             })
@@ -759,6 +836,140 @@ impl Mirror {
                 Ok((Arc::new(cached.expect("checked")), "stale"))
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// `POST …/paths-info/{rev}`: the body (form `paths=…&expand=…` as huggingface_hub sends
+    /// it, or JSON `{"paths": […], "expand": …}` as huggingface.js does) is parsed; entries are
+    /// cached per (repo, revision, expand, path) and the answer composed from them; only the paths
+    /// not cached (or expired) are asked upstream, in one request. Paths the Hub does not list
+    /// are not cached (absence would let any caller grow the cache).
+    pub async fn paths_info(
+        self: &Arc<Self>,
+        route: &Route,
+        body: Bytes,
+        auth: Option<&HeaderValue>,
+    ) -> Result<(Arc<CachedResponse>, &'static str), ApiError> {
+        let repo = route
+            .repo()
+            .ok_or_else(|| ApiError::Internal("API route without a repo".into()))?
+            .clone();
+        let caller = self.access.caller(auth);
+        let (paths, expand) = parse_paths_info(&body).map_err(ApiError::bad_request)?;
+        let up = route.upstream_path();
+        let entry_key = |p: &str| format!("api|{up}|paths-info|{expand}|{p}");
+        let immutable = route.revision().is_some_and(|r| r.is_commit_sha());
+        let keep = self.cache_allowed(&repo);
+        let mut have: std::collections::HashMap<String, PathEntry> = Default::default();
+        let mut ask: Vec<&str> = Vec::new();
+        let mut stale = false;
+        for p in &paths {
+            let e: Option<PathEntry> = if keep {
+                self.db.get_api(&entry_key(p)).ok().flatten()
+            } else {
+                None
+            };
+            match e {
+                Some(e)
+                    if immutable
+                        || self.offline()
+                        || now().saturating_sub(e.fetched_at) < self.ttl() =>
+                {
+                    have.insert(p.clone(), e);
+                }
+                Some(e) => {
+                    stale = true;
+                    have.insert(p.clone(), e);
+                    ask.push(p);
+                }
+                None => ask.push(p),
+            }
+        }
+        if ask.is_empty() {
+            self.check_access(&repo, Scope::Meta, &caller, auth, None)
+                .await?;
+            return Ok((compose_paths_info(&paths, &have), "hit"));
+        }
+        if self.offline() {
+            return Err(offline_miss(&format!("{up} ({} paths)", ask.len())));
+        }
+        let form = {
+            let mut f = url::form_urlencoded::Serializer::new(String::new());
+            for p in &ask {
+                f.append_pair("paths", p);
+            }
+            f.append_pair("expand", if expand { "true" } else { "false" });
+            Bytes::from(f.finish())
+        };
+        match self.api(route, None, Some(form), auth).await {
+            Ok((c, _)) => {
+                let entries: Vec<serde_json::Value> = serde_json::from_str(&c.body)
+                    .map_err(|_| ApiError::BadUpstream("paths-info answer is not a list".into()))?;
+                let asked: std::collections::HashSet<&str> = ask.iter().copied().collect();
+                let mut store = Vec::new();
+                for v in entries {
+                    let Some(p) = v.get("path").and_then(|p| p.as_str()) else {
+                        continue;
+                    };
+                    if !asked.contains(p) {
+                        continue;
+                    }
+                    let e = PathEntry {
+                        entry: v.to_string(),
+                        fetched_at: now(),
+                    };
+                    store.push((entry_key(p), e.clone()));
+                    have.insert(p.to_string(), e);
+                }
+                for p in &ask {
+                    if !store.iter().any(|(k, _)| *k == entry_key(p)) {
+                        have.remove(*p); // no longer listed upstream
+                    }
+                }
+                if keep && !store.is_empty() {
+                    let res = self
+                        .db(move |db| {
+                            for (k, e) in &store {
+                                db.put_api(k, e)?;
+                            }
+                            Ok(())
+                        })
+                        .await;
+                    if let Err(e) = res {
+                        self.cache_write_failed(&e);
+                    }
+                }
+                let how = if stale { "revalidated" } else { "miss" };
+                Ok((compose_paths_info(&paths, &have), how))
+            }
+            Err(e)
+                if e.is_outage()
+                    && have.len() == paths.len()
+                    && self.may_serve_without_upstream(&repo.key(), Scope::Meta, &caller) =>
+            {
+                Ok((compose_paths_info(&paths, &have), "stale"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A cache write failed (a full disk, a database being reopened): the request goes on
+    /// without caching; warns at most once every 10 s.
+    pub(crate) fn cache_write_failed(&self, e: &ApiError) {
+        static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let t = now();
+        let last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+        if t >= last + 10
+            && LAST
+                .compare_exchange(
+                    last,
+                    t,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            tracing::warn!(error = ?e, "metadata cache write failed; serving without caching");
         }
     }
 
@@ -836,6 +1047,141 @@ pub(crate) async fn read_answer_limited(
         body.extend_from_slice(&chunk);
     }
     Ok((status, h, body.freeze()))
+}
+
+/// One cached paths-info entry (the Hub's JSON object for one path).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PathEntry {
+    entry: String,
+    fetched_at: u64,
+}
+
+/// Most paths in one paths-info request.
+pub const MAX_PATHS_INFO: usize = 1000;
+
+/// Longest query parameter (name and value, as sent) forwarded to the Hub.
+const MAX_PARAM_LEN: usize = 1024;
+
+/// The query parameters clients send per API route (PROTOCOL.md §2.3, PROTOCOL-2.md).
+fn known_params(route: &Route) -> &'static [&'static str] {
+    match route {
+        Route::RepoInfo { .. } | Route::RevisionInfo { .. } => {
+            &["expand", "blobs", "securityStatus", "files_metadata"]
+        }
+        Route::Tree { .. } => &["recursive", "expand", "cursor", "limit"],
+        Route::Refs { .. } => &["include_prs"],
+        Route::Commits { .. } => &["expand", "expand[]", "expand%5B%5D", "p", "cursor", "limit"],
+        _ => &[],
+    }
+}
+
+/// The query string sent upstream and used in the cache key: known parameters only (as sent,
+/// byte for byte), sorted, each bounded in length; `None` when nothing is left.
+fn normalise_query(route: &Route, query: Option<&str>) -> Result<Option<String>, String> {
+    let known = known_params(route);
+    let mut kept: Vec<&str> = Vec::new();
+    for pair in query.unwrap_or("").split('&') {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        if !known.contains(&name) {
+            continue;
+        }
+        if pair.len() > MAX_PARAM_LEN {
+            return Err(format!("query parameter {name} is too long"));
+        }
+        kept.push(pair);
+    }
+    if kept.len() > 32 {
+        return Err("too many query parameters".into());
+    }
+    kept.sort_unstable();
+    kept.dedup();
+    Ok((!kept.is_empty()).then(|| kept.join("&")))
+}
+
+/// The paths (deduplicated, in order, each a valid repo path) and `expand` of a paths-info body.
+fn parse_paths_info(body: &[u8]) -> Result<(Vec<String>, bool), String> {
+    let is_json = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    let (paths, expand) = if is_json {
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(default)]
+            paths: Vec<String>,
+            #[serde(default)]
+            expand: Option<serde_json::Value>,
+        }
+        let b: Body = serde_json::from_slice(body)
+            .map_err(|_| "paths-info body is not valid JSON".to_string())?;
+        let expand = match b.expand {
+            Some(serde_json::Value::Bool(x)) => x,
+            Some(serde_json::Value::String(s)) => is_true(&s),
+            _ => false,
+        };
+        (b.paths, expand)
+    } else {
+        let mut paths = Vec::new();
+        let mut expand = false;
+        for (k, v) in url::form_urlencoded::parse(body) {
+            match &*k {
+                "paths" => paths.push(v.into_owned()),
+                "expand" => expand = is_true(&v),
+                _ => {}
+            }
+        }
+        (paths, expand)
+    };
+    if paths.len() > MAX_PATHS_INFO {
+        return Err(format!(
+            "at most {MAX_PATHS_INFO} paths per paths-info request"
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for p in paths {
+        RepoPath::new(&p).map_err(|e| e.to_string())?;
+        if seen.insert(p.clone()) {
+            out.push(p);
+        }
+    }
+    Ok((out, expand))
+}
+
+fn is_true(s: &str) -> bool {
+    matches!(s, "true" | "True" | "1")
+}
+
+/// A paths-info answer made of per-path entries, in the order the paths were asked.
+fn compose_paths_info(
+    paths: &[String],
+    have: &std::collections::HashMap<String, PathEntry>,
+) -> Arc<CachedResponse> {
+    let entries: Vec<&str> = paths
+        .iter()
+        .filter_map(|p| have.get(p).map(|e| e.entry.as_str()))
+        .collect();
+    Arc::new(CachedResponse {
+        status: 200,
+        content_type: Some("application/json; charset=utf-8".into()),
+        link: None,
+        body: format!("[{}]", entries.join(",")),
+        fetched_at: now(),
+    })
+}
+
+/// Whether an upstream answer refuses the caller access to the repo (rather than naming a
+/// missing file, revision or route): 401, 403, or a 404 `RepoNotFound` (how the Hub answers a
+/// token that may not see a private repo).
+pub(crate) fn is_refusal(status: StatusCode, h: &HeaderMap) -> bool {
+    match status.as_u16() {
+        401 | 403 => true,
+        404 => matches!(
+            h.get("x-error-code").and_then(|v| v.to_str().ok()),
+            Some("RepoNotFound" | "GatedRepo")
+        ),
+        _ => false,
+    }
 }
 
 /// Key of the CDN URL a resolve HEAD redirected to.
@@ -999,6 +1345,73 @@ fn limit(
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use olah_types::parse_route;
+
+    #[test]
+    fn refusals_are_told_from_missing_entries() {
+        let code = |c: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-error-code", HeaderValue::from_static(c));
+            h
+        };
+        let none = HeaderMap::new();
+        assert!(is_refusal(StatusCode::UNAUTHORIZED, &code("GatedRepo")));
+        assert!(is_refusal(StatusCode::FORBIDDEN, &none));
+        assert!(is_refusal(StatusCode::NOT_FOUND, &code("RepoNotFound")));
+        assert!(!is_refusal(StatusCode::NOT_FOUND, &code("EntryNotFound")));
+        assert!(!is_refusal(
+            StatusCode::NOT_FOUND,
+            &code("RevisionNotFound")
+        ));
+        assert!(!is_refusal(StatusCode::NOT_FOUND, &none));
+        assert!(!is_refusal(StatusCode::SERVICE_UNAVAILABLE, &none));
+    }
+
+    #[test]
+    fn queries_keep_known_parameters_sorted_and_bounded() {
+        let tree = parse_route("/api/models/a/b/tree/main").unwrap();
+        assert_eq!(
+            normalise_query(
+                &tree,
+                Some("junk=1&recursive=true&expand=false&cursor=ab%2Bc")
+            ),
+            Ok(Some("cursor=ab%2Bc&expand=false&recursive=true".into()))
+        );
+        assert_eq!(normalise_query(&tree, Some("x=1&y")), Ok(None));
+        let long = format!("cursor={}", "a".repeat(2000));
+        assert!(normalise_query(&tree, Some(&long)).is_err());
+        let info = parse_route("/api/models/a/b").unwrap();
+        assert_eq!(
+            normalise_query(
+                &info,
+                Some("expand=sha&recursive=true&expand=author&expand=sha")
+            ),
+            Ok(Some("expand=author&expand=sha".into()))
+        );
+    }
+
+    #[test]
+    fn paths_info_bodies_parse_as_form_or_json() {
+        assert_eq!(
+            parse_paths_info(b"paths=a.txt&paths=sub%2Fb%20c.txt&paths=a.txt&expand=True&x=1"),
+            Ok((vec!["a.txt".into(), "sub/b c.txt".into()], true))
+        );
+        assert_eq!(
+            parse_paths_info(br#" {"paths": ["a.txt"], "expand": false}"#),
+            Ok((vec!["a.txt".into()], false))
+        );
+        assert!(parse_paths_info(b"paths=../x").is_err());
+        assert!(parse_paths_info(b"{\"paths\": 3}").is_err());
+        let many: Vec<String> = (0..=MAX_PATHS_INFO)
+            .map(|i| format!("paths=f{i}"))
+            .collect();
+        assert!(parse_paths_info(many.join("&").as_bytes()).is_err());
+    }
 }
 
 #[cfg(test)]

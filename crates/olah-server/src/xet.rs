@@ -787,7 +787,7 @@ impl Mirror {
         if !status.is_success() {
             self.xet.cas_unanswered();
             let e = ApiError::from_upstream(status, &h, body);
-            if matches!(status.as_u16(), 401 | 403 | 404) {
+            if crate::mirror::is_refusal(status, &h) {
                 self.refused(&repo_key, Scope::Files, &s.caller, e.clone())
                     .await;
             }

@@ -161,16 +161,18 @@ impl BlobStore {
         let times = self.access_times();
         let db = self.db();
         let xorbs = self.xorbs();
-        let (blobs, xorb_list) = crate::blob::blocking(move || {
+        let (blobs, xorb_list, api) = crate::blob::blocking(move || {
             db.touch_many(&times)?;
             let x = xorbs.map(|x| x.usage_list()).unwrap_or_default();
-            Ok((db.usage()?, x))
+            Ok((db.usage()?, x, db.api_bytes()?))
         })
         .await?;
-        // The database and the xorb tree are the truth: resynchronise the running total.
+        // The database and the xorb tree are the truth: resynchronise the running total. Cached
+        // API records count too (they keep to their own budget, a slice of the limit).
         usage.set(
             blobs.iter().map(|u| u.bytes).sum::<u64>()
-                + xorb_list.iter().map(|u| u.bytes).sum::<u64>(),
+                + xorb_list.iter().map(|u| u.bytes).sum::<u64>()
+                + api,
         );
         let mut list: Vec<Victim> = blobs
             .into_iter()

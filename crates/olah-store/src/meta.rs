@@ -4,9 +4,25 @@
 //! redb is embedded, pure Rust and crash-safe (copy-on-write B-trees with atomic commits), so a
 //! `kill -9` at any point leaves the database at its last commit.
 
-use std::path::{Path, PathBuf};
+//!
+//! A failed commit (a full disk) poisons a redb handle: every later call fails with
+//! `PreviousIo`. Every operation goes through [`MetaDb::run`], which notices such I/O errors,
+//! drops the handle and reopens the file (redb repairs it on open) on a later call, with an
+//! exponential backoff while the reopen keeps failing. Callers see errors meanwhile, never a
+//! stuck database.
+//!
+//! Cached API answers live in their own table under a byte budget (keys and values counted);
+//! past it the oldest written records go first (see [`MetaDb::put_api`]).
 
-use redb::{Database, Durability, ReadableTable, TableDefinition};
+// redb's own error type is large; it never leaves this module (converted to `StoreError`).
+#![allow(clippy::result_large_err)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::error::{Result, StoreError};
@@ -15,6 +31,22 @@ use crate::key::BlobKey;
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 const BLOCKS: TableDefinition<(&str, u32), u32> = TableDefinition::new("blocks");
+/// Cached API answers: key → 8-byte big-endian write time (ms) + JSON.
+const API: TableDefinition<&str, &[u8]> = TableDefinition::new("api");
+
+/// Default byte budget of cached API records.
+pub const DEFAULT_API_BUDGET: u64 = 64 << 20;
+
+type Opener = Box<dyn Fn() -> std::result::Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// When the database may be reopened next, and the wait after that.
+struct Backoff {
+    next: Option<Instant>,
+    wait: Duration,
+}
+
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// What the database knows about one blob.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -47,7 +79,14 @@ pub struct BlobUsage {
 
 /// The metadata database.
 pub struct MetaDb {
-    db: Database,
+    open: Opener,
+    /// The live handle; `None` after an I/O error until a reopen succeeds.
+    db: RwLock<Option<Arc<Database>>>,
+    backoff: Mutex<Backoff>,
+    /// Bytes of the API table (keys + values); `None` until counted.
+    api_bytes: Mutex<Option<u64>>,
+    api_budget: AtomicU64,
+    degraded: std::sync::atomic::AtomicBool,
 }
 
 /// Why the database file did not open.
@@ -92,6 +131,22 @@ fn classify(e: redb::DatabaseError) -> OpenError {
         DatabaseError::RepairAborted => OpenError::Damaged("its repair failed".into()),
         other => OpenError::Other(other.into()),
     }
+}
+
+fn create_tables(db: &Database) -> std::result::Result<(), redb::Error> {
+    let tx = db.begin_write()?;
+    {
+        tx.open_table(KV)?;
+        tx.open_table(BLOBS)?;
+        tx.open_table(BLOCKS)?;
+        tx.open_table(API)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn is_io(e: &redb::Error) -> bool {
+    matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo)
 }
 
 impl MetaDb {
@@ -158,6 +213,7 @@ impl MetaDb {
                     tx.open_table(KV).map_err(corrupt)?;
                     tx.open_table(BLOBS).map_err(corrupt)?;
                     tx.open_table(BLOCKS).map_err(corrupt)?;
+                    tx.open_table(API).map_err(corrupt)?;
                 }
                 tx.commit().map_err(|e| OpenError::Other(e.into()))?;
                 Ok(db)
@@ -165,7 +221,11 @@ impl MetaDb {
             .map_err(|e| OpenError::Other(e.into()))?
             .join();
         match opened {
-            Ok(r) => r.map(|db| Self { db }),
+            Ok(r) => r.map(|db| {
+                // A reopen after an I/O error needs no damage handling: redb repairs on open.
+                let path = path.to_path_buf();
+                Self::with_handle(db, Box::new(move || Database::create(&path)))
+            }),
             Err(panic) => {
                 let why = panic
                     .downcast_ref::<String>()
@@ -182,56 +242,301 @@ impl MetaDb {
     pub fn put_verified_blob(&self, key: &BlobKey, rec: &BlobRecord, crcs: &[u32]) -> Result<()> {
         let k = key.to_string();
         let bytes = serde_json::to_vec(rec).expect("blob records always serialize");
-        let tx = self.db.begin_write()?;
-        {
-            let mut b = tx.open_table(BLOBS)?;
-            b.insert(k.as_str(), bytes.as_slice())?;
-            let mut t = tx.open_table(BLOCKS)?;
-            for (i, crc) in crcs.iter().enumerate() {
-                t.insert((k.as_str(), i as u32), *crc)?;
+        self.write(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut b = tx.open_table(BLOBS)?;
+                b.insert(k.as_str(), bytes.as_slice())?;
+                let mut t = tx.open_table(BLOCKS)?;
+                for (i, crc) in crcs.iter().enumerate() {
+                    t.insert((k.as_str(), i as u32), *crc)?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    #[cfg(test)]
+    fn open_with(open: Opener) -> Result<Self> {
+        let db = open()?;
+        create_tables(&db).map_err(|e| StoreError::Db(e.to_string()))?;
+        Ok(Self::with_handle(db, open))
+    }
+
+    fn with_handle(db: Database, open: Opener) -> Self {
+        Self {
+            open,
+            db: RwLock::new(Some(Arc::new(db))),
+            backoff: Mutex::new(Backoff {
+                next: None,
+                wait: FIRST_RETRY,
+            }),
+            api_bytes: Mutex::new(None),
+            api_budget: AtomicU64::new(DEFAULT_API_BUDGET),
+            degraded: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The live handle, reopening the database after an I/O error (at most once per backoff
+    /// period while it keeps failing).
+    fn handle(&self) -> Result<Arc<Database>> {
+        if let Some(db) = self.db.read().expect("metadb lock").as_ref() {
+            return Ok(db.clone());
+        }
+        let mut slot = self.db.write().expect("metadb lock");
+        if let Some(db) = slot.as_ref() {
+            return Ok(db.clone());
+        }
+        let mut b = self.backoff.lock().expect("metadb backoff lock");
+        if b.next.is_some_and(|t| Instant::now() < t) {
+            return Err(StoreError::Db(
+                "metadata database unavailable after an I/O error (reopen pending)".into(),
+            ));
+        }
+        // Fails while an operation still holds the poisoned handle: tried again later.
+        let opened = (self.open)()
+            .map_err(redb::Error::from)
+            .and_then(|db| create_tables(&db).map(|()| db));
+        match opened {
+            Ok(db) => {
+                tracing::warn!("metadata database reopened after an I/O error");
+                b.next = None;
+                b.wait = FIRST_RETRY;
+                *self.api_bytes.lock().expect("api bytes lock") = None;
+                let db = Arc::new(db);
+                *slot = Some(db.clone());
+                Ok(db)
+            }
+            Err(e) => {
+                b.next = Some(Instant::now() + b.wait);
+                b.wait = (b.wait * 2).min(MAX_RETRY);
+                Err(StoreError::Db(format!(
+                    "metadata database cannot be reopened: {e}"
+                )))
             }
         }
-        tx.commit()?;
-        Ok(())
+    }
+
+    /// Runs one write; an I/O error marks the store degraded until a write succeeds again.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Database) -> std::result::Result<T, redb::Error>,
+    ) -> Result<T> {
+        let r = self.run(f);
+        if r.is_ok() {
+            self.degraded.store(false, Ordering::SeqCst);
+        }
+        r
+    }
+
+    /// Whether the last metadata write hit an I/O error (a full disk) and none succeeded since:
+    /// callers then serve from the upstream without caching.
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::SeqCst)
+    }
+
+    /// Runs one operation; an I/O error drops the handle so that a later call reopens it.
+    fn run<T>(
+        &self,
+        f: impl FnOnce(&Database) -> std::result::Result<T, redb::Error>,
+    ) -> Result<T> {
+        let db = self.handle()?;
+        match f(&db) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if is_io(&e) {
+                    self.degraded.store(true, Ordering::SeqCst);
+                    let mut slot = self.db.write().expect("metadb lock");
+                    if slot.as_ref().is_some_and(|d| Arc::ptr_eq(d, &db)) {
+                        *slot = None;
+                        tracing::warn!(error = %e, "metadata database I/O error; it will be reopened");
+                    }
+                }
+                Err(StoreError::Db(e.to_string()))
+            }
+        }
     }
 
     /// Makes every earlier commit durable (block records are committed `Eventual`): one empty
     /// `Immediate` commit. Called on shutdown.
     pub fn flush(&self) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        tx.commit()?;
-        Ok(())
+        self.write(|db| {
+            let tx = db.begin_write()?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Reads a JSON value. A value that no longer parses (older format) reads as absent.
     pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(KV)?;
-        Ok(t.get(key)?
-            .and_then(|v| serde_json::from_slice(v.value()).ok()))
+        self.run(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(KV)?;
+            Ok(t.get(key)?
+                .and_then(|v| serde_json::from_slice(v.value()).ok()))
+        })
     }
 
     /// Writes a JSON value durably.
     pub fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
         let bytes = serde_json::to_vec(value).expect("metadata values always serialize");
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(KV)?;
-            t.insert(key, bytes.as_slice())?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(KV)?;
+                t.insert(key, bytes.as_slice())?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Deletes a key/value entry.
     pub fn delete(&self, key: &str) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(KV)?;
-            t.remove(key)?;
+        self.write(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(KV)?;
+                t.remove(key)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Sets the byte budget of cached API records (trimming at once if over) and drops API
+    /// records an older version kept in the key/value table.
+    pub fn set_api_budget(&self, bytes: u64) -> Result<()> {
+        self.api_budget.store(bytes, Ordering::SeqCst);
+        self.write(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(KV)?;
+                t.retain_in("api|".."api}", |_, _| false)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })?;
+        self.trim_api()
+    }
+
+    /// Bytes of cached API records (keys and values), counted once then kept up to date.
+    pub fn api_bytes(&self) -> Result<u64> {
+        let mut total = self.api_bytes.lock().expect("api bytes lock");
+        if let Some(n) = *total {
+            return Ok(n);
         }
-        tx.commit()?;
-        Ok(())
+        let n = self.run(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(API)?;
+            let mut n = 0u64;
+            for item in t.iter()? {
+                let (k, v) = item?;
+                n += (k.value().len() + v.value().len()) as u64;
+            }
+            Ok(n)
+        })?;
+        *total = Some(n);
+        Ok(n)
+    }
+
+    /// Reads a cached API record.
+    pub fn get_api<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.run(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(API)?;
+            Ok(t.get(key)?.and_then(|v| {
+                v.value()
+                    .get(8..)
+                    .and_then(|j| serde_json::from_slice(j).ok())
+            }))
+        })
+    }
+
+    /// Stores a cached API record unless it alone exceeds an eighth of the budget (then it is
+    /// not kept: `Ok(false)`). Past the budget, the oldest written records are removed until the
+    /// table is under 90 % of it.
+    pub fn put_api<T: Serialize>(&self, key: &str, value: &T) -> Result<bool> {
+        let json = serde_json::to_vec(value).expect("API records always serialize");
+        let size = (key.len() + 8 + json.len()) as u64;
+        if size > self.api_budget.load(Ordering::SeqCst) / 8 {
+            return Ok(false);
+        }
+        let mut val = Vec::with_capacity(8 + json.len());
+        val.extend_from_slice(&crate::blob::now_ms().to_be_bytes());
+        val.extend_from_slice(&json);
+        self.api_bytes()?;
+        let mut total = self.api_bytes.lock().expect("api bytes lock");
+        let old = self.write(|db| {
+            let tx = db.begin_write()?;
+            let old = {
+                let mut t = tx.open_table(API)?;
+                t.insert(key, val.as_slice())?
+                    .map(|o| (key.len() + o.value().len()) as u64)
+            };
+            tx.commit()?;
+            Ok(old)
+        });
+        let old = match old {
+            Ok(o) => o,
+            Err(e) => {
+                *total = None;
+                return Err(e);
+            }
+        };
+        let n = total.unwrap_or(0).saturating_sub(old.unwrap_or(0)) + size;
+        *total = Some(n);
+        let over = n > self.api_budget.load(Ordering::SeqCst);
+        drop(total);
+        if over {
+            self.trim_api()?;
+        }
+        Ok(true)
+    }
+
+    /// Removes the oldest written API records until the table is under 90 % of the budget.
+    fn trim_api(&self) -> Result<()> {
+        let budget = self.api_budget.load(Ordering::SeqCst);
+        let total_now = self.api_bytes()?;
+        if total_now <= budget {
+            return Ok(());
+        }
+        let mut total = self.api_bytes.lock().expect("api bytes lock");
+        let target = budget / 10 * 9;
+        let res = self.write(|db| {
+            let tx = db.begin_write()?;
+            let left = {
+                let mut t = tx.open_table(API)?;
+                let mut all: Vec<(u64, String, u64)> = Vec::with_capacity(t.len()? as usize);
+                let mut n = 0u64;
+                for item in t.iter()? {
+                    let (k, v) = item?;
+                    let v = v.value();
+                    let at = v
+                        .get(..8)
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map(u64::from_be_bytes)
+                        .unwrap_or(0);
+                    let size = (k.value().len() + v.len()) as u64;
+                    n += size;
+                    all.push((at, k.value().to_string(), size));
+                }
+                all.sort();
+                for (_, k, size) in all {
+                    if n <= target {
+                        break;
+                    }
+                    t.remove(k.as_str())?;
+                    n -= size;
+                }
+                n
+            };
+            tx.commit()?;
+            Ok(left)
+        });
+        *total = res.as_ref().ok().copied();
+        res.map(|_| ())
     }
 
     /// Deletes every key/value entry whose key starts with `prefix` (ASCII, non-empty), in one
@@ -253,35 +558,41 @@ impl MetaDb {
 
     /// The record of a blob, if any.
     pub fn blob(&self, key: &BlobKey) -> Result<Option<BlobRecord>> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(BLOBS)?;
-        Ok(t.get(key.to_string().as_str())?
-            .and_then(|v| serde_json::from_slice(v.value()).ok()))
+        self.run(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(BLOBS)?;
+            Ok(t.get(key.to_string().as_str())?
+                .and_then(|v| serde_json::from_slice(v.value()).ok()))
+        })
     }
 
     /// Creates or replaces the record of a blob.
     pub fn put_blob(&self, key: &BlobKey, rec: &BlobRecord) -> Result<()> {
         let bytes = serde_json::to_vec(rec).expect("blob records always serialize");
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(BLOBS)?;
-            t.insert(key.to_string().as_str(), bytes.as_slice())?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(BLOBS)?;
+                t.insert(key.to_string().as_str(), bytes.as_slice())?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// The checksums of the blocks recorded as present: `(block index, crc32)`.
     pub fn blocks(&self, key: &BlobKey) -> Result<Vec<(u32, u32)>> {
         let k = key.to_string();
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(BLOCKS)?;
-        let mut out = Vec::new();
-        for item in t.range((k.as_str(), 0u32)..=(k.as_str(), u32::MAX))? {
-            let (idx, crc) = item?;
-            out.push((idx.value().1, crc.value()));
-        }
-        Ok(out)
+        self.run(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(BLOCKS)?;
+            let mut out = Vec::new();
+            for item in t.range((k.as_str(), 0u32)..=(k.as_str(), u32::MAX))? {
+                let (idx, crc) = item?;
+                out.push((idx.value().1, crc.value()));
+            }
+            Ok(out)
+        })
     }
 
     /// Records a block as present with its checksum.
@@ -291,100 +602,214 @@ impl MetaDb {
     /// record a block whose bytes were not written first, and every read re-checks the CRC.
     pub fn put_block(&self, key: &BlobKey, idx: u32, crc: u32) -> Result<()> {
         let k = key.to_string();
-        let mut tx = self.db.begin_write()?;
-        tx.set_durability(Durability::Eventual);
-        {
-            let mut t = tx.open_table(BLOCKS)?;
-            t.insert((k.as_str(), idx), crc)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(|db| {
+            let mut tx = db.begin_write()?;
+            tx.set_durability(Durability::Eventual);
+            {
+                let mut t = tx.open_table(BLOCKS)?;
+                t.insert((k.as_str(), idx), crc)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Every blob with the bytes its present blocks occupy.
     pub fn usage(&self) -> Result<Vec<BlobUsage>> {
-        let tx = self.db.begin_read()?;
-        let blobs = tx.open_table(BLOBS)?;
-        let blocks = tx.open_table(BLOCKS)?;
-        let mut out = Vec::new();
-        for item in blobs.iter()? {
-            let (k, v) = item?;
-            let Ok(key) = k.value().parse::<BlobKey>() else {
-                continue;
-            };
-            let Ok(rec) = serde_json::from_slice::<BlobRecord>(v.value()) else {
-                continue;
-            };
-            let ks = k.value().to_string();
-            let mut bytes = 0u64;
-            for b in blocks.range((ks.as_str(), 0u32)..=(ks.as_str(), u32::MAX))? {
-                let (idx, _) = b?;
-                let start = idx.value().1 as u64 * rec.block_size;
-                bytes += rec.block_size.min(rec.size.saturating_sub(start));
+        self.run(|db| {
+            let tx = db.begin_read()?;
+            let blobs = tx.open_table(BLOBS)?;
+            let blocks = tx.open_table(BLOCKS)?;
+            let mut out = Vec::new();
+            for item in blobs.iter()? {
+                let (k, v) = item?;
+                let Ok(key) = k.value().parse::<BlobKey>() else {
+                    continue;
+                };
+                let Ok(rec) = serde_json::from_slice::<BlobRecord>(v.value()) else {
+                    continue;
+                };
+                let ks = k.value().to_string();
+                let mut bytes = 0u64;
+                for b in blocks.range((ks.as_str(), 0u32)..=(ks.as_str(), u32::MAX))? {
+                    let (idx, _) = b?;
+                    let start = idx.value().1 as u64 * rec.block_size;
+                    bytes += rec.block_size.min(rec.size.saturating_sub(start));
+                }
+                out.push(BlobUsage {
+                    key,
+                    bytes,
+                    created: rec.created,
+                    last_access: rec.last_access.max(rec.created),
+                });
             }
-            out.push(BlobUsage {
-                key,
-                bytes,
-                created: rec.created,
-                last_access: rec.last_access.max(rec.created),
-            });
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Persists last-access times (ms) of blobs that still exist.
     pub fn touch_many(&self, times: &[(BlobKey, u64)]) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(BLOBS)?;
-            for (key, at) in times {
-                let k = key.to_string();
-                let rec = t
-                    .get(k.as_str())?
-                    .and_then(|v| serde_json::from_slice::<BlobRecord>(v.value()).ok());
-                if let Some(mut rec) = rec
-                    && rec.last_access < *at
-                {
-                    rec.last_access = *at;
-                    let bytes = serde_json::to_vec(&rec).expect("blob records always serialize");
-                    t.insert(k.as_str(), bytes.as_slice())?;
+        self.write(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(BLOBS)?;
+                for (key, at) in times {
+                    let k = key.to_string();
+                    let rec = t
+                        .get(k.as_str())?
+                        .and_then(|v| serde_json::from_slice::<BlobRecord>(v.value()).ok());
+                    if let Some(mut rec) = rec
+                        && rec.last_access < *at
+                    {
+                        rec.last_access = *at;
+                        let bytes =
+                            serde_json::to_vec(&rec).expect("blob records always serialize");
+                        t.insert(k.as_str(), bytes.as_slice())?;
+                    }
                 }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Forgets one block (after a checksum mismatch).
     pub fn remove_block(&self, key: &BlobKey, idx: u32) -> Result<()> {
         let k = key.to_string();
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(BLOCKS)?;
-            t.remove((k.as_str(), idx))?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(BLOCKS)?;
+                t.remove((k.as_str(), idx))?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Forgets a blob: its record and all its block checksums, in one transaction.
     pub fn remove_blob(&self, key: &BlobKey) -> Result<()> {
         let k = key.to_string();
-        let tx = self.db.begin_write()?;
-        {
-            let mut b = tx.open_table(BLOBS)?;
-            b.remove(k.as_str())?;
-            let mut t = tx.open_table(BLOCKS)?;
-            t.retain_in((k.as_str(), 0u32)..=(k.as_str(), u32::MAX), |_, _| false)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut b = tx.open_table(BLOBS)?;
+                b.remove(k.as_str())?;
+                let mut t = tx.open_table(BLOCKS)?;
+                t.retain_in((k.as_str(), 0u32)..=(k.as_str(), u32::MAX), |_, _| false)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// A file backend whose writes fail like a full disk while `full` is set.
+    #[derive(Debug)]
+    struct FullDisk {
+        inner: redb::backends::FileBackend,
+        full: Arc<AtomicBool>,
+    }
+
+    impl FullDisk {
+        fn check(&self) -> std::io::Result<()> {
+            if self.full.load(Ordering::SeqCst) {
+                Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl redb::StorageBackend for FullDisk {
+        fn len(&self) -> std::io::Result<u64> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+            self.inner.read(offset, len)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self, eventual: bool) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.sync_data(eventual)
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.write(offset, data)
+        }
+    }
+
+    #[test]
+    fn a_failed_commit_does_not_take_the_database_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        let full = Arc::new(AtomicBool::new(false));
+        let (p, f) = (path.clone(), full.clone());
+        let db = MetaDb::open_with(Box::new(move || {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&p)?;
+            redb::Builder::new().create_with_backend(FullDisk {
+                inner: redb::backends::FileBackend::new(file)?,
+                full: f.clone(),
+            })
+        }))
+        .unwrap();
+        db.put_json("rev|a", &1u32).unwrap();
+        full.store(true, Ordering::SeqCst);
+        assert!(db.put_json("rev|b", &2u32).is_err());
+        assert!(db.put_json("rev|c", &3u32).is_err());
+        assert!(db.is_degraded());
+        // Space is freed: the database comes back without a restart (after its backoff).
+        full.store(false, Ordering::SeqCst);
+        let mut ok = false;
+        for _ in 0..100 {
+            if db.put_json("rev|d", &4u32).is_ok() {
+                ok = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(ok, "the database did not recover");
+        assert!(!db.is_degraded());
+        assert_eq!(db.get_json::<u32>("rev|a").unwrap(), Some(1));
+        assert_eq!(db.get_json::<u32>("rev|d").unwrap(), Some(4));
+        assert_eq!(db.get_json::<u32>("rev|b").unwrap(), None);
+    }
+
+    #[test]
+    fn api_records_stay_within_their_budget_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = MetaDb::open(&dir.path().join("meta.redb")).unwrap();
+        db.put_json("api|legacy", &"x").unwrap();
+        db.set_api_budget(64 << 10).unwrap();
+        assert_eq!(db.get_json::<String>("api|legacy").unwrap(), None);
+        let body = "y".repeat(1000);
+        for i in 0..300 {
+            assert!(db.put_api(&format!("api|k{i:04}"), &body).unwrap());
+            assert!(db.api_bytes().unwrap() <= 64 << 10);
+        }
+        assert_eq!(db.get_api::<String>("api|k0000").unwrap(), None);
+        assert_eq!(db.get_api::<String>("api|k0299").unwrap(), Some(body));
+        // Recounting from the table agrees with the running total.
+        let counted = db.api_bytes().unwrap();
+        *db.api_bytes.lock().unwrap() = None;
+        assert_eq!(db.api_bytes().unwrap(), counted);
+        // One record larger than an eighth of the budget is not kept.
+        assert!(!db.put_api("api|big", &"z".repeat(9 << 10)).unwrap());
+        assert_eq!(db.get_api::<String>("api|big").unwrap(), None);
+    }
 
     #[test]
     fn blocks_are_scoped_per_blob_and_removed_with_it() {

@@ -258,6 +258,21 @@ impl Upstream {
         rb.send().await.map_err(UpstreamError::from_reqwest)
     }
 
+    /// HEAD of an absolute URL the Hub redirected to (the LFS CDN URL of a resolve): allow-listed
+    /// hosts only, no credential at all, redirects not followed.
+    pub async fn head_absolute(&self, url: &str) -> Result<Response> {
+        let url = Url::parse(url).map_err(|e| UpstreamError::BadRedirect(e.to_string()))?;
+        if !self.allow.allows(&url) {
+            return Err(UpstreamError::DisallowedRedirect(netloc(&url)));
+        }
+        self.client
+            .head(url)
+            .header(header::ACCEPT_ENCODING, "identity")
+            .send()
+            .await
+            .map_err(UpstreamError::from_reqwest)
+    }
+
     /// The Hub URL of a path: joined like a redirect would be, and refused unless it stays on
     /// the Hub origin (a path such as `//host/…` or `/\host/…` would name another host).
     fn hub_url(&self, path_and_query: &str) -> Result<Url> {

@@ -547,13 +547,15 @@ impl MetaDb {
         // Every key with the prefix sorts in [prefix, prefix with its last byte + 1).
         let mut end = prefix[..prefix.len() - 1].to_string();
         end.push(char::from(last + 1));
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(KV)?;
-            t.retain_in::<&str, _>(prefix..end.as_str(), |_, _| false)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(KV)?;
+                t.retain_in::<&str, _>(prefix..end.as_str(), |_, _| false)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// The record of a blob, if any.

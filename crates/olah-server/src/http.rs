@@ -629,11 +629,11 @@ impl FileTarget {
                     span.in_scope(|| tracing::info!(bytes = *sent, "body complete"));
                 }
             }
-            let me = me.clone();
-            async move {
-                Some(match item {
-                    Ok(b) => Ok(b),
-                    Err(e) => {
+            match item {
+                Ok(b) => futures::future::Either::Left(futures::future::ready(Some(Ok(b)))),
+                Err(e) => {
+                    let me = me.clone();
+                    futures::future::Either::Right(async move {
                         tracing::warn!(error = %e, "body aborted");
                         if matches!(e, olah_store::StoreError::InvalidData(_)) {
                             // Before the client sees the error (and asks again).
@@ -641,9 +641,9 @@ impl FileTarget {
                                 .content_rejected(&me.repo, &me.commit, &me.path)
                                 .await;
                         }
-                        Err(std::io::Error::other(e.to_string()))
-                    }
-                })
+                        Some(Err(std::io::Error::other(e.to_string())))
+                    })
+                }
             }
         });
         Ok(counted.boxed())

@@ -638,7 +638,10 @@ impl Mirror {
         body: &str,
         auth: Option<&HeaderValue>,
     ) {
+        // Cheap checks first: the body is scanned only when a verdict is due.
         if let (Some(repo), Some(rev)) = (route.repo(), route.revision())
+            && !self.offline()
+            && self.xet.cas_due()
             && body.contains("xetHash")
         {
             self.xet_check_cas(repo, rev.as_str(), auth).await;

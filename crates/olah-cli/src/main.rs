@@ -102,14 +102,14 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
     // TLS material is checked before anything else: a wrong key file stops start-up clearly.
     let tls = match (&cfg.ssl_cert, &cfg.ssl_key) {
         (Some(cert), Some(key)) => {
-            Some(olah_server::tls::load_acceptor(cert, key).map_err(anyhow::Error::msg)?)
+            Some(olah_http::tls::load_acceptor(cert, key).map_err(anyhow::Error::msg)?)
         }
         _ => None,
     };
     let nofile = raise_nofile_limit();
-    let opts = olah_server::serve::ServeOptions {
+    let opts = olah_http::serve::ServeOptions {
         max_connections: cfg.max_connections.map_or_else(
-            || olah_server::serve::default_max_connections(nofile),
+            || olah_http::serve::default_max_connections(nofile),
             |n| n as usize,
         ),
         header_timeout: std::time::Duration::from_secs(cfg.header_timeout),
@@ -125,7 +125,7 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
         Command::Serve => {
             let cfg = Arc::new(cfg);
             let mirror =
-                Arc::new(olah_server::Mirror::open(cfg.clone()).map_err(anyhow::Error::msg)?);
+                Arc::new(olah_http::Mirror::open(cfg.clone()).map_err(anyhow::Error::msg)?);
             tracing::info!(
                 listen = %format!("{scheme}://{local}"),
                 mirror_url = %cfg.mirror_url(),
@@ -145,7 +145,7 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
                 );
             }
             let db = mirror.db.clone();
-            (olah_server::router(mirror), Some(db))
+            (olah_http::router(mirror), Some(db))
         }
         Command::ModelBin { path } => {
             tracing::info!(
@@ -153,10 +153,10 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
                 path = %path.display(),
                 "olah-rs model-bin ready (offline, serving directories as model repos)"
             );
-            (olah_server::modelbin::router(path), None)
+            (olah_http::modelbin::router(path), None)
         }
     };
-    olah_server::serve::serve(tcp, tls, app, opts, shutdown_signal()).await?;
+    olah_http::serve::serve(tcp, tls, app, opts, shutdown_signal()).await?;
     // Block records are committed lazily: make them durable before exiting.
     if let Some(db) = db
         && let Err(e) = db.flush()

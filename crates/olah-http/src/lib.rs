@@ -1,4 +1,4 @@
-//! olah-server: the mirror's service logic and its Hub-compatible HTTP surface.
+//! olah-http: the Hub-compatible HTTP surface (the only crate that knows axum), and — until they move to olah-service — the mirror's service modules.
 //!
 //! * [`mirror`]: cache-or-fetch, revalidation, stale-if-error, single-flight (no axum here).
 //! * [`access`]: the fail-closed per-caller access gate.

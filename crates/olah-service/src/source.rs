@@ -1,0 +1,260 @@
+//! A source of Hub repositories, and the set of them the mirror answers from.
+//!
+//! Three implementations: the upstream Hub through the cache, local git repositories
+//! (`mirrors-path`) and plain directories (`model-bin`). Each says what a file is
+//! ([`FileHead`]) and opens its bytes ([`FileBody`]), and answers the metadata routes
+//! ([`MetaAnswer`]). The HTTP layer does everything else once for all of them: response
+//! headers, conditional requests (strong `If-Range`), `Range` and multipart, JSON and error
+//! rendering, request tracing.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use http::HeaderValue;
+use olah_types::{RepoPath, RepoRef, Revision, Route};
+use serde::Deserialize;
+
+use crate::error::ServiceError;
+
+/// The bytes of a file (or of a range of it), streamed. An error ends the body early: the
+/// client sees a cut transfer, never bytes that were not verified.
+pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// What the service needs to know about a request besides its route.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCtx {
+    /// The caller's `Authorization` header, passed to the Hub only (never logged or stored).
+    pub auth: Option<HeaderValue>,
+    /// The `Host` the client used (for the URLs the mirror hands out).
+    pub host: Option<String>,
+}
+
+/// How a file or answer was obtained: recorded on the request span (and, next, in metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Served from the cache without asking the upstream.
+    Hit,
+    /// Fetched from the upstream (and cached when allowed).
+    Miss,
+    /// The upstream confirmed the cached copy.
+    Revalidated,
+    /// The upstream failed; an older cached copy stands in.
+    Stale,
+    /// A local source (git repository or directory): no cache involved.
+    Local,
+}
+
+impl Outcome {
+    /// The label on spans and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Revalidated => "revalidated",
+            Self::Stale => "stale",
+            Self::Local => "local",
+        }
+    }
+}
+
+/// What a file is: everything the HTTP layer needs for the headers of a resolve answer.
+#[derive(Debug, Clone)]
+pub struct FileHead {
+    /// The commit the revision resolved to (`X-Repo-Commit`).
+    pub commit: Option<String>,
+    /// Size of the content served.
+    pub size: u64,
+    /// The ETag clients see, without quotes: an LFS file's sha256, else its git blob id. Always
+    /// a strong validator (the bytes behind it never change).
+    pub etag: String,
+    /// For an LFS file: its sha256 (`X-Linked-Etag`) and size (`X-Linked-Size`).
+    pub linked: Option<(String, u64)>,
+    /// The file's Xet hash, when the source advertises Xet for it (`X-Xet-Hash`, `Link`s).
+    pub xet_hash: Option<String>,
+    /// `Content-Type` of the content.
+    pub content_type: String,
+    /// How it was obtained.
+    pub outcome: Outcome,
+}
+
+/// Opens the bytes of one file. Held by the HTTP layer while it answers; may be opened
+/// several times (multipart ranges).
+#[async_trait]
+pub trait FileBody: Send + Sync {
+    /// Streams bytes `start..=end` (inclusive, within the file).
+    async fn open(&self, start: u64, end: u64) -> Result<ByteStream, ServiceError>;
+}
+
+/// A file of a repository at a revision: its head and a way to its bytes.
+pub struct RepoFile {
+    pub head: FileHead,
+    pub body: Arc<dyn FileBody>,
+}
+
+/// A metadata request (repo info, tree, paths-info, refs, commits…) as the route parser saw it.
+#[derive(Debug, Clone)]
+pub struct MetaRequest {
+    pub route: Route,
+    /// The raw query string (each source keeps only the parameters it knows).
+    pub query: Option<String>,
+    /// The parsed body of a `POST …/paths-info/{rev}`.
+    pub paths: Option<PathsQuery>,
+}
+
+/// A metadata answer: a JSON document (the Hub's own, verbatim, or one a local source wrote).
+#[derive(Debug, Clone)]
+pub struct MetaAnswer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+    /// An upstream `Link` header (pagination), with the Hub's URLs: the HTTP layer rewrites it.
+    pub link: Option<String>,
+    /// The commit the answer refers to, when known.
+    pub commit: Option<String>,
+    pub outcome: Outcome,
+}
+
+/// A place Hub repositories come from.
+#[async_trait]
+pub trait RepoSource: Send + Sync + 'static {
+    /// `"hub"`, `"git"` or `"dir"`: a span field and metric label.
+    fn name(&self) -> &'static str;
+
+    /// Whether this source answers for `repo` (git: a repository exists under a root; dir: its
+    /// directory exists; hub: always). The first source of [`Sources`] that owns a repo
+    /// answers every request about it.
+    async fn owns(&self, repo: &RepoRef) -> bool;
+
+    /// The file `path` of `repo` at `revision`.
+    async fn file(
+        &self,
+        cx: &RequestCtx,
+        repo: &RepoRef,
+        revision: &Revision,
+        path: &RepoPath,
+    ) -> Result<RepoFile, ServiceError>;
+
+    /// A metadata route of a repo this source owns.
+    async fn meta(&self, cx: &RequestCtx, req: &MetaRequest) -> Result<MetaAnswer, ServiceError>;
+}
+
+/// The sources the mirror answers from, in precedence order (local git, then directories,
+/// then the Hub).
+#[derive(Clone, Default)]
+pub struct Sources {
+    list: Vec<Arc<dyn RepoSource>>,
+}
+
+impl Sources {
+    /// The sources in precedence order.
+    pub fn new(list: Vec<Arc<dyn RepoSource>>) -> Self {
+        Self { list }
+    }
+
+    /// The first source that owns `repo`, if any.
+    pub async fn pick(&self, repo: &RepoRef) -> Option<Arc<dyn RepoSource>> {
+        for s in &self.list {
+            if s.owns(repo).await {
+                return Some(s.clone());
+            }
+        }
+        None
+    }
+
+    /// Whether no source is configured.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+/// The most paths one paths-info request may ask for (as the Hub).
+pub const MAX_PATHS_INFO: usize = 1000;
+
+/// The body of a `POST …/paths-info/{rev}`: the paths asked (deduplicated, in order, each a
+/// valid repo path) and `expand`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathsQuery {
+    pub paths: Vec<String>,
+    pub expand: bool,
+}
+
+impl PathsQuery {
+    /// Parses a form (`paths=a&paths=b&expand=true`, what huggingface_hub sends) or JSON
+    /// (`{"paths": [...], "expand": true}`, what huggingface.js sends) body.
+    pub fn parse(body: &[u8]) -> Result<Self, ServiceError> {
+        let is_json = body
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'{');
+        let (paths, expand) = if is_json {
+            #[derive(Deserialize)]
+            struct Body {
+                #[serde(default)]
+                paths: Vec<String>,
+                #[serde(default)]
+                expand: Option<serde_json::Value>,
+            }
+            let b: Body = serde_json::from_slice(body)
+                .map_err(|_| ServiceError::bad_request("paths-info body is not valid JSON"))?;
+            let expand = match b.expand {
+                Some(serde_json::Value::Bool(x)) => x,
+                Some(serde_json::Value::String(s)) => is_true(&s),
+                _ => false,
+            };
+            (b.paths, expand)
+        } else {
+            let mut paths = Vec::new();
+            let mut expand = false;
+            for (k, v) in url::form_urlencoded::parse(body) {
+                match &*k {
+                    "paths" => paths.push(v.into_owned()),
+                    "expand" => expand = is_true(&v),
+                    _ => {}
+                }
+            }
+            (paths, expand)
+        };
+        if paths.len() > MAX_PATHS_INFO {
+            return Err(ServiceError::bad_request(format!(
+                "at most {MAX_PATHS_INFO} paths per paths-info request"
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for p in paths {
+            RepoPath::new(&p).map_err(|e| ServiceError::bad_request(e.to_string()))?;
+            if seen.insert(p.clone()) {
+                out.push(p);
+            }
+        }
+        Ok(Self { paths: out, expand })
+    }
+}
+
+/// A query flag's truth, as the Hub reads it.
+pub fn is_true(s: &str) -> bool {
+    matches!(s, "true" | "True" | "1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_info_bodies_parse_as_form_or_json_deduplicated_and_bounded() {
+        let q = PathsQuery::parse(b"paths=a.txt&paths=b%2Fc.bin&paths=a.txt&expand=True").unwrap();
+        assert_eq!(q.paths, ["a.txt", "b/c.bin"]);
+        assert!(q.expand);
+        let q = PathsQuery::parse(br#" {"paths": ["x"], "expand": false}"#).unwrap();
+        assert_eq!(q.paths, ["x"]);
+        assert!(!q.expand);
+        assert!(PathsQuery::parse(br#"{"paths": ["../etc"]}"#).is_err());
+        assert!(PathsQuery::parse(b"{not json").is_err());
+        let many: String = (0..=MAX_PATHS_INFO)
+            .map(|i| format!("paths=f{i}&"))
+            .collect();
+        assert!(PathsQuery::parse(many.as_bytes()).is_err());
+    }
+}

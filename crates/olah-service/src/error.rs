@@ -92,17 +92,21 @@ pub enum ErrorKind {
     /// The mirror cannot answer now; the client may retry (503).
     Busy,
     /// The upstream answered an error that is passed on as is: status, relayable headers, body.
-    Relayed {
-        status: StatusCode,
-        headers: HeaderMap,
-        body: Bytes,
-    },
+    Relayed(Box<Relayed>),
     /// The upstream could not be reached (502) or timed out (504), and nothing usable is cached.
     Unavailable { timeout: bool },
     /// The upstream answered something the mirror cannot use (502).
     BadUpstream,
     /// A local failure or a bug (500).
     Internal,
+}
+
+/// An upstream error answer passed on to the client.
+#[derive(Debug, Clone)]
+pub struct Relayed {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 /// An error of the service layer.
@@ -275,11 +279,11 @@ impl ServiceError {
             _ => HubCode::NotFound,
         };
         Self::new(
-            ErrorKind::Relayed {
+            ErrorKind::Relayed(Box::new(Relayed {
                 status,
                 headers: keep,
                 body,
-            },
+            })),
             Origin::Upstream,
             code,
             format!("upstream answered {}", status.as_u16()),
@@ -290,7 +294,7 @@ impl ServiceError {
     pub fn is_outage(&self) -> bool {
         match &self.kind {
             ErrorKind::Unavailable { .. } => true,
-            ErrorKind::Relayed { status, .. } => status.is_server_error(),
+            ErrorKind::Relayed(r) => r.status.is_server_error(),
             _ => false,
         }
     }

@@ -8,4 +8,4 @@
 pub mod error;
 pub mod source;
 
-pub use crate::error::{ErrorKind, HubCode, Origin, ServiceError};
+pub use crate::error::{ErrorKind, HubCode, Origin, Relayed, ServiceError};

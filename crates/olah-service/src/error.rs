@@ -361,15 +361,12 @@ mod tests {
         let e = ServiceError::relayed(StatusCode::UNAUTHORIZED, &h, Bytes::from_static(b"{}"));
         assert_eq!(e.code, HubCode::GatedRepo);
         assert_eq!(e.origin, Origin::Upstream);
-        let ErrorKind::Relayed {
-            headers, status, ..
-        } = &e.kind
-        else {
+        let ErrorKind::Relayed(r) = &e.kind else {
             panic!("not relayed: {e:?}")
         };
-        assert_eq!(*status, StatusCode::UNAUTHORIZED);
-        assert!(headers.get("set-cookie").is_none());
-        assert_eq!(headers.get("retry-after").unwrap(), "3");
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(r.headers.get("set-cookie").is_none());
+        assert_eq!(r.headers.get("retry-after").unwrap(), "3");
         assert!(!e.is_outage());
     }
 

@@ -5,8 +5,8 @@
 //!   can make the mirror contact a host of its choosing; `Authorization` goes to the Hub origin
 //!   only).
 //! * [`hub`]: requests to the Hub origin ([`Upstream::hub`], [`Upstream::get_following`]).
-//! * [`cas`]: requests to absolute URLs the upstream handed out (CAS, presigned xorb and CDN
-//!   URLs).
+//! * [`cas`]: requests to absolute URLs the upstream handed out (CAS reconstructions with a
+//!   [`CasToken`], presigned xorb and CDN URLs).
 //! * [`retry`]: idempotent requests retried with backoff, honouring `Retry-After`.
 //! * [`body`]: the answer type ([`Response`]): status, headers, a streaming body whose errors
 //!   are [`UpstreamError`]s, or the whole body under a byte cap.
@@ -28,6 +28,7 @@ mod retry_tests;
 mod test_server;
 
 pub use body::{ByteStream, Response};
+pub use cas::CasToken;
 pub use error::{Result, UpstreamError};
 pub use hub::HubRequest;
 pub use retry::RetryPolicy;

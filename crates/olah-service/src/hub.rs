@@ -83,8 +83,12 @@ struct RevEntry {
     fetched_at: u64,
 }
 
-/// Where the Hub's resolve HEAD redirected (a presigned CDN URL) per `{repo}|{commit}|{path}`.
-type Locations = std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>;
+/// Where the Hub's resolve HEAD redirected (a presigned CDN URL) per `{repo}|{commit}|{path}`,
+/// for [`LOCATION_TTL`], at most [`MAX_LOCATIONS`] of them.
+type Locations = moka::sync::Cache<String, String>;
+
+/// Most remembered CDN URLs.
+const MAX_LOCATIONS: u64 = 100_000;
 
 /// The upstream Hub through the cache.
 pub struct HubCache {
@@ -114,7 +118,10 @@ impl HubCache {
             upstream,
             xet,
             head_flight: Flight::default(),
-            locations: Locations::default(),
+            locations: moka::sync::Cache::builder()
+                .max_capacity(MAX_LOCATIONS)
+                .time_to_live(LOCATION_TTL)
+                .build(),
             api_flight: Flight::default(),
         }
     }
@@ -321,12 +328,8 @@ impl HubCache {
                     && me.upstream.allows_url(&loc)
                     && !loc.starts_with(me.upstream.hub_base())
                 {
-                    let mut m = me.locations.lock().expect("locations lock");
-                    m.retain(|_, (_, at)| at.elapsed() < LOCATION_TTL);
-                    m.insert(
-                        location_key(&repo_key, &commit, &path),
-                        (loc, std::time::Instant::now()),
-                    );
+                    me.locations
+                        .insert(location_key(&repo_key, &commit, &path), loc);
                 }
                 if let Some(h) = meta.xet_hash.clone() {
                     me.xet
@@ -369,9 +372,7 @@ impl HubCache {
     pub async fn content_rejected(&self, repo: &RepoRef, commit: &str, path: &RepoPath) {
         let repo_key = repo.key();
         self.locations
-            .lock()
-            .expect("locations lock")
-            .remove(&location_key(&repo_key, commit, path));
+            .invalidate(&location_key(&repo_key, commit, path));
         let file_key = format!("file|{repo_key}|{commit}|{}", path.as_str());
         tracing::warn!(file = %file_key, "content failed verification: its metadata is dropped");
         if let Err(e) = self.db.run(move |db| db.delete(&file_key)).await {
@@ -392,13 +393,7 @@ impl HubCache {
             return None;
         }
         let revision = Revision::new(commit).ok()?;
-        let location = self
-            .locations
-            .lock()
-            .expect("locations lock")
-            .get(&location_key(&repo.key(), commit, path))
-            .filter(|(_, at)| at.elapsed() < LOCATION_TTL)
-            .map(|(u, _)| u.clone());
+        let location = self.locations.get(&location_key(&repo.key(), commit, path));
         let path = Route::Resolve {
             repo: repo.clone(),
             revision,

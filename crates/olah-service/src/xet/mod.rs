@@ -96,8 +96,15 @@ struct UpToken {
     exp: u64,
 }
 
-/// Upstream presigned URL (and when it was handed out) per (xorb, first byte, last byte).
-type UrlMap = HashMap<(String, u64, u64), (String, Instant)>;
+/// Upstream presigned URL per (xorb, first byte, last byte), for [`UPSTREAM_URL_TTL`] after it
+/// was handed out, at most [`MAX_URLS`] of them.
+type UrlMap = moka::sync::Cache<(String, u64, u64), String>;
+
+/// Most remembered upstream xorb URLs, and most upstream CAS tokens (one per repo, revision and
+/// caller; each kept at most [`UP_TOKEN_TTL`]).
+const MAX_URLS: u64 = 200_000;
+const MAX_UP_TOKENS: u64 = 10_000;
+const UP_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 /// An upstream URL of one fetch range: (xorb hash, byte range, URL).
 pub type UpstreamUrl = (String, Span, String);
@@ -111,8 +118,8 @@ pub struct XetState {
     /// Verified xorb ranges.
     pub store: Arc<XorbStore>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
-    up_tokens: Mutex<HashMap<String, UpToken>>,
-    urls: Mutex<UrlMap>,
+    up_tokens: moka::sync::Cache<String, UpToken>,
+    urls: UrlMap,
     /// Files whose chunk hashes are being checked right now.
     verifying: Mutex<std::collections::HashSet<String>>,
     /// Where the upstream's token route says its CAS lives (one upstream per mirror).
@@ -140,8 +147,14 @@ impl XetState {
             secret: rand::random(),
             store: Arc::new(store),
             sessions: Mutex::new(HashMap::new()),
-            up_tokens: Mutex::new(HashMap::new()),
-            urls: Mutex::new(HashMap::new()),
+            up_tokens: moka::sync::Cache::builder()
+                .max_capacity(MAX_UP_TOKENS)
+                .time_to_live(UP_TOKEN_TTL)
+                .build(),
+            urls: moka::sync::Cache::builder()
+                .max_capacity(MAX_URLS)
+                .time_to_live(UPSTREAM_URL_TTL)
+                .build(),
             verifying: Mutex::default(),
             cas: Mutex::default(),
             warned: Mutex::default(),
@@ -201,9 +214,7 @@ impl XetState {
     }
 
     fn fresh_url(&self, xorb: &str, b: Span) -> Option<String> {
-        let urls = self.urls.lock().expect("xet urls");
-        let (u, at) = urls.get(&(xorb.to_string(), b.start, b.end))?;
-        (at.elapsed() < UPSTREAM_URL_TTL).then(|| u.clone())
+        self.urls.get(&(xorb.to_string(), b.start, b.end))
     }
 }
 

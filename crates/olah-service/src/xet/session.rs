@@ -133,14 +133,14 @@ impl XetMirror {
         s: &Session,
     ) -> Result<UpToken, ServiceError> {
         let key = s.cas_token_key();
-        if let Some(t) = self.state.up_tokens.lock().expect("xet tokens").get(&key)
+        if let Some(t) = self.state.up_tokens.get(&key)
             && t.exp > now() + 60
         {
             if self.state.cas_due() {
                 // Its CAS URL was on the allow list when it was issued.
                 self.state.cas_answer(None);
             }
-            return Ok(t.clone());
+            return Ok(t);
         }
         let route = Route::XetReadToken {
             repo: s.repo.clone(),
@@ -211,11 +211,7 @@ impl XetMirror {
             return Err(foreign_cas());
         }
         self.state.cas_answer(None);
-        self.state
-            .up_tokens
-            .lock()
-            .expect("xet tokens")
-            .insert(key, tok.clone());
+        self.state.up_tokens.insert(key, tok.clone());
         Ok(tok)
     }
 }

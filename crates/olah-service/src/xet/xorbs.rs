@@ -2,7 +2,6 @@
 //! from the xorb store (filled once from the upstream presigned URL on a miss).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::StreamExt;
 use http::StatusCode;
@@ -68,21 +67,16 @@ impl XetMirror {
             if status == StatusCode::UNAUTHORIZED {
                 // The upstream token went stale: forget it so the next call asks again.
                 let k = s.cas_token_key();
-                self.state.up_tokens.lock().expect("xet tokens").remove(&k);
+                self.state.up_tokens.invalidate(&k);
             }
             return Err(ServiceError::relayed(status, &h, body));
         }
         let v: Value = serde_json::from_slice(&body)
             .map_err(|_| ServiceError::bad_upstream("reconstruction is not JSON"))?;
         let (recon, urls) = parse_upstream(&v).map_err(ServiceError::bad_upstream)?;
-        {
-            let mut m = self.state.urls.lock().expect("xet urls");
-            m.retain(|_, (_, at)| at.elapsed() < UPSTREAM_URL_TTL);
-            let t = Instant::now();
-            for (h, b, u) in urls {
-                if self.upstream.allows_url(&u) {
-                    m.insert((h, b.start, b.end), (u, t));
-                }
+        for (h, b, u) in urls {
+            if self.upstream.allows_url(&u) {
+                self.state.urls.insert((h, b.start, b.end), u);
             }
         }
         self.learn_files(&s.repo, vec![file.to_string()]).await;

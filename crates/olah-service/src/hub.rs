@@ -368,6 +368,10 @@ impl HubCache {
             .await
     }
 
+    /// The bytes of a file at a commit failed verification against the metadata the upstream
+    /// announced (content hash, size): that metadata is not trusted any more. Its `file|` record
+    /// and the CDN URL of its HEAD are dropped, so the next request asks the upstream again
+    /// (and recovers once the upstream is honest) instead of refetching against, or serving
     /// under, the same wrong answer.
     pub async fn content_rejected(&self, repo: &RepoRef, commit: &str, path: &RepoPath) {
         let repo_key = repo.key();

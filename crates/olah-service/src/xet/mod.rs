@@ -113,10 +113,10 @@ pub type UpstreamUrl = (String, Span, String);
 pub type XetRange = (u64, Option<u64>);
 
 /// The Xet side of the mirror.
-pub struct XetState {
+pub(crate) struct XetState {
     secret: [u8; 32],
     /// Verified xorb ranges.
-    pub store: Arc<XorbStore>,
+    store: Arc<XorbStore>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     up_tokens: moka::sync::Cache<String, UpToken>,
     urls: UrlMap,
@@ -140,7 +140,7 @@ struct CasVerdict {
 
 impl XetState {
     /// State with a fresh signing secret and the xorb store under `root`.
-    pub fn open(root: std::path::PathBuf) -> Result<Self, String> {
+    pub(crate) fn open(root: std::path::PathBuf) -> Result<Self, String> {
         let store = XorbStore::open(root.clone())
             .map_err(|e| format!("cannot open the xorb store in {}: {e}", root.display()))?;
         Ok(Self {

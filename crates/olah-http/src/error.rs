@@ -326,3 +326,68 @@ impl IntoResponse for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
+        r.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[tokio::test]
+    async fn service_errors_render_in_the_hubs_shape() {
+        let r = render(ServiceError::entry_not_found(
+            "no such file",
+            Some("a".repeat(40)),
+        ));
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(header(&r, "x-error-code"), Some("EntryNotFound"));
+        assert_eq!(header(&r, "x-error-message"), Some("no such file"));
+        assert_eq!(header(&r, "x-repo-commit"), Some("a".repeat(40).as_str()));
+        let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], br#"{"error":"no such file"}"#);
+
+        let r = render(ServiceError::range_not_satisfiable(10));
+        assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(header(&r, "content-range"), Some("bytes */10"));
+
+        let r = render(ServiceError::unavailable(true, "slow"));
+        assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(header(&r, "x-error-code"), Some("ProxyTimeout"));
+        assert_eq!(
+            header(&r, "x-error-message"),
+            Some("upstream not available: slow")
+        );
+        assert!(header(&r, "x-repo-commit").is_none());
+    }
+
+    #[tokio::test]
+    async fn relayed_answers_keep_their_status_headers_and_body() {
+        let mut h = HeaderMap::new();
+        h.insert("x-error-code", HeaderValue::from_static("GatedRepo"));
+        h.insert("set-cookie", HeaderValue::from_static("a=b"));
+        let e = ServiceError::relayed(StatusCode::UNAUTHORIZED, &h, Bytes::from_static(b"{}"));
+        let r = HttpError(e).into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(header(&r, "x-error-code"), Some("GatedRepo"));
+        assert!(header(&r, "set-cookie").is_none());
+        let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], b"{}");
+    }
+
+    #[test]
+    fn the_old_error_type_answers_as_the_service_error_would() {
+        let e = ServiceError::new(
+            ErrorKind::Forbidden,
+            olah_service::Origin::Client,
+            olah_service::HubCode::RepoNotFound,
+            "x",
+        );
+        assert_eq!(ApiError::from(e.clone()).status(), status(&e.kind));
+        assert_eq!(
+            ApiError::from(olah_service::xet::disabled()).status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+}

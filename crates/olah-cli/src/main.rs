@@ -144,7 +144,7 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
                      listed: set mirror-netloc (or mirror-names) to the names clients use"
                 );
             }
-            let db = mirror.db.clone();
+            let db = mirror.meta_db().clone();
             (olah_http::router(mirror), Some(db))
         }
         Command::ModelBin { path } => {

@@ -4,11 +4,105 @@
 //! a JSON `{"error": …}` body — because `huggingface_hub` picks its exception from them
 //! (RepositoryNotFound, RevisionNotFound, EntryNotFound, GatedRepo…). Errors relayed from the Hub
 //! keep its status, error headers, rate-limit headers and body.
+//!
+//! A [`ServiceError`] becomes a response through [`HttpError`] (status from [`status`]). The old
+//! [`ApiError`] stays only while `localgit.rs` and `modelbin.rs` still return it.
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use olah_service::{ErrorKind, ServiceError};
+
+/// The HTTP status of a service error kind.
+pub fn status(kind: &ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+        ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Relayed(r) => r.status,
+        ErrorKind::Unavailable { timeout: true } => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::Unavailable { timeout: false } | ErrorKind::BadUpstream => {
+            StatusCode::BAD_GATEWAY
+        }
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A [`ServiceError`] on its way to the client: handlers return `Result<Response, HttpError>`
+/// and `?` converts.
+#[derive(Debug)]
+pub struct HttpError(pub ServiceError);
+
+impl From<ServiceError> for HttpError {
+    fn from(e: ServiceError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        render(self.0)
+    }
+}
+
+/// The response for a service error: a relayed upstream answer as it came (relayable headers
+/// only), else the Hub-shaped JSON error with `X-Error-Code` and `X-Error-Message`, plus
+/// `X-Repo-Commit` when the error names a commit and `Content-Range: bytes */size` for a 416.
+pub fn render(e: ServiceError) -> Response {
+    let status = status(&e.kind);
+    if status.is_server_error() {
+        tracing::warn!(status = status.as_u16(), error = ?e, "request failed");
+    } else {
+        tracing::debug!(status = status.as_u16(), error = ?e, "request refused");
+    }
+    let mut r = match e.kind {
+        ErrorKind::Relayed(relayed) => {
+            let mut r = Response::new(Body::from(relayed.body));
+            *r.status_mut() = relayed.status;
+            *r.headers_mut() = relayed.headers;
+            return r;
+        }
+        ErrorKind::RangeNotSatisfiable { size } => {
+            let mut r = json_error(status, e.code.as_str(), &e.message);
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            r
+        }
+        _ => json_error(status, e.code.as_str(), &e.message),
+    };
+    if let Some(c) = e.commit.as_deref()
+        && let Ok(v) = HeaderValue::from_str(c)
+    {
+        r.headers_mut().insert("x-repo-commit", v);
+    }
+    r
+}
+
+impl From<ServiceError> for ApiError {
+    /// For the local sources' old error type, until they return [`ServiceError`] themselves.
+    fn from(e: ServiceError) -> Self {
+        let status = status(&e.kind);
+        match e.kind {
+            ErrorKind::Relayed(r) => Self::Upstream {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            },
+            ErrorKind::RangeNotSatisfiable { size } => Self::RangeNotSatisfiable { size },
+            _ => Self::Hub {
+                status,
+                code: e.code.as_str(),
+                message: e.message,
+            },
+        }
+    }
+}
 
 /// Headers of an upstream error response worth relaying to the client.
 const RELAYED: &[&str] = &[
@@ -127,7 +221,7 @@ impl From<olah_store::StoreError> for ApiError {
                 timeout: false,
                 message: s.message,
             },
-            olah_store::StoreError::NotCached(m) => crate::mirror::offline_miss(&m),
+            olah_store::StoreError::NotCached(m) => ServiceError::offline_not_cached(&m).into(),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -230,5 +324,70 @@ impl IntoResponse for ApiError {
             }
             Self::Internal(m) => json_error(status, "InternalError", &m),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
+        r.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[tokio::test]
+    async fn service_errors_render_in_the_hubs_shape() {
+        let r = render(ServiceError::entry_not_found(
+            "no such file",
+            Some("a".repeat(40)),
+        ));
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(header(&r, "x-error-code"), Some("EntryNotFound"));
+        assert_eq!(header(&r, "x-error-message"), Some("no such file"));
+        assert_eq!(header(&r, "x-repo-commit"), Some("a".repeat(40).as_str()));
+        let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], br#"{"error":"no such file"}"#);
+
+        let r = render(ServiceError::range_not_satisfiable(10));
+        assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(header(&r, "content-range"), Some("bytes */10"));
+
+        let r = render(ServiceError::unavailable(true, "slow"));
+        assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(header(&r, "x-error-code"), Some("ProxyTimeout"));
+        assert_eq!(
+            header(&r, "x-error-message"),
+            Some("upstream not available: slow")
+        );
+        assert!(header(&r, "x-repo-commit").is_none());
+    }
+
+    #[tokio::test]
+    async fn relayed_answers_keep_their_status_headers_and_body() {
+        let mut h = HeaderMap::new();
+        h.insert("x-error-code", HeaderValue::from_static("GatedRepo"));
+        h.insert("set-cookie", HeaderValue::from_static("a=b"));
+        let e = ServiceError::relayed(StatusCode::UNAUTHORIZED, &h, Bytes::from_static(b"{}"));
+        let r = HttpError(e).into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(header(&r, "x-error-code"), Some("GatedRepo"));
+        assert!(header(&r, "set-cookie").is_none());
+        let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], b"{}");
+    }
+
+    #[test]
+    fn the_old_error_type_answers_as_the_service_error_would() {
+        let e = ServiceError::new(
+            ErrorKind::Forbidden,
+            olah_service::Origin::Client,
+            olah_service::HubCode::RepoNotFound,
+            "x",
+        );
+        assert_eq!(ApiError::from(e.clone()).status(), status(&e.kind));
+        assert_eq!(
+            ApiError::from(olah_service::xet::disabled()).status(),
+            StatusCode::NOT_FOUND
+        );
     }
 }

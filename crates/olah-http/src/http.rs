@@ -1,5 +1,6 @@
 //! The HTTP surface: one fallback handler that parses the path with the single route parser and
-//! dispatches to thin handlers. Responses are built here; errors go through [`ApiError`].
+//! dispatches to thin handlers. Responses are built here; errors go through
+//! [`crate::error::HttpError`].
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,23 +13,32 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use olah_store::BlobStore;
+use olah_service::hub::CachedResponse;
+use olah_service::{Mirror, ServiceError, xet};
 use olah_types::{ConditionalAnswer, RepoPath, RepoRef, Revision, Route, parse_route};
 use tracing::Instrument;
 
-use crate::error::ApiError;
-use crate::mirror::{CachedResponse, Mirror};
-use crate::xet;
+use crate::error::HttpError;
+use crate::localgit::LocalRepos;
+
+/// What the handlers share: the services, and the local git repositories (`mirrors-path`).
+pub struct App {
+    /// The mirror's services.
+    pub mirror: Arc<Mirror>,
+    /// Local git repositories, answered without the upstream.
+    pub local: LocalRepos,
+}
 
 /// Shared state of the handlers.
-pub type AppState = Arc<Mirror>;
+pub type AppState = Arc<App>;
 
 /// The mirror's router.
 pub fn router(mirror: Arc<Mirror>) -> Router {
+    let local = LocalRepos::new(mirror.policy().config().mirrors_path.clone());
     Router::new()
         .fallback(dispatch)
         .layer(middleware::from_fn(trace))
-        .with_state(mirror)
+        .with_state(Arc::new(App { mirror, local }))
 }
 
 /// One span per request; handlers record repo, revision, commit and cache outcome on it.
@@ -62,21 +72,12 @@ async fn dispatch(State(m): State<AppState>, req: Request) -> Response {
     }
 }
 
-async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> {
-    let route = parse_route(req.uri().path()).map_err(ApiError::from)?;
+async fn route_request(m: AppState, req: Request) -> Result<Response, HttpError> {
+    let route = parse_route(req.uri().path()).map_err(ServiceError::from)?;
     let span = tracing::Span::current();
     if let Some(r) = route.repo() {
         span.record("repo", r.key());
-        if !m.proxy_allowed(r) {
-            return Err(ApiError::Hub {
-                status: StatusCode::FORBIDDEN,
-                code: "RepoNotFound",
-                message: format!(
-                    "{} is not allowed by this mirror's proxy rules",
-                    r.id.as_str()
-                ),
-            });
-        }
+        m.mirror.policy().check_proxy(r)?;
     }
     if let Some(r) = route.revision() {
         span.record("revision", r.as_str());
@@ -87,7 +88,7 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
         let (body, bytes) = if parts.method == Method::POST {
             let b = axum::body::to_bytes(body, 1 << 20)
                 .await
-                .map_err(|_| ApiError::bad_request("request body too large or unreadable"))?;
+                .map_err(|_| ServiceError::bad_request("request body too large or unreadable"))?;
             (Body::from(b.clone()), Some(b))
         } else {
             (body, None)
@@ -103,7 +104,8 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
             )
             .await
         {
-            return answer;
+            // Local answers still use the old error type until localgit.rs is converted.
+            return Ok(answer.unwrap_or_else(IntoResponse::into_response));
         }
         Request::from_parts(parts, body)
     } else {
@@ -123,6 +125,8 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
         ) => resolve(&m, &repo, &revision, &path, req.headers(), is_head).await,
         (&Method::GET | &Method::HEAD, Route::Whoami) => {
             let (status, h, body) = m
+                .mirror
+                .hub()
                 .passthrough(&Route::Whoami, auth(req.headers()).as_ref())
                 .await?;
             let mut r = Response::new(Body::from(body));
@@ -133,9 +137,11 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
         (&Method::GET | &Method::HEAD, Route::XetReadToken { repo, revision }) => {
             let host = host_of(req.headers());
             let (token, exp) = m
-                .xet_token(&repo, &revision, auth(req.headers()).as_ref())
+                .mirror
+                .xet()
+                .token(&repo, &revision, auth(req.headers()).as_ref())
                 .await?;
-            let cas = format!("{}/cas", mirror_base(&m, &host));
+            let cas = format!("{}/cas", m.mirror.policy().mirror_base(host.as_deref()));
             let body = serde_json::json!({"accessToken": token, "exp": exp, "casUrl": cas});
             let mut r = Response::new(Body::from(body.to_string()));
             let h = r.headers_mut();
@@ -163,8 +169,11 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .map(str::trim);
             let range = h.get(header::RANGE).and_then(|v| v.to_str().ok());
+            let base = m.mirror.policy().mirror_base(host.as_deref());
             let v = m
-                .xet_reconstruction(version, &file, range, bearer, &mirror_base(&m, &host))
+                .mirror
+                .xet()
+                .reconstruction_json(version, &file, range, bearer, &base)
                 .await?;
             let mut r = Response::new(Body::from(v.to_string()));
             r.headers_mut().insert(
@@ -178,7 +187,7 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
                 .headers()
                 .get(header::RANGE)
                 .and_then(|v| v.to_str().ok());
-            let (served, stream) = m.xet_xorb(&xorb, req.uri().query(), range).await?;
+            let (served, stream) = m.mirror.xet().xorb(&xorb, req.uri().query(), range).await?;
             let mut r = Response::new(Body::from_stream(stream.map(|r| {
                 r.map_err(|e| {
                     tracing::warn!(error = %e, "xorb body aborted");
@@ -204,28 +213,36 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, ApiError> 
             let a = auth(req.headers());
             let body = axum::body::to_bytes(req.into_body(), 1 << 20)
                 .await
-                .map_err(|_| ApiError::bad_request("paths-info body too large or unreadable"))?;
-            let (c, cache) = m.paths_info(&route, body, a.as_ref()).await?;
+                .map_err(|_| {
+                    ServiceError::bad_request("paths-info body too large or unreadable")
+                })?;
+            let (c, cache) = m.mirror.hub().paths_info(&route, body, a.as_ref()).await?;
             span.record("cache", cache);
-            m.xet_check_listing(&route, &c.body, a.as_ref()).await;
+            m.mirror
+                .xet()
+                .check_listing(&route, &c.body, a.as_ref())
+                .await;
             Ok(api_response(&m, &route, &c, &host))
         }
         (&Method::GET | &Method::HEAD, route) if !matches!(route, Route::PathsInfo { .. }) => {
             let host = host_of(req.headers());
             let query = req.uri().query().map(str::to_string);
             let (c, cache) = m
+                .mirror
+                .hub()
                 .api(&route, query.as_deref(), None, auth(req.headers()).as_ref())
                 .await?;
             span.record("cache", cache);
-            m.xet_check_listing(&route, &c.body, auth(req.headers()).as_ref())
+            m.mirror
+                .xet()
+                .check_listing(&route, &c.body, auth(req.headers()).as_ref())
                 .await;
             Ok(api_response(&m, &route, &c, &host))
         }
-        _ => Err(ApiError::Hub {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            code: "MethodNotAllowed",
-            message: format!("{method} is not supported on this route"),
-        }),
+        _ => Err(ServiceError::method_not_allowed(format!(
+            "{method} is not supported on this route"
+        ))
+        .into()),
     }
 }
 
@@ -241,51 +258,10 @@ fn host_of(h: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The base URL clients reach the mirror at, for the URLs the mirror hands out (Xet `casUrl`,
-/// `Link`s): the configured scheme and the `Host` the client used when it is one of the names
-/// the mirror answers to (`mirror-netloc`, `mirror-lfs-netloc`, `mirror-names`), else
-/// `mirror-netloc`. A `Host` is never echoed otherwise: behind a shared cache that ignores it,
-/// one request naming another host would send every client's mirror token there.
-fn mirror_base(m: &Mirror, host: &Option<String>) -> String {
-    let cfg = &m.cfg;
-    let netloc = host
-        .as_deref()
-        .map(str::trim)
-        .filter(|h| {
-            std::iter::once(&cfg.mirror_netloc)
-                .chain([&cfg.mirror_lfs_netloc])
-                .chain(&cfg.mirror_names)
-                .any(|name| same_netloc(h, name, &cfg.mirror_scheme))
-        })
-        .unwrap_or(&cfg.mirror_netloc);
-    format!("{}://{}", cfg.mirror_scheme, netloc)
-}
-
-/// Whether two `host[:port]`s name the same place for `scheme` (case-insensitive host, the
-/// scheme's default port implied when absent).
-fn same_netloc(a: &str, b: &str, scheme: &str) -> bool {
-    let default = if scheme == "https" { "443" } else { "80" };
-    let norm = |s: &str| {
-        let s = s.to_ascii_lowercase();
-        // `host:port` or `[v6]:port`; a bare IPv6 literal has no port.
-        let has_port = s.rsplit_once(':').is_some_and(|(h, p)| {
-            !p.is_empty()
-                && p.bytes().all(|c| c.is_ascii_digit())
-                && (!h.contains(':') || h.ends_with(']'))
-        });
-        if has_port {
-            s
-        } else {
-            format!("{s}:{default}")
-        }
-    };
-    norm(a) == norm(b)
-}
-
-fn api_response(m: &Mirror, route: &Route, c: &CachedResponse, host: &Option<String>) -> Response {
+fn api_response(m: &App, route: &Route, c: &CachedResponse, host: &Option<String>) -> Response {
     // xetHash stays where clients speak Xet to the mirror; elsewhere it would send them upstream.
     let body = match route.repo() {
-        Some(repo) if m.xet_serves(repo) => c.body.clone(),
+        Some(repo) if m.mirror.xet().serves(repo) => c.body.clone(),
         _ => xet::strip_json(&c.body),
     };
     let mut r = Response::new(Body::from(body));
@@ -299,7 +275,11 @@ fn api_response(m: &Mirror, route: &Route, c: &CachedResponse, host: &Option<Str
         h.insert(header::CONTENT_TYPE, v);
     }
     if let Some(link) = &c.link {
-        let rewritten = rewrite_link(link, m.upstream.hub_base(), &mirror_base(m, host));
+        let rewritten = rewrite_link(
+            link,
+            m.mirror.hub().hub_base(),
+            &m.mirror.policy().mirror_base(host.as_deref()),
+        );
         if let Some(v) = rewritten.and_then(|l| HeaderValue::from_str(&l).ok()) {
             h.insert(header::LINK, v);
         }
@@ -332,14 +312,21 @@ async fn resolve(
     path: &RepoPath,
     req_headers: &HeaderMap,
     is_head: bool,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let a = auth(req_headers);
     let started = Instant::now();
-    let res = m.resolve(repo, revision, path, a.as_ref()).await?;
+    let res = m
+        .mirror
+        .hub()
+        .resolve(repo, revision, path, a.as_ref())
+        .await?;
     if res.meta.xet_hash.is_some() {
         // Learn first whether Xet can be offered at all (an upstream CAS outside the allow list
         // means plain HTTP for this file).
-        m.xet_check_cas(repo, &res.commit, a.as_ref()).await;
+        m.mirror
+            .xet()
+            .check_cas(repo, &res.commit, a.as_ref())
+            .await;
     }
     let span = tracing::Span::current();
     span.record("commit", res.commit.as_str());
@@ -363,12 +350,20 @@ async fn resolve(
         put(&mut h, "x-linked-size", &size.to_string());
     }
     put(&mut h, "accept-ranges", "bytes");
-    if let Some(xh) = meta.xet_hash.as_deref().filter(|_| m.xet_serves(repo)) {
+    if let Some(xh) = meta
+        .xet_hash
+        .as_deref()
+        .filter(|_| m.mirror.xet().serves(repo))
+    {
         // Xet clients go to the mirror's token route and CAS; hashes are never rewritten.
-        let base = mirror_base(m, &host_of(req_headers));
+        let base = m
+            .mirror
+            .policy()
+            .mirror_base(host_of(req_headers).as_deref());
         let token_route = Route::XetReadToken {
             repo: repo.clone(),
-            revision: Revision::new(&res.commit).map_err(|e| ApiError::Internal(e.to_string()))?,
+            revision: Revision::new(&res.commit)
+                .map_err(|e| ServiceError::internal(e.to_string()))?,
         };
         let refresh = format!("{base}{}", token_route.upstream_path());
         let recon = format!("{base}/cas/v1/reconstructions/{}", xh.to_ascii_lowercase());
@@ -426,20 +421,13 @@ async fn resolve(
             *r.headers_mut() = h;
             return Ok(r);
         }
-        ConditionalAnswer::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { size }),
+        ConditionalAnswer::Unsatisfiable => {
+            return Err(ServiceError::range_not_satisfiable(size).into());
+        }
         ConditionalAnswer::Whole => None,
         ConditionalAnswer::Ranges(r) => Some(r),
     };
-    let target = FileTarget {
-        mirror: m.clone(),
-        repo: repo.clone(),
-        commit: res.commit.clone(),
-        path: path.clone(),
-        auth: a.clone(),
-        size,
-        key: meta.blob_key(),
-        xet_hash: meta.xet_hash.clone(),
-    };
+    let target = m.mirror.files().body(repo, path, &res, a.as_ref());
     let (status, body, len) = match ranges.as_deref() {
         None | Some([_]) => {
             let (status, start, end) = match ranges.as_deref() {
@@ -524,132 +512,6 @@ async fn resolve(
 /// Most byte ranges honoured in one multipart request.
 const MAX_RANGES: usize = 32;
 
-type IoStream = futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>;
-
-/// Everything needed to stream byte ranges of one file at one commit.
-#[derive(Clone)]
-struct FileTarget {
-    mirror: AppState,
-    repo: RepoRef,
-    commit: String,
-    path: RepoPath,
-    auth: Option<HeaderValue>,
-    size: u64,
-    key: Option<olah_store::BlobKey>,
-    xet_hash: Option<String>,
-}
-
-impl FileTarget {
-    /// Bytes `start..=end`: through the blob store (cache, in-flight fill, or a new fill), or
-    /// straight from the upstream for a cache-denied repo.
-    async fn stream(&self, start: u64, end: u64) -> Result<IoStream, ApiError> {
-        let m = &self.mirror;
-        // A Xet file is rebuilt from the xorb cache that Xet clients fill too (one cache for
-        // both paths); anything else comes from the Hub's resolve URL.
-        let xet_source = self.xet_hash.as_deref().and_then(|xh| {
-            m.xet_file_source(
-                &self.repo,
-                &self.commit,
-                self.auth.as_ref(),
-                &xh.to_ascii_lowercase(),
-                self.size,
-            )
-        });
-        let source = xet_source.or_else(|| {
-            m.file_source(
-                &self.repo,
-                &self.commit,
-                &self.path,
-                self.auth.as_ref(),
-                self.size,
-            )
-        });
-        let direct = |source: Option<Arc<dyn olah_store::Source>>| async move {
-            let source = source.ok_or_else(|| {
-                ApiError::from(olah_store::StoreError::NotCached(self.path.as_str().into()))
-            })?;
-            let s = source
-                .fetch(start, end)
-                .await
-                .map_err(|e| ApiError::Unavailable {
-                    timeout: false,
-                    message: e.message,
-                })?;
-            Ok::<IoStream, ApiError>(
-                s.map(|r| r.map_err(|e| std::io::Error::other(e.message)))
-                    .boxed(),
-            )
-        };
-        if !m.cache_allowed(&self.repo) {
-            return direct(source).await;
-        }
-        let key = self
-            .key
-            .ok_or_else(|| ApiError::Internal("cached file without a content key".into()))?;
-        if m.db.is_degraded()
-            && source.is_some()
-            && !m
-                .db
-                .blob(&key)
-                .ok()
-                .flatten()
-                .is_some_and(|r| r.complete && r.size == self.size)
-        {
-            // The metadata store cannot be written (a full disk): serve from the upstream
-            // without caching until a metadata write succeeds again.
-            m.cache_write_failed(&ApiError::Internal(
-                "metadata store degraded after an I/O error".into(),
-            ));
-            return direct(source).await;
-        }
-        let blob = match m.blobs.open(key, self.size).await {
-            Ok(b) => b,
-            // The store cannot be written (a full disk, a database being reopened): serve
-            // straight from the upstream without caching rather than fail the download.
-            Err(e) if source.is_some() => {
-                m.cache_write_failed(&ApiError::from(e));
-                return direct(source).await;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if source.is_none() && !blob.is_cached(start, end) {
-            // Offline and not (fully) cached: say so before any header is sent.
-            return Err(crate::mirror::offline_miss(&format!(
-                "{} bytes {start}-{end}",
-                self.path.as_str()
-            )));
-        }
-        let want = end - start + 1;
-        let span = tracing::Span::current();
-        let me = Arc::new(self.clone());
-        let counted = BlobStore::read(blob, start, end, source).scan(0u64, move |sent, item| {
-            if let Ok(b) = &item {
-                *sent += b.len() as u64;
-                if *sent == want {
-                    span.in_scope(|| tracing::info!(bytes = *sent, "body complete"));
-                }
-            }
-            match item {
-                Ok(b) => futures::future::Either::Left(futures::future::ready(Some(Ok(b)))),
-                Err(e) => {
-                    let me = me.clone();
-                    futures::future::Either::Right(async move {
-                        tracing::warn!(error = %e, "body aborted");
-                        if matches!(e, olah_store::StoreError::InvalidData(_)) {
-                            // Before the client sees the error (and asks again).
-                            me.mirror
-                                .content_rejected(&me.repo, &me.commit, &me.path)
-                                .await;
-                        }
-                        Some(Err(std::io::Error::other(e.to_string())))
-                    })
-                }
-            }
-        });
-        Ok(counted.boxed())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -679,22 +541,5 @@ mod tests {
         );
         let x = "<https://huggingface.co/api/models/a/b/xet-read-token/s>; rel=\"xet-auth\"";
         assert!(rewrite_link(x, "https://huggingface.co", "http://m").is_none());
-    }
-
-    #[test]
-    fn netlocs_compare_with_the_default_port_and_any_case() {
-        assert!(same_netloc("Mirror.LAN", "mirror.lan:80", "http"));
-        assert!(same_netloc("mirror.lan:443", "mirror.lan", "https"));
-        assert!(!same_netloc("mirror.lan:443", "mirror.lan", "http"));
-        assert!(same_netloc("127.0.0.1:8090", "127.0.0.1:8090", "http"));
-        assert!(!same_netloc("127.0.0.1:8091", "127.0.0.1:8090", "http"));
-        assert!(same_netloc("[::1]:8090", "[::1]:8090", "http"));
-        assert!(same_netloc("[::1]", "[::1]:80", "http"));
-        assert!(!same_netloc("evil.example", "mirror.lan", "http"));
-        assert!(!same_netloc(
-            "mirror.lan.evil.example:80",
-            "mirror.lan:80",
-            "http"
-        ));
     }
 }

@@ -1,24 +1,20 @@
-//! olah-http: the Hub-compatible HTTP surface (the only crate that knows axum), and — until they move to olah-service — the mirror's service modules.
+//! olah-http: the Hub-compatible HTTP surface (the only crate that knows axum); the service
+//! itself lives in `olah-service`.
 //!
-//! * [`mirror`]: cache-or-fetch, revalidation, stale-if-error, single-flight (no axum here).
-//! * [`access`]: the fail-closed per-caller access gate.
 //! * [`http`]: the axum router — one route parser, thin handlers.
 //! * [`error`]: the one place where errors become HTTP responses.
 //! * [`serve`]: the listener (connection cap, header and idle timeouts; plain or TLS).
 
-pub mod access;
 mod conditional;
 pub mod error;
-pub mod flight;
 pub mod http;
 mod hubjson;
 pub mod localgit;
-pub mod mirror;
 pub mod modelbin;
 pub mod serve;
 pub mod timefmt;
 pub mod tls;
-pub mod xet;
+mod xet;
 
 pub use crate::http::router;
-pub use crate::mirror::Mirror;
+pub use olah_service::Mirror;

@@ -23,7 +23,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::response::IntoResponse;
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -33,7 +33,9 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::error::ApiError;
+use olah_service::{ErrorKind, HubCode, Origin, ServiceError};
+
+use crate::error::HttpError;
 
 /// Limits of the listener.
 #[derive(Debug, Clone, Copy)]
@@ -126,11 +128,12 @@ pub async fn serve(
 /// The answer over the cap, as raw HTTP/1.1: the Hub-shaped error of `error.rs`, plus
 /// `Retry-After` and `Connection: close`.
 async fn refusal_bytes() -> Bytes {
-    let error = ApiError::Hub {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        code: "TooManyConnections",
-        message: "the mirror has too many open connections; retry shortly".into(),
-    };
+    let error = HttpError(ServiceError::new(
+        ErrorKind::Busy,
+        Origin::Internal,
+        HubCode::TooManyConnections,
+        "the mirror has too many open connections; retry shortly",
+    ));
     // Rendered once at start-up: not a failed request, so not logged as one.
     let none = tracing::Dispatch::none();
     let mut r = tracing::dispatcher::with_default(&none, || error.into_response());

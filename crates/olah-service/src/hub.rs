@@ -1,24 +1,26 @@
-//! The mirror's service logic: cache-or-fetch for file metadata, file bytes and API responses,
-//! with revalidation, stale-if-error and the access gate. Knows nothing of axum.
+//! The upstream Hub through the cache: file metadata (resolve) and API answers, with
+//! revalidation after the TTL, stale-if-error, single-flight and the access gate in front of
+//! cached content; the byte source of a file at a commit ([`HubCache::file_source`]).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use olah_config::Config;
-use olah_store::{BlobKey, BlobStore, MetaDb, Source, SourceError};
+use olah_store::{BlobKey, Source, SourceError};
 use olah_types::{RepoPath, RepoRef, Revision, Route};
-use olah_upstream::{HubRequest, Upstream, UpstreamError};
+use olah_upstream::{HubRequest, Upstream};
 use serde::{Deserialize, Serialize};
 
-use crate::access::{AccessCache, Caller, Known, Scope};
-use crate::error::ApiError;
+use crate::access::{AccessGate, Caller, Scope};
+use crate::common::{Meta, cache_write_failed, header_str, is_refusal, now, read_answer, unquote};
+use crate::error::ServiceError;
 use crate::flight::Flight;
-
+use crate::policy::Policy;
+use crate::xet::XetMirror;
 /// Metadata of one file at one commit, as the Hub announced it. Immutable once known.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FileMeta {
@@ -81,231 +83,52 @@ struct RevEntry {
     fetched_at: u64,
 }
 
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// Where the Hub's resolve HEAD redirected (a presigned CDN URL) per `{repo}|{commit}|{path}`,
+/// for [`LOCATION_TTL`], at most [`MAX_LOCATIONS`] of them.
+type Locations = moka::sync::Cache<String, String>;
+
+/// Most remembered CDN URLs.
+const MAX_LOCATIONS: u64 = 100_000;
+
+/// The upstream Hub through the cache.
+pub struct HubCache {
+    policy: Policy,
+    gate: Arc<AccessGate>,
+    db: Meta,
+    upstream: Upstream,
+    xet: Arc<XetMirror>,
+    head_flight: Flight<Result<(String, FileMeta), ServiceError>>,
+    /// So the download that follows a resolve goes straight to the CDN: one round trip less.
+    locations: Locations,
+    api_flight: Flight<Result<Arc<CachedResponse>, ServiceError>>,
 }
 
-fn header_str(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<String> {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_string())
-}
-
-fn unquote(s: &str) -> String {
-    s.trim()
-        .trim_start_matches("W/")
-        .trim_matches('"')
-        .to_string()
-}
-
-/// The mirror service.
-pub struct Mirror {
-    /// Validated configuration.
-    pub cfg: Arc<Config>,
-    /// Metadata database.
-    pub db: Arc<MetaDb>,
-    /// Blob store.
-    pub blobs: Arc<BlobStore>,
-    /// Upstream client.
-    pub upstream: Upstream,
-    /// Access answers.
-    pub access: AccessCache,
-    /// Local git repositories (`mirrors-path`), served without the upstream.
-    pub local: crate::localgit::LocalRepos,
-    /// The Xet side: sessions, signing secret, xorb store.
-    pub xet: crate::xet::XetState,
-    head_flight: Flight<Result<(String, FileMeta), ApiError>>,
-    /// Where the Hub's resolve HEAD redirected (a presigned CDN URL) per `{repo}|{commit}|{path}`,
-    /// so the download that follows goes straight there: one upstream round trip less.
-    locations: std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
-    api_flight: Flight<Result<Arc<CachedResponse>, ApiError>>,
-    check_flight: Flight<Result<(), ApiError>>,
-}
-
-impl Mirror {
-    /// Opens the store under `cfg.repos_path` and builds the service.
-    pub fn open(cfg: Arc<Config>) -> Result<Self, String> {
-        let root = &cfg.repos_path;
-        std::fs::create_dir_all(root)
-            .map_err(|e| format!("cannot create repos-path {}: {e}", root.display()))?;
-        let (db, damaged) = MetaDb::open_or_recover(&root.join("olah-meta.redb"))
-            .map_err(|e| format!("cannot open the metadata database: {e}"))?;
-        let db = Arc::new(db);
-        // Cached API answers keep to their own budget: an eighth of the size limit, at most the
-        // default (bounded even without a limit; counted in the limit's usage total).
-        let api_budget = cfg
-            .cache_size_limit
-            .map_or(olah_store::meta::DEFAULT_API_BUDGET, |l| {
-                (l / 8).min(olah_store::meta::DEFAULT_API_BUDGET)
-            });
-        if let Err(e) = db.set_api_budget(api_budget) {
-            tracing::warn!(error = %e, "cannot apply the API cache budget");
-        }
-        let block = cfg
-            .cache_block_size
-            .unwrap_or(olah_store::DEFAULT_BLOCK_SIZE);
-        let strategy = match cfg.cache_clean_strategy {
-            olah_config::CleanStrategy::Lru => olah_store::Strategy::Lru,
-            olah_config::CleanStrategy::Fifo => olah_store::Strategy::Fifo,
-            olah_config::CleanStrategy::LargeFirst => olah_store::Strategy::LargeFirst,
-        };
-        let blobs = Arc::new(BlobStore::with_limit(
-            root.join("blobs"),
-            db.clone(),
-            block,
-            cfg.cache_size_limit,
-            strategy,
-        ));
-        crate::xet::forget_unproven_memberships(&db)?;
-        let xet = crate::xet::XetState::open(root.join("xorbs"))?;
-        blobs.attach_xorbs(xet.store.clone());
-        if let Some((aside, why)) = damaged {
-            tracing::warn!(moved_to = %aside.display(), reason = %why,
-                "the metadata database was damaged: moved aside, starting with a fresh one; \
-                 re-registering the cached blobs that verify");
-            let (kept, bytes, dropped) = blobs
-                .recover_blobs()
-                .map_err(|e| format!("cannot rebuild the metadata database: {e}"))?;
-            tracing::warn!(
-                blobs = kept,
-                bytes,
-                deleted = dropped,
-                "cache recovered from the data files (file metadata is fetched again)"
-            );
-        }
-        blobs.start_evictor();
-        let mut extra = cfg.upstream_hosts.clone();
-        extra.push(cfg.hf_lfs_netloc.clone());
-        let upstream = Upstream::new(&cfg.hf_url(), &extra)?;
-        let ttl = Duration::from_secs(cfg.metadata_cache_ttl);
-        Ok(Self {
-            local: crate::localgit::LocalRepos::new(cfg.mirrors_path.clone()),
-            xet,
-            access: AccessCache::new(ttl, salt(&db)?),
-            cfg,
+impl HubCache {
+    pub(crate) fn new(
+        policy: Policy,
+        gate: Arc<AccessGate>,
+        db: Meta,
+        upstream: Upstream,
+        xet: Arc<XetMirror>,
+    ) -> Self {
+        Self {
+            policy,
+            gate,
             db,
-            blobs,
             upstream,
+            xet,
             head_flight: Flight::default(),
-            locations: std::sync::Mutex::default(),
+            locations: moka::sync::Cache::builder()
+                .max_capacity(MAX_LOCATIONS)
+                .time_to_live(LOCATION_TTL)
+                .build(),
             api_flight: Flight::default(),
-            check_flight: Flight::default(),
-        })
-    }
-
-    /// Whether `[[accessibility.proxy]]` lets the mirror fetch this repo at all.
-    pub fn proxy_allowed(&self, repo: &RepoRef) -> bool {
-        olah_config::decide(&self.cfg.proxy_rules, repo.id.as_str())
-    }
-
-    /// Whether `[[accessibility.cache]]` lets the mirror keep (and serve from disk) this repo.
-    pub fn cache_allowed(&self, repo: &RepoRef) -> bool {
-        olah_config::decide(&self.cfg.cache_rules, repo.id.as_str())
-    }
-
-    pub(crate) fn ttl(&self) -> u64 {
-        self.cfg.metadata_cache_ttl
-    }
-
-    pub(crate) fn offline(&self) -> bool {
-        self.cfg.offline
-    }
-
-    pub(crate) async fn db<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&MetaDb) -> olah_store::Result<T> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(|e| ApiError::Internal(e.to_string()))
-    }
-
-    /// Whether the Hub ever served this scope of the repo to an anonymous caller. Per scope: a
-    /// gated repo's metadata is public but its files are not.
-    pub(crate) fn is_public_persisted(&self, repo_key: &str, scope: Scope) -> bool {
-        self.db
-            .get_json::<u64>(&format!("public|{scope:?}|{repo_key}"))
-            .ok()
-            .flatten()
-            .is_some()
-    }
-
-    /// The Hub allowed `caller`: remember it (in memory for the TTL; a token's grant also on disk
-    /// as its salted hash, for offline mode; an anonymous allow marks the repo public).
-    pub(crate) async fn granted(&self, repo_key: &str, scope: Scope, caller: &Caller) {
-        self.access.allow(repo_key, scope, caller);
-        if caller.is_anon() {
-            self.mark_public(repo_key, scope).await;
-            if scope == Scope::Files {
-                self.mark_public(repo_key, Scope::Meta).await;
-            }
-        } else {
-            let k = grant_key(repo_key, scope, caller);
-            if self.db.get_json::<u64>(&k).ok().flatten().is_none() {
-                let _ = self.db(move |db| db.put_json(&k, &now())).await;
-            }
         }
     }
 
-    /// The Hub refused `caller` (see [`is_refusal`]): remember it and forget any offline grant.
-    /// An anonymous refusal means the repo is no longer public in that scope (a refused metadata
-    /// scope also closes its files): the in-memory and persisted public marks go, so neither
-    /// stale-if-error nor offline mode reopens it. Every place that sees a refusal calls this.
-    pub(crate) async fn refused(
-        &self,
-        repo_key: &str,
-        scope: Scope,
-        caller: &Caller,
-        err: ApiError,
-    ) {
-        self.access.deny(repo_key, scope, caller, err);
-        let keys: Vec<String> = if caller.is_anon() {
-            let scopes: &[Scope] = match scope {
-                Scope::Meta => &[Scope::Meta, Scope::Files],
-                Scope::Files => &[Scope::Files],
-            };
-            scopes
-                .iter()
-                .filter(|s| self.is_public_persisted(repo_key, **s))
-                .map(|s| format!("public|{s:?}|{repo_key}"))
-                .collect()
-        } else {
-            vec![grant_key(repo_key, scope, caller)]
-        };
-        for k in keys {
-            if let Err(e) = self.db(move |db| db.delete(&k)).await {
-                tracing::warn!(repo = repo_key, error = ?e, "could not forget an access mark");
-            }
-        }
-    }
-
-    pub(crate) fn has_grant(&self, repo_key: &str, scope: Scope, caller: &Caller) -> bool {
-        !caller.is_anon()
-            && (self
-                .db
-                .get_json::<u64>(&grant_key(repo_key, scope, caller))
-                .ok()
-                .flatten()
-                .is_some()
-                || (scope == Scope::Meta
-                    && self
-                        .db
-                        .get_json::<u64>(&grant_key(repo_key, Scope::Files, caller))
-                        .ok()
-                        .flatten()
-                        .is_some()))
-    }
-
-    async fn mark_public(&self, repo_key: &str, scope: Scope) {
-        let k = format!("public|{scope:?}|{repo_key}");
-        if !self.is_public_persisted(repo_key, scope) {
-            let _ = self.db(move |db| db.put_json(&k, &now())).await;
-        }
+    /// The upstream Hub's base URL (`Link`s naming it are rewritten to the mirror's).
+    pub fn hub_base(&self) -> &str {
+        self.upstream.hub_base()
     }
 
     /// Resolves a file request to its commit and metadata: from the cache when possible (commit
@@ -317,18 +140,21 @@ impl Mirror {
         rev: &Revision,
         path: &RepoPath,
         auth: Option<&HeaderValue>,
-    ) -> Result<Resolved, ApiError> {
+    ) -> Result<Resolved, ServiceError> {
         let repo_key = repo.key();
-        let caller = self.access.caller(auth);
+        let caller = self.gate.caller(auth);
         let rev_key = format!("rev|{repo_key}|{}", rev.as_str());
-        let keep = self.cache_allowed(repo);
+        let keep = self.policy.cache_allowed(repo);
         let (pinned, stale_commit) = if !keep {
             (None, None)
         } else if rev.is_commit_sha() {
             (Some(rev.as_str().to_string()), None)
         } else {
-            match self.db.get_json::<RevEntry>(&rev_key).ok().flatten() {
-                Some(e) if now().saturating_sub(e.fetched_at) < self.ttl() || self.offline() => {
+            match self.db.get_json::<RevEntry>(rev_key.clone()).await {
+                Some(e)
+                    if now().saturating_sub(e.fetched_at) < self.policy.ttl()
+                        || self.policy.offline() =>
+                {
                     (Some(e.commit), None)
                 }
                 Some(e) => (None, Some(e.commit)),
@@ -336,9 +162,10 @@ impl Mirror {
             }
         };
         if let Some(commit) = &pinned
-            && let Some(meta) = self.cached_meta(&repo_key, commit, path)
+            && let Some(meta) = self.cached_meta(&repo_key, commit, path).await
         {
-            self.check_access(repo, Scope::Files, &caller, auth, Some((commit, path)))
+            self.gate
+                .check(repo, Scope::Files, &caller, auth, Some((commit, path)))
                 .await?;
             return Ok(Resolved {
                 commit: commit.clone(),
@@ -346,8 +173,8 @@ impl Mirror {
                 cache: "hit",
             });
         }
-        if self.offline() {
-            return Err(offline_miss(&format!(
+        if self.policy.offline() {
+            return Err(ServiceError::offline_not_cached(&format!(
                 "{repo_key}@{}:{}",
                 rev.as_str(),
                 path.as_str()
@@ -369,8 +196,11 @@ impl Mirror {
             Err(e) if e.is_outage() => {
                 // stale-if-error: an expired branch entry still names a commit we know.
                 if let Some(commit) = stale_commit
-                    && let Some(meta) = self.cached_meta(&repo_key, &commit, path)
-                    && self.may_serve_without_upstream(&repo_key, Scope::Files, &caller)
+                    && let Some(meta) = self.cached_meta(&repo_key, &commit, path).await
+                    && self
+                        .gate
+                        .may_serve_without_upstream(&repo_key, Scope::Files, &caller)
+                        .await
                 {
                     return Ok(Resolved {
                         commit,
@@ -384,24 +214,11 @@ impl Mirror {
         }
     }
 
-    fn cached_meta(&self, repo_key: &str, commit: &str, path: &RepoPath) -> Option<FileMeta> {
+    async fn cached_meta(&self, repo_key: &str, commit: &str, path: &RepoPath) -> Option<FileMeta> {
         self.db
-            .get_json(&format!("file|{repo_key}|{commit}|{}", path.as_str()))
-            .ok()
-            .flatten()
+            .get_json(format!("file|{repo_key}|{commit}|{}", path.as_str()))
+            .await
     }
-
-    pub(crate) fn may_serve_without_upstream(
-        &self,
-        repo_key: &str,
-        scope: Scope,
-        caller: &Caller,
-    ) -> bool {
-        self.access.was_public(repo_key, scope)
-            || self.is_public_persisted(repo_key, scope)
-            || matches!(self.access.check(repo_key, scope, caller), Known::Allowed)
-    }
-
     /// One upstream HEAD of the resolve URL (single-flight per repo, revision, path and caller).
     async fn head_file(
         self: &Arc<Self>,
@@ -410,7 +227,7 @@ impl Mirror {
         path: &RepoPath,
         auth: Option<&HeaderValue>,
         caller: &Caller,
-    ) -> Result<(String, FileMeta), ApiError> {
+    ) -> Result<(String, FileMeta), ServiceError> {
         let key = format!(
             "{}|{}|{}|{}",
             repo.key(),
@@ -452,9 +269,10 @@ impl Mirror {
                 let status = resp.status();
                 let h = resp.headers().clone();
                 if !(status.is_success() || status.is_redirection()) {
-                    let e = ApiError::from_upstream(status, &h, Bytes::new());
+                    let e = ServiceError::relayed(status, &h, Bytes::new());
                     if is_refusal(status, &h) {
-                        me.refused(&repo.key(), Scope::Files, &caller, e.clone())
+                        me.gate
+                            .refused(&repo.key(), Scope::Files, &caller, e.clone())
                             .await;
                     }
                     return Err(e);
@@ -463,15 +281,15 @@ impl Mirror {
                 if status.is_redirection()
                     && !header_str(&h, header::LOCATION).is_some_and(|l| me.upstream.allows_url(&l))
                 {
-                    return Err(ApiError::BadUpstream(
-                        "resolve redirect without an allowed Location".into(),
+                    return Err(ServiceError::bad_upstream(
+                        "resolve redirect without an allowed Location",
                     ));
                 }
                 let commit = header_str(&h, "x-repo-commit")
                     .filter(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))
                     .map(|c| c.to_ascii_lowercase())
                     .ok_or_else(|| {
-                        ApiError::BadUpstream("resolve answer without a valid X-Repo-Commit".into())
+                        ServiceError::bad_upstream("resolve answer without a valid X-Repo-Commit")
                     })?;
                 let linked_etag = header_str(&h, "x-linked-etag").map(|s| unquote(&s));
                 let etag = header_str(&h, header::ETAG)
@@ -486,7 +304,7 @@ impl Mirror {
                         }
                     })
                     .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or_else(|| ApiError::BadUpstream("resolve answer without a size".into()))?;
+                    .ok_or_else(|| ServiceError::bad_upstream("resolve answer without a size"))?;
                 let meta = FileMeta {
                     size,
                     etag,
@@ -499,26 +317,23 @@ impl Mirror {
                     },
                 };
                 if meta.blob_key().is_none() {
-                    return Err(ApiError::BadUpstream(
-                        "resolve answer without a usable ETag".into(),
+                    return Err(ServiceError::bad_upstream(
+                        "resolve answer without a usable ETag",
                     ));
                 }
                 let repo_key = repo.key();
-                me.granted(&repo_key, Scope::Files, &caller).await;
+                me.gate.granted(&repo_key, Scope::Files, &caller).await;
                 if status.is_redirection()
                     && let Some(loc) = header_str(&h, header::LOCATION)
                     && me.upstream.allows_url(&loc)
                     && !loc.starts_with(me.upstream.hub_base())
                 {
-                    let mut m = me.locations.lock().expect("locations lock");
-                    m.retain(|_, (_, at)| at.elapsed() < LOCATION_TTL);
-                    m.insert(
-                        location_key(&repo_key, &commit, &path),
-                        (loc, std::time::Instant::now()),
-                    );
+                    me.locations
+                        .insert(location_key(&repo_key, &commit, &path), loc);
                 }
                 if let Some(h) = meta.xet_hash.clone() {
-                    me.learn_xet_files(&repo, vec![h.to_ascii_lowercase()])
+                    me.xet
+                        .learn_files(&repo, vec![h.to_ascii_lowercase()])
                         .await;
                 }
                 let file_key = format!("file|{repo_key}|{commit}|{}", path.as_str());
@@ -531,12 +346,13 @@ impl Mirror {
                         },
                     )
                 });
-                if !me.cache_allowed(&repo) {
+                if !me.policy.cache_allowed(&repo) {
                     return Ok((commit, meta));
                 }
                 let m2 = meta.clone();
                 let stored = me
-                    .db(move |db| {
+                    .db
+                    .run(move |db| {
                         db.put_json(&file_key, &m2)?;
                         if let Some((k, v)) = rev_entry {
                             db.put_json(&k, &v)?;
@@ -545,120 +361,11 @@ impl Mirror {
                     })
                     .await;
                 if let Err(e) = stored {
-                    me.cache_write_failed(&e);
+                    cache_write_failed(&e);
                 }
                 Ok((commit, meta))
             })
             .await
-    }
-
-    /// The fail-closed gate for cached content: allowed when the repo is public or the Hub
-    /// confirmed this caller within the TTL; otherwise asks the Hub with the caller's own token.
-    pub async fn check_access(
-        self: &Arc<Self>,
-        repo: &RepoRef,
-        scope: Scope,
-        caller: &Caller,
-        auth: Option<&HeaderValue>,
-        file: Option<(&str, &RepoPath)>,
-    ) -> Result<(), ApiError> {
-        let repo_key = repo.key();
-        match self.access.check(&repo_key, scope, caller) {
-            Known::Allowed => return Ok(()),
-            Known::Denied(e) => return Err(e),
-            Known::Unknown => {}
-        }
-        if self.offline() {
-            return if self.is_public_persisted(&repo_key, scope)
-                || self.has_grant(&repo_key, scope, caller)
-            {
-                Ok(())
-            } else {
-                Err(ApiError::Hub {
-                    status: StatusCode::UNAUTHORIZED,
-                    code: "GatedRepo",
-                    message: "offline: access to this repository cannot be confirmed".into(),
-                })
-            };
-        }
-        let probe_route = match (scope, file) {
-            (Scope::Files, Some((commit, path))) => Route::Resolve {
-                repo: repo.clone(),
-                revision: Revision::new(commit).map_err(|e| ApiError::Internal(e.to_string()))?,
-                path: path.clone(),
-            },
-            _ => Route::RepoInfo { repo: repo.clone() },
-        };
-        // A hand-built route whose URL would read back as another repo (e.g. the info of a
-        // repo named `x/refs`) must never be used to decide access: fail closed.
-        if !probe_route.is_canonical() {
-            return Err(ApiError::bad_request(
-                "ambiguous repository id for an access check",
-            ));
-        }
-        let probe = probe_route.upstream_path();
-        let key = format!("{repo_key}|{scope:?}|{}", caller.id());
-        let me = self.clone();
-        let (auth, caller2, repo_key2) = (auth.cloned(), caller.clone(), repo_key.clone());
-        let res = self
-            .check_flight
-            .run(key, move || async move {
-                let resp = me
-                    .upstream
-                    .hub(HubRequest {
-                        method: Method::HEAD,
-                        path_and_query: &probe,
-                        auth: auth.as_ref(),
-                        headers: HeaderMap::new(),
-                        body: None,
-                    })
-                    .await?;
-                let status = resp.status();
-                if status.is_success() {
-                    me.granted(&repo_key2, scope, &caller2).await;
-                    return Ok(());
-                }
-                if is_refusal(status, resp.headers()) {
-                    let e = ApiError::from_upstream(status, resp.headers(), Bytes::new());
-                    me.refused(&repo_key2, scope, &caller2, e.clone()).await;
-                    return Err(e);
-                }
-                if !status.is_redirection() {
-                    return Err(ApiError::from_upstream(
-                        status,
-                        resp.headers(),
-                        Bytes::new(),
-                    ));
-                }
-                // Only a final 2xx grants: follow the Hub's redirect (the LFS CDN URL of a
-                // resolve) to an allowed host, without any credential.
-                let loc = header_str(resp.headers(), header::LOCATION)
-                    .filter(|l| me.upstream.allows_url(l))
-                    .ok_or_else(|| {
-                        ApiError::BadUpstream(
-                            "access probe redirected without an allowed Location".into(),
-                        )
-                    })?;
-                let next = me.upstream.head_absolute(&loc).await?;
-                if next.status().is_success() {
-                    me.granted(&repo_key2, scope, &caller2).await;
-                    Ok(())
-                } else {
-                    Err(ApiError::BadUpstream(format!(
-                        "access probe redirect answered {}",
-                        next.status()
-                    )))
-                }
-            })
-            .await;
-        match res {
-            Err(ApiError::Unavailable { .. })
-                if self.may_serve_without_upstream(&repo_key, scope, caller) =>
-            {
-                Ok(())
-            }
-            other => other,
-        }
     }
 
     /// The bytes of a file at a commit failed verification against the metadata the upstream
@@ -669,12 +376,10 @@ impl Mirror {
     pub async fn content_rejected(&self, repo: &RepoRef, commit: &str, path: &RepoPath) {
         let repo_key = repo.key();
         self.locations
-            .lock()
-            .expect("locations lock")
-            .remove(&location_key(&repo_key, commit, path));
+            .invalidate(&location_key(&repo_key, commit, path));
         let file_key = format!("file|{repo_key}|{commit}|{}", path.as_str());
         tracing::warn!(file = %file_key, "content failed verification: its metadata is dropped");
-        if let Err(e) = self.db(move |db| db.delete(&file_key)).await {
+        if let Err(e) = self.db.run(move |db| db.delete(&file_key)).await {
             tracing::warn!(error = ?e, "could not drop the metadata of a rejected file");
         }
     }
@@ -688,17 +393,11 @@ impl Mirror {
         auth: Option<&HeaderValue>,
         size: u64,
     ) -> Option<Arc<dyn Source>> {
-        if self.offline() {
+        if self.policy.offline() {
             return None;
         }
         let revision = Revision::new(commit).ok()?;
-        let location = self
-            .locations
-            .lock()
-            .expect("locations lock")
-            .get(&location_key(&repo.key(), commit, path))
-            .filter(|(_, at)| at.elapsed() < LOCATION_TTL)
-            .map(|(u, _)| u.clone());
+        let location = self.locations.get(&location_key(&repo.key(), commit, path));
         let path = Route::Resolve {
             repo: repo.clone(),
             revision,
@@ -723,16 +422,16 @@ impl Mirror {
         query: Option<&str>,
         form: Option<Bytes>,
         auth: Option<&HeaderValue>,
-    ) -> Result<(Arc<CachedResponse>, &'static str), ApiError> {
+    ) -> Result<(Arc<CachedResponse>, &'static str), ServiceError> {
         let repo = route
             .repo()
-            .ok_or_else(|| ApiError::Internal("API route without a repo".into()))?
+            .ok_or_else(|| ServiceError::internal("API route without a repo"))?
             .clone();
-        let caller = self.access.caller(auth);
+        let caller = self.gate.caller(auth);
         let up = route.upstream_path();
         // Only the parameters clients send for this route, sorted: a junk query string neither
         // reaches the Hub nor makes a new cache record.
-        let up_full = match normalise_query(route, query).map_err(ApiError::bad_request)? {
+        let up_full = match normalise_query(route, query).map_err(ServiceError::bad_request)? {
             Some(q) => format!("{up}?{q}"),
             None => up.clone(),
         };
@@ -746,21 +445,24 @@ impl Mirror {
         );
         let immutable = route.revision().is_some_and(|r| r.is_commit_sha());
         // paths-info answers are cached per path by `paths_info`, never as a whole body.
-        let keep = self.cache_allowed(&repo) && form.is_none();
+        let keep = self.policy.cache_allowed(&repo) && form.is_none();
         let cached: Option<CachedResponse> = if keep {
-            self.db.get_api(&key).ok().flatten()
+            self.db.get_api(key.clone()).await
         } else {
             None
         };
         if let Some(c) = &cached
-            && (immutable || self.offline() || now().saturating_sub(c.fetched_at) < self.ttl())
+            && (immutable
+                || self.policy.offline()
+                || now().saturating_sub(c.fetched_at) < self.policy.ttl())
         {
-            self.check_access(&repo, Scope::Meta, &caller, auth, None)
+            self.gate
+                .check(&repo, Scope::Meta, &caller, auth, None)
                 .await?;
             return Ok((Arc::new(c.clone()), "hit"));
         }
-        if self.offline() {
-            return Err(offline_miss(&up_full));
+        if self.policy.offline() {
+            return Err(ServiceError::offline_not_cached(&up_full));
         }
         let me = self.clone();
         let (auth2, caller2, repo_key, repo2) =
@@ -791,15 +493,16 @@ impl Mirror {
                     .await?;
                 let (status, h, body) = read_answer(resp).await?;
                 if !status.is_success() {
-                    let e = ApiError::from_upstream(status, &h, body);
+                    let e = ServiceError::relayed(status, &h, body);
                     if is_refusal(status, &h) {
-                        me.refused(&repo_key, Scope::Meta, &caller2, e.clone())
+                        me.gate
+                            .refused(&repo_key, Scope::Meta, &caller2, e.clone())
                             .await;
                     }
                     return Err(e);
                 }
                 let body = String::from_utf8(body.to_vec())
-                    .map_err(|_| ApiError::BadUpstream("API answer is not UTF-8".into()))?;
+                    .map_err(|_| ServiceError::bad_upstream("API answer is not UTF-8"))?;
                 let c = CachedResponse {
                     status: status.as_u16(),
                     content_type: header_str(&h, header::CONTENT_TYPE),
@@ -807,13 +510,14 @@ impl Mirror {
                     body,
                     fetched_at: now(),
                 };
-                me.granted(&repo_key, Scope::Meta, &caller2).await;
-                me.learn_xet_files(&repo2, crate::xet::member_hashes(&route2, &c.body))
+                me.gate.granted(&repo_key, Scope::Meta, &caller2).await;
+                me.xet
+                    .learn_files(&repo2, crate::xet::member_hashes(&route2, &c.body))
                     .await;
                 if keep {
                     let c2 = c.clone();
-                    if let Err(e) = me.db(move |db| db.put_api(&key, &c2)).await {
-                        me.cache_write_failed(&e);
+                    if let Err(e) = me.db.run(move |db| db.put_api(&key, &c2)).await {
+                        cache_write_failed(&e);
                     }
                 }
                 Ok(Arc::new(c))
@@ -831,7 +535,10 @@ impl Mirror {
             Err(e)
                 if e.is_outage()
                     && cached.is_some()
-                    && self.may_serve_without_upstream(&repo.key(), Scope::Meta, &caller) =>
+                    && self
+                        .gate
+                        .may_serve_without_upstream(&repo.key(), Scope::Meta, &caller)
+                        .await =>
             {
                 Ok((Arc::new(cached.expect("checked")), "stale"))
             }
@@ -849,31 +556,31 @@ impl Mirror {
         route: &Route,
         body: Bytes,
         auth: Option<&HeaderValue>,
-    ) -> Result<(Arc<CachedResponse>, &'static str), ApiError> {
+    ) -> Result<(Arc<CachedResponse>, &'static str), ServiceError> {
         let repo = route
             .repo()
-            .ok_or_else(|| ApiError::Internal("API route without a repo".into()))?
+            .ok_or_else(|| ServiceError::internal("API route without a repo"))?
             .clone();
-        let caller = self.access.caller(auth);
-        let (paths, expand) = parse_paths_info(&body).map_err(ApiError::bad_request)?;
+        let caller = self.gate.caller(auth);
+        let (paths, expand) = parse_paths_info(&body).map_err(ServiceError::bad_request)?;
         let up = route.upstream_path();
         let entry_key = |p: &str| format!("api|{up}|paths-info|{expand}|{p}");
         let immutable = route.revision().is_some_and(|r| r.is_commit_sha());
-        let keep = self.cache_allowed(&repo);
+        let keep = self.policy.cache_allowed(&repo);
         let mut have: std::collections::HashMap<String, PathEntry> = Default::default();
         let mut ask: Vec<&str> = Vec::new();
         let mut stale = false;
         for p in &paths {
             let e: Option<PathEntry> = if keep {
-                self.db.get_api(&entry_key(p)).ok().flatten()
+                self.db.get_api(entry_key(p)).await
             } else {
                 None
             };
             match e {
                 Some(e)
                     if immutable
-                        || self.offline()
-                        || now().saturating_sub(e.fetched_at) < self.ttl() =>
+                        || self.policy.offline()
+                        || now().saturating_sub(e.fetched_at) < self.policy.ttl() =>
                 {
                     have.insert(p.clone(), e);
                 }
@@ -886,12 +593,16 @@ impl Mirror {
             }
         }
         if ask.is_empty() {
-            self.check_access(&repo, Scope::Meta, &caller, auth, None)
+            self.gate
+                .check(&repo, Scope::Meta, &caller, auth, None)
                 .await?;
             return Ok((compose_paths_info(&paths, &have), "hit"));
         }
-        if self.offline() {
-            return Err(offline_miss(&format!("{up} ({} paths)", ask.len())));
+        if self.policy.offline() {
+            return Err(ServiceError::offline_not_cached(&format!(
+                "{up} ({} paths)",
+                ask.len()
+            )));
         }
         let form = {
             let mut f = url::form_urlencoded::Serializer::new(String::new());
@@ -904,7 +615,7 @@ impl Mirror {
         match self.api(route, None, Some(form), auth).await {
             Ok((c, _)) => {
                 let entries: Vec<serde_json::Value> = serde_json::from_str(&c.body)
-                    .map_err(|_| ApiError::BadUpstream("paths-info answer is not a list".into()))?;
+                    .map_err(|_| ServiceError::bad_upstream("paths-info answer is not a list"))?;
                 let asked: std::collections::HashSet<&str> = ask.iter().copied().collect();
                 let mut store = Vec::new();
                 for v in entries {
@@ -928,7 +639,8 @@ impl Mirror {
                 }
                 if keep && !store.is_empty() {
                     let res = self
-                        .db(move |db| {
+                        .db
+                        .run(move |db| {
                             for (k, e) in &store {
                                 db.put_api(k, e)?;
                             }
@@ -936,7 +648,7 @@ impl Mirror {
                         })
                         .await;
                     if let Err(e) = res {
-                        self.cache_write_failed(&e);
+                        cache_write_failed(&e);
                     }
                 }
                 let how = if stale { "revalidated" } else { "miss" };
@@ -945,7 +657,10 @@ impl Mirror {
             Err(e)
                 if e.is_outage()
                     && have.len() == paths.len()
-                    && self.may_serve_without_upstream(&repo.key(), Scope::Meta, &caller) =>
+                    && self
+                        .gate
+                        .may_serve_without_upstream(&repo.key(), Scope::Meta, &caller)
+                        .await =>
             {
                 Ok((compose_paths_info(&paths, &have), "stale"))
             }
@@ -954,33 +669,13 @@ impl Mirror {
     }
 
     /// A cache write failed (a full disk, a database being reopened): the request goes on
-    /// without caching; warns at most once every 10 s.
-    pub(crate) fn cache_write_failed(&self, e: &ApiError) {
-        static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let t = now();
-        let last = LAST.load(std::sync::atomic::Ordering::Relaxed);
-        if t >= last + 10
-            && LAST
-                .compare_exchange(
-                    last,
-                    t,
-                    std::sync::atomic::Ordering::Relaxed,
-                    std::sync::atomic::Ordering::Relaxed,
-                )
-                .is_ok()
-        {
-            tracing::warn!(error = ?e, "metadata cache write failed; serving without caching");
-        }
-    }
-
-    /// Relays a request without caching (whoami).
     pub async fn passthrough(
         &self,
         route: &Route,
         auth: Option<&HeaderValue>,
-    ) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
-        if self.offline() {
-            return Err(offline_miss(&route.upstream_path()));
+    ) -> Result<(StatusCode, HeaderMap, Bytes), ServiceError> {
+        if self.policy.offline() {
+            return Err(ServiceError::offline_not_cached(&route.upstream_path()));
         }
         let up = route.upstream_path();
         let resp = self
@@ -995,58 +690,10 @@ impl Mirror {
             .await?;
         let (status, h, body) = read_answer(resp).await?;
         if !status.is_success() {
-            return Err(ApiError::from_upstream(status, &h, body));
+            return Err(ServiceError::relayed(status, &h, body));
         }
         Ok((status, h, body))
     }
-}
-
-/// Most bytes read from one upstream API answer (JSON listings, reconstructions).
-pub(crate) const ANSWER_LIMIT: usize = 16 << 20;
-
-/// Most bytes read from one upstream token answer (a few short fields).
-pub(crate) const TOKEN_ANSWER_LIMIT: usize = 64 << 10;
-
-/// Status, headers and whole body of a (small: JSON) upstream answer, at most [`ANSWER_LIMIT`]
-/// bytes.
-pub(crate) async fn read_answer(
-    resp: olah_upstream::Response,
-) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
-    read_answer_limited(resp, ANSWER_LIMIT).await
-}
-
-/// Status, headers and whole body of an upstream answer of at most `limit` bytes: a larger
-/// announced `Content-Length` is refused before reading, and the bytes are counted while they
-/// stream in, so a larger answer costs at most `limit` bytes of memory and is never cached.
-pub(crate) async fn read_answer_limited(
-    mut resp: olah_upstream::Response,
-    limit: usize,
-) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
-    let too_large = || {
-        ApiError::BadUpstream(format!(
-            "the upstream answer is larger than the mirror accepts ({limit} bytes)"
-        ))
-    };
-    let status = resp.status();
-    let h = resp.headers().clone();
-    let announced = header_str(&h, header::CONTENT_LENGTH)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .or(resp.content_length());
-    if announced.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let mut body = bytes::BytesMut::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| ApiError::from(UpstreamError::Unreachable(e.without_url().to_string())))?
-    {
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((status, h, body.freeze()))
 }
 
 /// One cached paths-info entry (the Hub's JSON object for one path).
@@ -1170,54 +817,10 @@ fn compose_paths_info(
     })
 }
 
-/// Whether an upstream answer refuses the caller access to the repo (rather than naming a
-/// missing file, revision or route): 401, 403, or a 404 `RepoNotFound` (how the Hub answers a
-/// token that may not see a private repo).
-pub(crate) fn is_refusal(status: StatusCode, h: &HeaderMap) -> bool {
-    match status.as_u16() {
-        401 | 403 => true,
-        404 => matches!(
-            h.get("x-error-code").and_then(|v| v.to_str().ok()),
-            Some("RepoNotFound" | "GatedRepo")
-        ),
-        _ => false,
-    }
-}
-
 /// Key of the CDN URL a resolve HEAD redirected to.
 fn location_key(repo_key: &str, commit: &str, path: &RepoPath) -> String {
     format!("{repo_key}|{commit}|{}", path.as_str())
 }
-
-/// The salt of caller ids, kept in the database so persisted grants survive restarts.
-fn salt(db: &MetaDb) -> Result<[u8; 16], String> {
-    if let Some(h) = db.get_json::<String>("salt").ok().flatten()
-        && let Ok(v) = hex::decode(&h)
-        && let Ok(salt) = <[u8; 16]>::try_from(v.as_slice())
-    {
-        return Ok(salt);
-    }
-    let salt: [u8; 16] = rand::random();
-    db.put_json("salt", &hex::encode(salt))
-        .map_err(|e| format!("cannot write to the metadata database: {e}"))?;
-    Ok(salt)
-}
-
-/// Database key of a persisted grant: the caller id is a salted hash, never the token.
-fn grant_key(repo_key: &str, scope: Scope, caller: &Caller) -> String {
-    format!("grant|{repo_key}|{scope:?}|{}", caller.id())
-}
-
-/// What offline mode answers for anything not cached: a 404 whose unknown `X-Error-Code` makes
-/// huggingface_hub raise `LocalEntryNotFoundError` at once (a 5xx would be retried for ~20 s).
-pub(crate) fn offline_miss(what: &str) -> ApiError {
-    ApiError::Hub {
-        status: StatusCode::NOT_FOUND,
-        code: "OfflineNotCached",
-        message: format!("the mirror is offline and has not cached {what}"),
-    }
-}
-
 /// How long a CDN URL from a resolve HEAD is used for the download that follows (the Hub's
 /// presigned URLs live much longer; an expired one just falls back to the resolve URL).
 const LOCATION_TTL: Duration = Duration::from_secs(300);
@@ -1353,26 +956,6 @@ mod tests {
     use olah_types::parse_route;
 
     #[test]
-    fn refusals_are_told_from_missing_entries() {
-        let code = |c: &'static str| {
-            let mut h = HeaderMap::new();
-            h.insert("x-error-code", HeaderValue::from_static(c));
-            h
-        };
-        let none = HeaderMap::new();
-        assert!(is_refusal(StatusCode::UNAUTHORIZED, &code("GatedRepo")));
-        assert!(is_refusal(StatusCode::FORBIDDEN, &none));
-        assert!(is_refusal(StatusCode::NOT_FOUND, &code("RepoNotFound")));
-        assert!(!is_refusal(StatusCode::NOT_FOUND, &code("EntryNotFound")));
-        assert!(!is_refusal(
-            StatusCode::NOT_FOUND,
-            &code("RevisionNotFound")
-        ));
-        assert!(!is_refusal(StatusCode::NOT_FOUND, &none));
-        assert!(!is_refusal(StatusCode::SERVICE_UNAVAILABLE, &none));
-    }
-
-    #[test]
     fn queries_keep_known_parameters_sorted_and_bounded() {
         let tree = parse_route("/api/models/a/b/tree/main").unwrap();
         assert_eq!(
@@ -1411,49 +994,5 @@ mod tests {
             .map(|i| format!("paths=f{i}"))
             .collect();
         assert!(parse_paths_info(many.join("&").as_bytes()).is_err());
-    }
-}
-
-#[cfg(test)]
-mod read_answer_tests {
-    use super::*;
-
-    fn answer(
-        chunks: Vec<&'static [u8]>,
-        content_length: Option<usize>,
-    ) -> olah_upstream::Response {
-        let stream = futures::stream::iter(
-            chunks
-                .into_iter()
-                .map(|c| Ok::<_, std::io::Error>(Bytes::from_static(c))),
-        );
-        let mut r = http::Response::new(reqwest::Body::wrap_stream(stream));
-        if let Some(n) = content_length {
-            r.headers_mut().insert(header::CONTENT_LENGTH, n.into());
-        }
-        olah_upstream::Response::from(r)
-    }
-
-    #[tokio::test]
-    async fn answers_within_the_limit_are_read_whole() {
-        let (status, _, body) = read_answer_limited(answer(vec![b"[1,", b"2]"], None), 5)
-            .await
-            .unwrap();
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(&body[..], b"[1,2]");
-    }
-
-    #[tokio::test]
-    async fn larger_answers_are_refused_as_bad_upstream() {
-        // Announced too large: refused before the body is read.
-        let e = read_answer_limited(answer(vec![b"[]"], Some(1 << 30)), 1024)
-            .await
-            .unwrap_err();
-        assert_eq!(e.status(), StatusCode::BAD_GATEWAY, "{e:?}");
-        // Streamed without a length: refused as soon as the count passes the limit.
-        let e = read_answer_limited(answer(vec![b"[1,2,", b"3,4]"], None), 8)
-            .await
-            .unwrap_err();
-        assert!(matches!(e, ApiError::BadUpstream(_)), "{e:?}");
     }
 }

@@ -1,0 +1,196 @@
+//! The bytes of a resolved file: through the blob store (cache, in-flight fill or a new fill),
+//! from the Xet rebuild or the Hub's resolve URL as the fill source, or straight from the
+//! upstream for a repo the cache rules exclude (or while the metadata store is degraded).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use http::HeaderValue;
+use olah_store::{BlobKey, BlobStore, Source};
+use olah_types::{RepoPath, RepoRef};
+
+use crate::common::{Meta, cache_write_failed};
+use crate::error::ServiceError;
+use crate::hub::{HubCache, Resolved};
+use crate::policy::Policy;
+use crate::source::{ByteStream, FileBody};
+use crate::xet::XetMirror;
+
+/// Opens file bodies: owns the blob store and picks the fill source.
+pub struct Files {
+    policy: Policy,
+    db: Meta,
+    blobs: Arc<BlobStore>,
+    hub: Arc<HubCache>,
+    xet: Arc<XetMirror>,
+}
+
+impl Files {
+    pub(crate) fn new(
+        policy: Policy,
+        db: Meta,
+        blobs: Arc<BlobStore>,
+        hub: Arc<HubCache>,
+        xet: Arc<XetMirror>,
+    ) -> Self {
+        Self {
+            policy,
+            db,
+            blobs,
+            hub,
+            xet,
+        }
+    }
+
+    /// The body of a file `resolve` answered, for the caller whose `Authorization` is `auth`.
+    pub fn body(
+        self: &Arc<Self>,
+        repo: &RepoRef,
+        path: &RepoPath,
+        res: &Resolved,
+        auth: Option<&HeaderValue>,
+    ) -> FileBytes {
+        FileBytes {
+            files: self.clone(),
+            repo: repo.clone(),
+            commit: res.commit.clone(),
+            path: path.clone(),
+            auth: auth.cloned(),
+            size: res.meta.size,
+            key: res.meta.blob_key(),
+            xet_hash: res.meta.xet_hash.clone(),
+        }
+    }
+}
+
+/// Everything needed to stream byte ranges of one file at one commit.
+#[derive(Clone)]
+pub struct FileBytes {
+    files: Arc<Files>,
+    repo: RepoRef,
+    commit: String,
+    path: RepoPath,
+    auth: Option<HeaderValue>,
+    size: u64,
+    key: Option<BlobKey>,
+    xet_hash: Option<String>,
+}
+
+#[async_trait]
+impl FileBody for FileBytes {
+    async fn open(&self, start: u64, end: u64) -> Result<ByteStream, ServiceError> {
+        self.stream(start, end).await
+    }
+}
+
+impl FileBytes {
+    /// Bytes `start..=end`: through the blob store (cache, in-flight fill, or a new fill), or
+    /// straight from the upstream for a cache-denied repo.
+    pub async fn stream(&self, start: u64, end: u64) -> Result<ByteStream, ServiceError> {
+        let f = &self.files;
+        // A Xet file is rebuilt from the xorb cache that Xet clients fill too (one cache for
+        // both paths); anything else comes from the Hub's resolve URL.
+        let xet_source = self.xet_hash.as_deref().and_then(|xh| {
+            f.xet.file_source(
+                &self.repo,
+                &self.commit,
+                self.auth.as_ref(),
+                &xh.to_ascii_lowercase(),
+                self.size,
+            )
+        });
+        let source = xet_source.or_else(|| {
+            f.hub.file_source(
+                &self.repo,
+                &self.commit,
+                &self.path,
+                self.auth.as_ref(),
+                self.size,
+            )
+        });
+        let direct = |source: Option<Arc<dyn Source>>| async move {
+            let source = source.ok_or_else(|| {
+                ServiceError::from(olah_store::StoreError::NotCached(self.path.as_str().into()))
+            })?;
+            let s = source
+                .fetch(start, end)
+                .await
+                .map_err(|e| ServiceError::unavailable(false, e.message))?;
+            Ok::<ByteStream, ServiceError>(
+                s.map(|r| r.map_err(|e| std::io::Error::other(e.message)))
+                    .boxed(),
+            )
+        };
+        if !f.policy.cache_allowed(&self.repo) {
+            return direct(source).await;
+        }
+        let key = self
+            .key
+            .ok_or_else(|| ServiceError::internal("cached file without a content key"))?;
+        let size = self.size;
+        let degraded_miss = f.db.raw().is_degraded()
+            && source.is_some()
+            && !f
+                .db
+                .run(move |db| db.blob(&key))
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.complete && r.size == size);
+        if degraded_miss {
+            // The metadata store cannot be written (a full disk): serve from the upstream
+            // without caching until a metadata write succeeds again.
+            cache_write_failed(&ServiceError::internal(
+                "metadata store degraded after an I/O error",
+            ));
+            return direct(source).await;
+        }
+        let blob = match f.blobs.open(key, self.size).await {
+            Ok(b) => b,
+            // The store cannot be written (a full disk, a database being reopened): serve
+            // straight from the upstream without caching rather than fail the download.
+            Err(e) if source.is_some() => {
+                cache_write_failed(&ServiceError::from(e));
+                return direct(source).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if source.is_none() && !blob.is_cached(start, end) {
+            // Offline and not (fully) cached: say so before any header is sent.
+            return Err(ServiceError::offline_not_cached(&format!(
+                "{} bytes {start}-{end}",
+                self.path.as_str()
+            )));
+        }
+        let want = end - start + 1;
+        let span = tracing::Span::current();
+        let me = Arc::new(self.clone());
+        let counted = BlobStore::read(blob, start, end, source).scan(0u64, move |sent, item| {
+            if let Ok(b) = &item {
+                *sent += b.len() as u64;
+                if *sent == want {
+                    span.in_scope(|| tracing::info!(bytes = *sent, "body complete"));
+                }
+            }
+            match item {
+                Ok(b) => futures::future::Either::Left(futures::future::ready(Some(Ok(b)))),
+                Err(e) => {
+                    let me = me.clone();
+                    futures::future::Either::Right(async move {
+                        tracing::warn!(error = %e, "body aborted");
+                        if matches!(e, olah_store::StoreError::InvalidData(_)) {
+                            // Before the client sees the error (and asks again).
+                            me.files
+                                .hub
+                                .content_rejected(&me.repo, &me.commit, &me.path)
+                                .await;
+                        }
+                        Some(Err(std::io::Error::other(e.to_string())))
+                    })
+                }
+            }
+        });
+        Ok(counted.boxed())
+    }
+}

@@ -1,0 +1,221 @@
+//! Plain HTTP for Xet files: [`XetFileSource`] rebuilds a file's bytes from the xorb store
+//! (the same cache Xet clients fill), checking the whole file against its Xet hash.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use http::HeaderValue;
+use olah_store::{SourceError, XorbRange};
+use olah_types::RepoRef;
+
+use super::*;
+
+impl XetMirror {
+    pub fn file_source(
+        self: &Arc<Self>,
+        repo: &RepoRef,
+        commit: &str,
+        auth: Option<&HeaderValue>,
+        file: &str,
+        size: u64,
+    ) -> Option<Arc<dyn olah_store::Source>> {
+        if self.policy.offline() || !self.serves(repo) || !is_hash(file) {
+            return None;
+        }
+        Some(Arc::new(XetFileSource {
+            mirror: self.clone(),
+            session: Session {
+                repo: repo.clone(),
+                rev: commit.to_string(),
+                auth: auth.cloned(),
+                caller: self.gate.caller(auth),
+                exp: u64::MAX,
+            },
+            file: file.to_string(),
+            size,
+        }))
+    }
+}
+
+/// Rebuilds byte ranges of one Xet file from the xorb store (filling misses upstream).
+pub struct XetFileSource {
+    mirror: Arc<XetMirror>,
+    session: Session,
+    file: String,
+    size: u64,
+}
+
+#[async_trait]
+impl olah_store::Source for XetFileSource {
+    async fn fetch(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, SourceError>>, SourceError> {
+        // Always the whole-file reconstruction, under the key hf_xet's own query uses, so one
+        // cached answer serves both paths.
+        let whole = Some((0, Some(self.size.saturating_sub(1))));
+        let recon = self
+            .mirror
+            .reconstruction(&self.session, &self.file, whole)
+            .await
+            .map_err(|e| SourceError::new(format!("reconstruction failed: {e:?}"), None))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, SourceError>>(4);
+        let m = self.mirror.clone();
+        m.spawn_verify(&recon, self.session.clone(), self.file.clone());
+        // The whole file passes through: check it against its Xet file hash too.
+        let verify = (start == 0 && end + 1 == self.size).then(|| self.file.clone());
+        tokio::spawn(async move {
+            if let Err(e) = produce(&m, &recon, start, end, verify.as_deref(), &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        Ok(tokio_stream::wrappers::ReceiverStream::new(rx).boxed())
+    }
+}
+
+/// Sends the decoded bytes `start..=end` of the file `recon` describes. With `verify` (the whole
+/// file is produced), every chunk is hashed and the last piece is held back until the chunk
+/// hashes give the expected Xet file hash; on a mismatch the xorbs involved are dropped from the
+/// cache and the reader gets an error instead of the last piece.
+async fn produce(
+    m: &Arc<XetMirror>,
+    recon: &Recon,
+    start: u64,
+    end: u64,
+    verify: Option<&str>,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, SourceError>>,
+) -> Result<(), SourceError> {
+    let mut hashes: Vec<(olah_xet::XetHash, u64)> = Vec::new();
+    let mut held: Option<Bytes> = None;
+    produce_inner(
+        m,
+        recon,
+        start,
+        end,
+        verify.is_some(),
+        &mut hashes,
+        &mut held,
+        tx,
+    )
+    .await?;
+    if let Some(file) = verify {
+        let got = olah_xet::file_hash(&hashes).to_hex();
+        if got != file {
+            let store = m.state.store.clone();
+            let xorbs: Vec<String> = recon.fetch.keys().cloned().collect();
+            let _ = tokio::task::spawn_blocking(move || {
+                for x in xorbs {
+                    store.remove(&x);
+                }
+            })
+            .await;
+            tracing::warn!(file = %file, got = %got, "Xet file hash mismatch: its xorbs were dropped");
+            return Err(SourceError::corrupt(format!(
+                "Xet file hash mismatch: expected {file}, got {got}"
+            )));
+        }
+    }
+    if let Some(b) = held {
+        let _ = tx.send(Ok(b)).await;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn produce_inner(
+    m: &Arc<XetMirror>,
+    recon: &Recon,
+    start: u64,
+    end: u64,
+    hash_chunks: bool,
+    hashes: &mut Vec<(olah_xet::XetHash, u64)>,
+    held: &mut Option<Bytes>,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, SourceError>>,
+) -> Result<(), SourceError> {
+    let err = |e: String| SourceError::new(e, None);
+    // File position of the next decoded byte (the first term starts `offset` bytes early).
+    let mut pos: i128 = -(recon.offset as i128);
+    for t in &recon.terms {
+        let t_end = pos + t.unpacked_length as i128; // exclusive
+        if t_end <= start as i128 {
+            pos = t_end;
+            continue;
+        }
+        if pos > end as i128 {
+            break;
+        }
+        let f = recon
+            .fetch_for(t)
+            .ok_or_else(|| err("no fetch range for a term".into()))?;
+        let range = XorbRange {
+            start: f.bytes.start,
+            end: f.bytes.end,
+        };
+        let mut s = m
+            .xorb_bytes(&t.hash, range, range, f.chunks)
+            .await
+            .map_err(|e| err(format!("xorb {}: {e:?}", t.hash)))?;
+        let mut buf = BytesMut::new();
+        let mut idx = f.chunks.start;
+        let mut produced = 0u64;
+        'records: while idx < t.range.end {
+            // Fill until one whole record is buffered.
+            let h = loop {
+                if buf.len() >= olah_xet::xorb::HEADER_LEN {
+                    let h =
+                        olah_xet::xorb::ChunkHeader::parse(&buf).map_err(|e| err(e.to_string()))?;
+                    if buf.len() >= h.record_len() {
+                        break h;
+                    }
+                }
+                match s.next().await {
+                    Some(Ok(b)) => buf.extend_from_slice(&b),
+                    Some(Err(e)) => return Err(err(e.to_string())),
+                    None => break 'records,
+                }
+            };
+            let rec = buf.split_to(h.record_len());
+            let this = idx;
+            idx += 1;
+            if this < t.range.start {
+                continue;
+            }
+            let data = olah_xet::xorb::decode(&h, &rec[olah_xet::xorb::HEADER_LEN..])
+                .map_err(|e| err(e.to_string()))?;
+            if hash_chunks {
+                hashes.push((olah_xet::chunk_hash(&data), data.len() as u64));
+            }
+            produced += data.len() as u64;
+            let (c0, c1) = (pos, pos + data.len() as i128); // [c0, c1)
+            pos = c1;
+            let a = (start as i128).max(c0);
+            let b = (end as i128 + 1).min(c1);
+            if a < b {
+                let piece = Bytes::from(data).slice((a - c0) as usize..(b - c0) as usize);
+                if let Some(prev) = held.replace(piece)
+                    && tx.send(Ok(prev)).await.is_err()
+                {
+                    return Err(err("the reader went away".into()));
+                }
+            }
+            if pos > end as i128 && !hash_chunks {
+                return Ok(());
+            }
+        }
+        if produced != t.unpacked_length {
+            return Err(err(format!(
+                "term of {} decoded to {produced} bytes, announced {}",
+                t.hash, t.unpacked_length
+            )));
+        }
+        pos = t_end;
+    }
+    if pos <= end as i128 {
+        return Err(err(format!("reconstruction ends before byte {end}")));
+    }
+    Ok(())
+}

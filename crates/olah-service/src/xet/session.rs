@@ -1,0 +1,217 @@
+//! The token route and the upstream CAS token: the caller's access is confirmed upstream
+//! (fail closed), then the mirror issues its own token bound to the repo and caller.
+
+use std::sync::Arc;
+
+use http::{HeaderValue, Method};
+use olah_types::{RepoRef, Revision, Route};
+use olah_upstream::HubRequest;
+use serde_json::Value;
+
+use super::*;
+use crate::access::{Known, Scope};
+use crate::common::{TOKEN_ANSWER_LIMIT, is_refusal, now, read_answer_limited};
+
+impl XetMirror {
+    /// Before an answer advertises Xet for `repo` (a Xet file's resolve headers, a listing with
+    /// `xetHash`): makes sure the mirror knows where the upstream's CAS lives, asking the token
+    /// route for `rev` with the caller's credentials when that verdict is due (at most every
+    /// [`CAS_VERDICT_TTL`] while it holds). A CAS outside the allow list turns Xet off, so the
+    /// answer sends clients to plain HTTP instead of to a CAS the mirror cannot reach.
+    pub async fn check_cas(
+        self: &Arc<Self>,
+        repo: &RepoRef,
+        rev: &str,
+        auth: Option<&HeaderValue>,
+    ) {
+        if self.policy.offline() || !self.configured(repo) || !self.state.cas_due() {
+            return;
+        }
+        let session = Session {
+            repo: repo.clone(),
+            rev: rev.to_string(),
+            auth: auth.cloned(),
+            caller: self.gate.caller(auth),
+            exp: u64::MAX,
+        };
+        if let Err(e) = self.upstream_cas_token(&session).await {
+            tracing::debug!(error = ?e, "asking the upstream token route where its CAS lives failed");
+        }
+    }
+
+    /// [`Mirror::xet_check_cas`] for an API answer that names Xet files (tree, paths-info) before
+    /// it is rendered, at the answer's revision.
+    pub async fn check_listing(
+        self: &Arc<Self>,
+        route: &Route,
+        body: &str,
+        auth: Option<&HeaderValue>,
+    ) {
+        // Cheap checks first: the body is scanned only when a verdict is due.
+        if let (Some(repo), Some(rev)) = (route.repo(), route.revision())
+            && !self.policy.offline()
+            && self.state.cas_due()
+            && body.contains("xetHash")
+        {
+            self.check_cas(repo, rev.as_str(), auth).await;
+        }
+    }
+
+    /// The token route: confirms the caller's access to the repo's files (fail closed), then
+    /// issues a mirror token. Returns (token, expiry).
+    pub async fn token(
+        self: &Arc<Self>,
+        repo: &RepoRef,
+        rev: &Revision,
+        auth: Option<&HeaderValue>,
+    ) -> Result<(String, u64), ServiceError> {
+        if !self.serves(repo) {
+            return Err(disabled());
+        }
+        let caller = self.gate.caller(auth);
+        let repo_key = repo.key();
+        let session = Session {
+            repo: repo.clone(),
+            rev: rev.as_str().to_string(),
+            auth: auth.cloned(),
+            caller: caller.clone(),
+            exp: now() + TOKEN_TTL,
+        };
+        match self.gate.known(&repo_key, Scope::Files, &caller) {
+            Known::Allowed if !self.policy.offline() && self.state.cas_due() => {
+                // Where the upstream CAS lives is due to be confirmed: a CAS outside the allow
+                // list must turn this token route off rather than lead the client to a CAS the
+                // mirror cannot reach.
+                if let Err(e) = self.upstream_cas_token(&session).await
+                    && self.state.cas_foreign()
+                {
+                    return Err(e);
+                }
+            }
+            Known::Allowed => {}
+            Known::Denied(e) => return Err(e),
+            Known::Unknown if self.policy.offline() => {
+                self.gate
+                    .check_offline(&repo_key, Scope::Files, &caller)
+                    .await?;
+            }
+            Known::Unknown => match self.upstream_cas_token(&session).await {
+                Ok(_) => {}
+                Err(e)
+                    if e.is_outage()
+                        && self
+                            .gate
+                            .may_serve_without_upstream(&repo_key, Scope::Files, &caller)
+                            .await => {}
+                Err(e) => return Err(e),
+            },
+        }
+        let mut sessions = self.state.sessions.lock().expect("xet sessions");
+        let t = now();
+        sessions.retain(|_, s| s.exp > t);
+        // The same caller asking again for the same repo and revision gets the token it holds
+        // while that has 10 minutes left: one session per (repo, revision, caller), not per call.
+        if let Some((tok, s)) = sessions.iter().find(|(_, s)| {
+            s.exp > t + 600
+                && s.repo == session.repo
+                && s.rev == session.rev
+                && s.caller == session.caller
+                && s.auth == session.auth
+        }) {
+            return Ok((tok.clone(), s.exp));
+        }
+        let token = format!("olx_{}", hex::encode(rand::random::<[u8; 24]>()));
+        let exp = session.exp;
+        sessions.insert(token.clone(), Arc::new(session));
+        Ok((token, exp))
+    }
+
+    /// An upstream CAS token for the session's repo and caller (cached until a minute before it
+    /// expires). Asking for it is also the upstream's verdict on the caller's access.
+    pub(super) async fn upstream_cas_token(
+        self: &Arc<Self>,
+        s: &Session,
+    ) -> Result<UpToken, ServiceError> {
+        let key = s.cas_token_key();
+        if let Some(t) = self.state.up_tokens.get(&key)
+            && t.exp > now() + 60
+        {
+            if self.state.cas_due() {
+                // Its CAS URL was on the allow list when it was issued.
+                self.state.cas_answer(None);
+            }
+            return Ok(t);
+        }
+        let route = Route::XetReadToken {
+            repo: s.repo.clone(),
+            revision: Revision::new(&s.rev).map_err(|e| ServiceError::internal(e.to_string()))?,
+        };
+        if !route.is_canonical() {
+            return Err(ServiceError::bad_request(
+                "ambiguous repository id for a Xet token",
+            ));
+        }
+        let resp = self
+            .upstream
+            .hub(HubRequest {
+                method: Method::GET,
+                path_and_query: &route.upstream_path(),
+                auth: s.auth.as_ref(),
+                headers: http::HeaderMap::new(),
+                body: None,
+            })
+            .await
+            .inspect_err(|_| self.state.cas_unanswered())?;
+        let (status, h, body) = read_answer_limited(resp, TOKEN_ANSWER_LIMIT)
+            .await
+            .inspect_err(|_| self.state.cas_unanswered())?;
+        let repo_key = s.repo.key();
+        if !status.is_success() {
+            self.state.cas_unanswered();
+            let e = ServiceError::relayed(status, &h, body);
+            if is_refusal(status, &h) {
+                self.gate
+                    .refused(&repo_key, Scope::Files, &s.caller, e.clone())
+                    .await;
+            }
+            return Err(e);
+        }
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        // The JSON body, else the X-Xet-* headers (PROTOCOL.md §3.6: the Hub sends both).
+        let field = |json: &str, header: &str| {
+            v.get(json)
+                .and_then(|x| match x {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .or_else(|| {
+                    h.get(header)
+                        .and_then(|x| x.to_str().ok())
+                        .map(str::to_string)
+                })
+        };
+        let tok = UpToken {
+            cas_url: field("casUrl", "x-xet-cas-url").unwrap_or_default(),
+            token: field("accessToken", "x-xet-access-token").unwrap_or_default(),
+            exp: field("exp", "x-xet-token-expiration")
+                .and_then(|e| e.parse().ok())
+                .unwrap_or(0),
+        };
+        if tok.token.is_empty() {
+            self.state.cas_unanswered();
+            return Err(ServiceError::bad_upstream(
+                "Xet token answer without a token",
+            ));
+        }
+        // The upstream gave this caller a token: access confirmed, whatever its CAS.
+        self.gate.granted(&repo_key, Scope::Files, &s.caller).await;
+        if !self.upstream.allows_url(&tok.cas_url) {
+            self.state.cas_answer(Some(cas_host(&tok.cas_url)));
+            return Err(foreign_cas());
+        }
+        self.state.cas_answer(None);
+        self.state.up_tokens.insert(key, tok.clone());
+        Ok(tok)
+    }
+}

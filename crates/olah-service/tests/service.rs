@@ -1,0 +1,371 @@
+//! The service in-process against the fake Hub (olah-testkit) on 127.0.0.1:0: resolve outcomes,
+//! the access gate, and the Xet side (tokens, reconstructions, signed xorb URLs). No HTTP server
+//! of the mirror is involved.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use http::HeaderValue;
+use olah_config::Config;
+use olah_service::access::Scope;
+use olah_service::{ErrorKind, HubCode, Mirror, Origin, ServiceError};
+use olah_testkit::{FakeHub, Faults, Fixture, HostKind, RouteKind};
+use olah_types::{RepoPath, RepoRef, Revision, Route, parse_route};
+
+const BASE: &str = "http://mirror.test:8090";
+
+async fn hub() -> FakeHub {
+    FakeHub::start(Fixture::standard_with(1 << 16, 1 << 16))
+        .await
+        .unwrap()
+}
+
+fn config(hub: &FakeHub, dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> Config {
+    let netloc = |u: &str| u.split_once("//").unwrap().1.to_string();
+    let mut cfg = Config {
+        repos_path: dir.to_path_buf(),
+        hf_scheme: "http".into(),
+        hf_netloc: netloc(hub.hub_url()),
+        hf_lfs_netloc: netloc(hub.cdn_url()),
+        mirror_scheme: "http".into(),
+        mirror_netloc: "mirror.test:8090".into(),
+        ..Default::default()
+    };
+    tweak(&mut cfg);
+    cfg
+}
+
+fn mirror(hub: &FakeHub, dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> Mirror {
+    Mirror::open(Arc::new(config(hub, dir, tweak))).unwrap()
+}
+
+fn repo(id: &str) -> RepoRef {
+    match parse_route(&format!("/api/models/{id}")).unwrap() {
+        Route::RepoInfo { repo } => repo,
+        r => panic!("not a repo route: {r:?}"),
+    }
+}
+
+fn rev(r: &str) -> Revision {
+    Revision::new(r).unwrap()
+}
+
+fn path(p: &str) -> RepoPath {
+    RepoPath::new(p).unwrap()
+}
+
+fn token(t: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("Bearer {t}")).unwrap()
+}
+
+fn hub_heads(hub: &FakeHub) -> u64 {
+    hub.stats().count_route(HostKind::Hub, RouteKind::Resolve)
+}
+
+#[tokio::test]
+async fn a_miss_is_cached_then_hit_without_the_upstream() {
+    let hub = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(&hub, dir.path(), |_| {});
+    let (r, rv, p) = (repo("acme/tiny"), rev("main"), path("config.json"));
+    let first = m.hub().resolve(&r, &rv, &p, None).await.unwrap();
+    assert_eq!(first.cache, "miss");
+    assert_eq!(first.commit.len(), 40);
+    let asked = hub_heads(&hub);
+    assert!(asked >= 1);
+    let second = m.hub().resolve(&r, &rv, &p, None).await.unwrap();
+    assert_eq!(second.cache, "hit");
+    assert_eq!(second.commit, first.commit);
+    assert_eq!(second.meta, first.meta);
+    assert_eq!(hub_heads(&hub), asked, "a hit asks nothing upstream");
+}
+
+#[tokio::test]
+async fn a_branch_is_revalidated_after_the_ttl_and_served_stale_when_the_upstream_fails() {
+    let hub = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(&hub, dir.path(), |c| c.metadata_cache_ttl = 0);
+    let (r, rv, p) = (repo("acme/tiny"), rev("main"), path("config.json"));
+    assert_eq!(
+        m.hub().resolve(&r, &rv, &p, None).await.unwrap().cache,
+        "miss"
+    );
+    let again = m.hub().resolve(&r, &rv, &p, None).await.unwrap();
+    assert_eq!(again.cache, "revalidated");
+    hub.set_faults(Faults {
+        fail_5xx: 100,
+        ..Faults::none()
+    });
+    let stale = m.hub().resolve(&r, &rv, &p, None).await.unwrap();
+    assert_eq!(stale.cache, "stale");
+    assert_eq!(stale.commit, again.commit);
+    // Something never cached is not made up: the outage is reported as an upstream error.
+    let e = m
+        .hub()
+        .resolve(&r, &rv, &path("README.md"), None)
+        .await
+        .unwrap_err();
+    assert!(e.is_outage(), "{e:?}");
+    assert_eq!(e.origin, Origin::Upstream);
+    hub.clear_faults();
+}
+
+#[tokio::test]
+async fn offline_answers_not_cached_for_what_it_never_saw() {
+    let hub = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(&hub, dir.path(), |c| c.offline = true);
+    let e = m
+        .hub()
+        .resolve(&repo("acme/tiny"), &rev("main"), &path("config.json"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, HubCode::OfflineNotCached, "{e:?}");
+    assert!(matches!(e.kind, ErrorKind::NotFound));
+    assert_eq!(
+        hub.stats().hub_requests,
+        0,
+        "offline never asks the upstream"
+    );
+}
+
+#[tokio::test]
+async fn the_gate_refuses_anonymous_callers_of_a_gated_repo_and_remembers_it() {
+    let hub = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(&hub, dir.path(), |_| {});
+    let (r, rv, p) = (repo("acme/gated"), rev("main"), path("weights.bin"));
+    let e = m.hub().resolve(&r, &rv, &p, None).await.unwrap_err();
+    assert_eq!(e.code, HubCode::GatedRepo, "{e:?}");
+    assert!(!e.is_outage());
+    // A granted token is admitted (the Hub confirms it).
+    let granted = token("hf_granted");
+    let ok = m.hub().resolve(&r, &rv, &p, Some(&granted)).await.unwrap();
+    assert_eq!(ok.cache, "miss");
+    // Cached now, but the anonymous caller is still refused: from the remembered refusal,
+    // without asking the Hub again.
+    let before = hub.stats().hub_requests;
+    let again = m.hub().resolve(&r, &rv, &p, None).await.unwrap_err();
+    assert_eq!(again.code, HubCode::GatedRepo);
+    assert_eq!(
+        hub.stats().hub_requests,
+        before,
+        "the refusal was remembered"
+    );
+    // Another valid token without a grant is refused too, after asking the Hub.
+    let other = token("hf_other");
+    let e = m
+        .hub()
+        .resolve(&r, &rv, &p, Some(&other))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.kind, ErrorKind::Relayed(_)) && e.code == HubCode::GatedRepo,
+        "{e:?}"
+    );
+    // The granted token reads the cached file without a new upstream HEAD of its own.
+    let heads = hub_heads(&hub);
+    let hit = m.hub().resolve(&r, &rv, &p, Some(&granted)).await.unwrap();
+    assert_eq!(hit.cache, "hit");
+    assert_eq!(hub_heads(&hub), heads);
+}
+
+#[tokio::test]
+async fn the_gate_fails_closed_offline_without_a_persisted_grant() {
+    let hub = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(&hub, dir.path(), |c| c.offline = true);
+    let r = repo("acme/gated");
+    let granted = token("hf_granted");
+    for auth in [None, Some(&granted)] {
+        let caller = m.gate().caller(auth);
+        let e: ServiceError = m
+            .gate()
+            .check(&r, Scope::Files, &caller, auth, None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, HubCode::GatedRepo, "{e:?}");
+        assert!(matches!(e.kind, ErrorKind::Unauthorized));
+    }
+    assert_eq!(hub.stats().hub_requests, 0);
+}
+
+/// Resolves the Xet file of `acme/tiny` and returns (its Xet hash, the mirror token).
+async fn xet_setup(m: &Mirror) -> (String, String) {
+    let r = repo("acme/tiny");
+    let res = m
+        .hub()
+        .resolve(&r, &rev("main"), &path("model.safetensors"), None)
+        .await
+        .unwrap();
+    let xh = res.meta.xet_hash.clone().expect("a Xet file");
+    assert!(m.xet().serves(&r));
+    let (tok, exp) = m.xet().token(&r, &rev("main"), None).await.unwrap();
+    assert!(
+        tok.starts_with("olx_"),
+        "a mirror token, not the upstream's"
+    );
+    assert!(exp > 0);
+    (xh.to_ascii_lowercase(), tok)
+}
+
+#[tokio::test]
+async fn xet_tokens_are_the_mirrors_own_and_bound_to_the_repo_and_caller() {
+    let hub = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(&hub, dir.path(), |_| {});
+    let (_, tok) = xet_setup(&m).await;
+    // The same caller asking again for the same repo and revision gets the same session.
+    let (again, _) = m
+        .xet()
+        .token(&repo("acme/tiny"), &rev("main"), None)
+        .await
+        .unwrap();
+    assert_eq!(again, tok);
+    // Another caller gets its own.
+    let granted = token("hf_granted");
+    let (theirs, _) = m
+        .xet()
+        .token(&repo("acme/tiny"), &rev("main"), Some(&granted))
+        .await
+        .unwrap();
+    assert_ne!(theirs, tok);
+    // A gated Xet repo: the anonymous caller gets no token at all, the granted one does.
+    let gated = repo("acme/gated-xet");
+    let e = m.xet().token(&gated, &rev("main"), None).await.unwrap_err();
+    assert_eq!(e.code, HubCode::GatedRepo, "{e:?}");
+    assert!(
+        m.xet()
+            .token(&gated, &rev("main"), Some(&granted))
+            .await
+            .is_ok()
+    );
+    // An unknown token opens nothing.
+    let e = m
+        .xet()
+        .reconstruction_json(1, &"1".repeat(64), None, Some("olx_forged"), BASE)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, HubCode::Unauthorized);
+}
+
+#[tokio::test]
+async fn reconstructions_come_from_the_cache_and_point_at_the_mirror() {
+    let hub = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(&hub, dir.path(), |_| {});
+    let (xh, tok) = xet_setup(&m).await;
+    let cas = |h: &FakeHub| {
+        h.stats()
+            .log
+            .iter()
+            .filter(|l| l.uri.contains("/reconstructions/"))
+            .count()
+    };
+    let v = m
+        .xet()
+        .reconstruction_json(1, &xh, None, Some(&tok), BASE)
+        .await
+        .unwrap();
+    let asked = cas(&hub);
+    assert_eq!(
+        asked, 1,
+        "the first reconstruction comes from the upstream CAS"
+    );
+    let text = v.to_string();
+    assert!(text.contains(&format!("{BASE}/cas/xorb/")), "{text}");
+    assert!(
+        !text.contains(hub.cdn_url()),
+        "no upstream URL leaks: {text}"
+    );
+    let v2 = m
+        .xet()
+        .reconstruction_json(2, &xh, None, Some(&tok), BASE)
+        .await
+        .unwrap();
+    assert_eq!(cas(&hub), asked, "the second is answered from the cache");
+    assert_eq!(v["terms"], v2["terms"]);
+    assert!(v2.get("xorbs").is_some(), "v2 shape");
+}
+
+#[tokio::test]
+async fn a_xorb_url_with_a_tampered_signature_is_refused() {
+    let hub = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(&hub, dir.path(), |_| {});
+    let (xh, tok) = xet_setup(&m).await;
+    let v = m
+        .xet()
+        .reconstruction_json(1, &xh, None, Some(&tok), BASE)
+        .await
+        .unwrap();
+    let (xorb, entries) = v["fetch_info"].as_object().unwrap().iter().next().unwrap();
+    let url = entries[0]["url"].as_str().unwrap();
+    let query = url.split_once('?').unwrap().1;
+    // Tampered: the last hex digit of the signature changed.
+    let last = query.chars().last().unwrap();
+    let forged = format!(
+        "{}{}",
+        &query[..query.len() - 1],
+        if last == '0' { '1' } else { '0' }
+    );
+    let e = match m.xet().xorb(xorb, Some(&forged), None).await {
+        Err(e) => e,
+        Ok(_) => panic!("a forged signature was accepted"),
+    };
+    assert_eq!(e.code, HubCode::Forbidden, "{e:?}");
+    // A widened byte range under the original signature is refused as well.
+    let b = entries[0]["url_range"]["end"].as_u64().unwrap();
+    let widened = query.replace(&format!("-{b}&x="), &format!("-{}&x=", b + 1000));
+    assert_ne!(widened, query);
+    assert!(m.xet().xorb(xorb, Some(&widened), None).await.is_err());
+    // The genuine URL streams exactly the signed range.
+    let (served, mut stream) = m.xet().xorb(xorb, Some(query), None).await.unwrap();
+    let mut n = 0u64;
+    while let Some(chunk) = stream.next().await {
+        n += chunk.unwrap().len() as u64;
+    }
+    assert_eq!(n, served.end - served.start + 1);
+    assert!(n > 0);
+}
+
+#[tokio::test]
+async fn a_xet_session_reads_only_its_own_repos_files_even_when_they_are_cached() {
+    let hub = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(&hub, dir.path(), |_| {});
+    let (_, public_tok) = xet_setup(&m).await;
+    // The granted caller fetches the gated repo's reconstruction: now it is cached.
+    let granted = token("hf_granted");
+    let gated = repo("acme/gated-xet");
+    let res = m
+        .hub()
+        .resolve(
+            &gated,
+            &rev("main"),
+            &path("model.safetensors"),
+            Some(&granted),
+        )
+        .await
+        .unwrap();
+    let xh = res.meta.xet_hash.unwrap().to_ascii_lowercase();
+    let (gated_tok, _) = m
+        .xet()
+        .token(&gated, &rev("main"), Some(&granted))
+        .await
+        .unwrap();
+    m.xet()
+        .reconstruction_json(1, &xh, None, Some(&gated_tok), BASE)
+        .await
+        .unwrap();
+    // A session for the public repo asks for that file: not from the cache (the file is not
+    // known to belong to its repo), and the upstream CAS, asked with a token scoped to the
+    // public repo, refuses it.
+    let e = m
+        .xet()
+        .reconstruction_json(1, &xh, None, Some(&public_tok), BASE)
+        .await
+        .unwrap_err();
+    assert!(!e.is_outage(), "{e:?}");
+    assert!(matches!(e.kind, ErrorKind::Relayed(_)), "{e:?}");
+}

@@ -1,0 +1,1 @@
+//! In-memory backends, for tests (pingora's `memory.rs` idea).

@@ -34,7 +34,8 @@ const BLOCKS: TableDefinition<(&str, u32), u32> = TableDefinition::new("blocks")
 /// Cached API answers: key → 8-byte big-endian write time (ms) + JSON.
 const API: TableDefinition<&str, &[u8]> = TableDefinition::new("api");
 /// Sessions: token hash (32 bytes) → 8-byte big-endian expiry (ms) + 8-byte big-endian write
-/// time (ms) + opaque value. Added after the other tables: an older file gains it on open.
+/// stamp (ns, see `write_stamp`) + opaque value. Newer than the other tables: an older file
+/// gains it on open, nothing else changes.
 const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
 
 /// Default cap on stored sessions (oldest written go first past it).
@@ -630,7 +631,7 @@ impl MetaDb {
         let now = crate::util::now_ms();
         let mut v = Vec::with_capacity(16 + value.len());
         v.extend_from_slice(&expires_ms.to_be_bytes());
-        v.extend_from_slice(&now.to_be_bytes());
+        v.extend_from_slice(&write_stamp().to_be_bytes());
         v.extend_from_slice(value);
         let cap = self.session_cap.load(Ordering::SeqCst);
         self.write(|db| {
@@ -844,6 +845,19 @@ impl MetaDb {
             Ok(())
         })
     }
+}
+
+/// A strictly increasing write stamp (unix ns, bumped past the last one): orders sessions
+/// written within the same millisecond.
+fn write_stamp() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let prev = LAST
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| Some(now.max(l + 1)))
+        .unwrap_or(0);
+    now.max(prev + 1)
 }
 
 fn session_expiry(v: &[u8]) -> u64 {

@@ -36,6 +36,7 @@ use crate::backend::fs::FsBlocks;
 use crate::backend::{BlobData, BlockIo};
 use crate::budget::{Evictable, Strategy, Usage, Victim};
 use crate::error::{Result, SourceError, StoreError};
+use crate::fill::{BlockFill, Claim, FillLock, FillState, Progress, Slot};
 use crate::index::{BlobIndex, RedbIndex};
 use crate::key::BlobKey;
 use crate::meta::{BlobRecord, MetaDb};
@@ -129,79 +130,6 @@ struct BlobState {
     /// with `lost` when that fill claimed them: used instead of re-reading the file only if no
     /// block was lost since (else another fill supplied bytes this verdict did not see).
     streamed: Option<(bool, u64)>,
-}
-
-#[derive(Clone)]
-enum Slot {
-    Missing,
-    Present(u32),
-    Filling(Arc<BlockFill>),
-}
-
-/// The in-flight bytes of one block being filled.
-struct BlockFill {
-    chunks: Mutex<Vec<Bytes>>,
-    progress: watch::Sender<Progress>,
-    /// Set before a failure whose delivered bytes are known to be wrong.
-    corrupt: std::sync::atomic::AtomicBool,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum FillState {
-    Running,
-    Done,
-    Failed,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Progress {
-    len: u64,
-    state: FillState,
-}
-
-impl BlockFill {
-    fn new() -> Arc<Self> {
-        let (progress, _) = watch::channel(Progress {
-            len: 0,
-            state: FillState::Running,
-        });
-        Arc::new(Self {
-            chunks: Mutex::new(Vec::new()),
-            progress,
-            corrupt: std::sync::atomic::AtomicBool::new(false),
-        })
-    }
-
-    fn push(&self, data: Bytes) {
-        let n = data.len() as u64;
-        self.chunks.lock().expect("fill buffer lock").push(data);
-        self.progress.send_modify(|p| p.len += n);
-    }
-
-    fn finish(&self, state: FillState) {
-        self.progress.send_modify(|p| p.state = state);
-    }
-
-    /// The buffered bytes `from..to` of the block, as zero-copy slices.
-    fn slice(&self, from: u64, to: u64) -> Vec<Bytes> {
-        let chunks = self.chunks.lock().expect("fill buffer lock");
-        let mut out = Vec::new();
-        let mut off = 0u64;
-        for c in chunks.iter() {
-            let (cs, ce) = (off, off + c.len() as u64);
-            off = ce;
-            if ce <= from {
-                continue;
-            }
-            if cs >= to {
-                break;
-            }
-            let s = from.max(cs) - cs;
-            let e = to.min(ce) - cs;
-            out.push(c.slice(s as usize..e as usize));
-        }
-        out
-    }
 }
 
 /// Presence summary of a blob, for tests, logs and admin views.
@@ -537,12 +465,6 @@ async fn load_blob(part: &BlobPart, key: BlobKey, size: u64, block_size: u64) ->
     })
 }
 
-enum Step {
-    Disk(u32),
-    Follow(Arc<BlockFill>),
-    NotCached,
-}
-
 impl Blob {
     /// The blob's content key.
     pub fn key(&self) -> BlobKey {
@@ -610,10 +532,10 @@ impl Blob {
             let block_end = block_start + self.block_len(idx); // exclusive
             let want_end = (end + 1).min(block_end); // exclusive
             match self.next_step(idx, end, source.as_ref()) {
-                Step::NotCached => {
+                Claim::Missing => {
                     return Err(StoreError::NotCached(format!("{} block {idx}", self.key)));
                 }
-                Step::Disk(crc) => {
+                Claim::Present(crc) => {
                     let data = self.read_block(idx).await?;
                     if crc32fast::hash(&data) != crc {
                         tracing::warn!(blob = %self.key, block = idx, "block checksum mismatch; refetching");
@@ -629,7 +551,8 @@ impl Blob {
                     }
                     pos = want_end;
                 }
-                Step::Follow(fill) => {
+                Claim::Lead(_) => unreachable!("next_step starts the fills it leads"),
+                Claim::Follow(fill) => {
                     let mut rx = fill.progress.subscribe();
                     loop {
                         let off = pos - block_start;
@@ -750,36 +673,25 @@ impl Blob {
         }
     }
 
-    /// Decides what to do for block `idx`, claiming a run of missing blocks when needed.
-    fn next_step(self: &Arc<Self>, idx: u32, end: u64, source: Option<&Arc<dyn Source>>) -> Step {
-        let mut st = self.state.lock().expect("blob state lock");
-        match &st.slots[idx as usize] {
-            Slot::Present(crc) => Step::Disk(*crc),
-            Slot::Filling(f) => Step::Follow(f.clone()),
-            Slot::Missing => {
-                let Some(source) = source else {
-                    return Step::NotCached;
-                };
-                let last = (end / self.block_size) as u32;
-                let mut stop = idx;
-                while stop <= last && matches!(st.slots[stop as usize], Slot::Missing) {
-                    stop += 1;
-                }
-                let fills: Vec<Arc<BlockFill>> = (idx..stop).map(|_| BlockFill::new()).collect();
-                for (i, f) in fills.iter().enumerate() {
-                    st.slots[idx as usize + i] = Slot::Filling(f.clone());
-                }
-                let first = fills[0].clone();
-                let guard = FillGuard {
-                    blob: self.clone(),
-                    first: idx,
-                    fills: fills.into_iter().map(Some).collect(),
-                    corrupt: false,
-                    lost_at: st.lost,
-                };
-                tokio::spawn(run_fill(guard, source.clone()));
-                Step::Follow(first)
+    /// Decides what to do for block `idx`, claiming a run of missing blocks when needed and
+    /// then starting its fill (the reader follows it like any other).
+    fn next_step(
+        self: &Arc<Self>,
+        idx: u32,
+        end: u64,
+        source: Option<&Arc<dyn Source>>,
+    ) -> Claim<FillGuard, Arc<BlockFill>> {
+        let last = (end / self.block_size) as u32;
+        match self.claim(idx, last, source.is_some()) {
+            Claim::Lead(guard) => {
+                let first = guard.fills[0]
+                    .clone()
+                    .expect("a fresh claim holds every fill");
+                let source = source.expect("only a reader with a source leads").clone();
+                tokio::spawn(run_fill(guard, source));
+                Claim::Follow(first)
             }
+            other => other,
         }
     }
 
@@ -959,10 +871,42 @@ impl ContentHasher {
     }
 }
 
-/// Owns the claimed blocks of one fill. Whatever way the fill ends — error, panic, or the task
+/// The in-process lock is the blob's slot table.
+impl FillLock for Arc<Blob> {
+    type Permit = FillGuard;
+    type Watch = Arc<BlockFill>;
+
+    fn claim(&self, idx: u32, last: u32, lead: bool) -> Claim<FillGuard, Arc<BlockFill>> {
+        let mut st = self.state.lock().expect("blob state lock");
+        match &st.slots[idx as usize] {
+            Slot::Present(crc) => Claim::Present(*crc),
+            Slot::Filling(f) => Claim::Follow(f.clone()),
+            Slot::Missing if !lead => Claim::Missing,
+            Slot::Missing => {
+                let mut stop = idx;
+                while stop <= last && matches!(st.slots[stop as usize], Slot::Missing) {
+                    stop += 1;
+                }
+                let fills: Vec<Arc<BlockFill>> = (idx..stop).map(|_| BlockFill::new()).collect();
+                for (i, f) in fills.iter().enumerate() {
+                    st.slots[idx as usize + i] = Slot::Filling(f.clone());
+                }
+                Claim::Lead(FillGuard {
+                    blob: self.clone(),
+                    first: idx,
+                    fills: fills.into_iter().map(Some).collect(),
+                    corrupt: false,
+                    lost_at: st.lost,
+                })
+            }
+        }
+    }
+}
+
+/// The permit of the in-process fill lock: owns the claimed blocks of one fill. Whatever way the fill ends — error, panic, or the task
 /// being dropped — every block it did not finish goes back to `Missing` and its followers are
 /// told, so nobody waits forever on a dead fill.
-struct FillGuard {
+pub struct FillGuard {
     blob: Arc<Blob>,
     first: u32,
     /// Unfinished blocks' fills. A finished block's entry is dropped at once, so the fill holds

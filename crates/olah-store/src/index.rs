@@ -3,7 +3,7 @@
 //!
 //! Two async traits, [`BlobIndex`] (what the blob store needs) and [`KvIndex`] (what the service
 //! needs), implemented by [`RedbIndex`] (the redb [`MetaDb`], each call on a blocking thread so
-//! no tokio worker waits on the database) and by [`crate::backend::mem::MemIndex`] (tests).
+//! no tokio worker waits on the database) and by `backend::mem::MemIndex` (tests).
 //! The `*_blocking` methods are for callers already on a blocking thread (start-up, recovery).
 //!
 //! Cancel semantics: a dropped future of a write either committed or did not; there is no

@@ -2,7 +2,7 @@
 //!
 //! * [`BlobStore`]: content-addressed blobs (LFS sha256 / git blob sha1) cut into blocks with
 //!   per-block CRCs, filled from a [`Source`] on demand with single-flight streaming fills (see
-//!   [`blob`]).
+//!   [`blob`] and [`fill`]).
 //! * [`XorbStore`]: verified byte ranges of Xet xorbs, content-addressed by xorb hash and range
 //!   (see [`xorb`]).
 //! * [`backend`]: where bytes live ([`BlockIo`], [`ObjectIo`]/[`StagedWrite`]): the disk, or
@@ -12,12 +12,13 @@
 //! * [`budget`]: the cache size limit over any list of [`Evictable`] parts.
 //!
 //! Module edges point one way: `util`, `error`, `key` ← `backend`, `meta` ← `index` ←
-//! `budget` ← `blob`, `xorb`.
+//! `budget`, `fill` ← `blob`, `xorb`.
 
 pub mod backend;
 pub mod blob;
 pub mod budget;
 pub mod error;
+pub mod fill;
 pub mod index;
 pub mod key;
 pub mod meta;
@@ -28,6 +29,7 @@ pub use backend::{BlobData, BlockIo, HeldRange, ObjectIo, ReadAt, StagedWrite};
 pub use blob::{Blob, BlobStatus, BlobStore, ByteStream, DEFAULT_BLOCK_SIZE, Source};
 pub use budget::{Evictable, Strategy, Usage, Victim};
 pub use error::{Result, SourceError, StoreError};
+pub use fill::{Claim, FillLock};
 pub use index::{BlobIndex, KvIndex, KvIndexExt, RedbIndex};
 pub use key::{BlobKey, SessionId, XorbRange};
 pub use meta::{BlobRecord, BlobUsage, MetaDb};

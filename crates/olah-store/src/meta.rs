@@ -174,7 +174,7 @@ impl MetaDb {
 
     /// [`MetaDb::open`], but a damaged file is moved aside to `{name}.broken-{unix seconds}` and
     /// a fresh database is created in its place. Returns where the broken file went, if it was
-    /// damaged (the caller then re-registers what it can: [`crate::BlobStore::recover_blobs`]).
+    /// damaged (the caller then re-registers what it can: `BlobStore::recover_blobs`).
     /// Any other failure (the file is in use, unreadable, from a newer redb) is an error and the
     /// file is left alone.
     pub fn open_or_recover(path: &Path) -> Result<(Self, Option<(PathBuf, String)>)> {

@@ -1,6 +1,6 @@
 //! In-memory backends, for tests (pingora's `memory.rs` idea): [`MemBlocks`], [`MemObjects`]
 //! and [`MemIndex`]. They keep the same contracts as the disk and redb ones (the conformance
-//! suite in [`crate::testing`] runs against both) but nothing survives the process. Bounded only
+//! suite in `tests/conformance.rs` runs against both) but nothing survives the process. Bounded only
 //! by what tests put in them: not for production.
 
 use std::collections::{BTreeMap, HashMap};

@@ -3,7 +3,7 @@
 //! Two traits cut the stores from the filesystem:
 //!
 //! * [`BlockIo`] + [`BlobData`]: the bytes of blobs, addressed by offset inside one blob (the
-//!   block state machine of [`crate::blob`] sits on top). Disk: one sparse file per blob under
+//!   block state machine of `blob.rs` sits on top). Disk: one sparse file per blob under
 //!   `blobs/{kind}/{hh}/{hex}` ([`fs::FsBlocks`]).
 //! * [`ObjectIo`] + [`StagedWrite`]: immutable xorb ranges, written once through a staged write
 //!   and then published. Disk: `xorbs/{hh}/{hash}/{start}-{end}[.p]` plus a `.c` chunk-hash side
@@ -104,7 +104,7 @@ pub struct XorbUsage {
 /// The index methods (`list`, `chunks`, `promote`, `discard`, `remove_xorb`, `usage`, `sweep`)
 /// are synchronous and may block briefly (disk: one directory read or rename): the store calls
 /// them from blocking threads, except the cheap presence lookups noted on
-/// [`crate::XorbStore::is_cached`]. Byte transfer is async.
+/// `XorbStore::is_cached`. Byte transfer is async.
 #[async_trait]
 pub trait ObjectIo: Send + Sync + 'static {
     /// The ranges stored of a xorb (verified and pending). `xorb` is a validated hash.

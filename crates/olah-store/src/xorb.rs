@@ -245,9 +245,25 @@ impl XorbStore {
             .map(|v| v.into_iter().map(|(h, part)| (h.range, part)).collect())
     }
 
-    /// Whether every byte of `want` is cached.
+    /// Whether every byte of `want` is cached. Blocking like [`XorbStore::is_verified`]; async
+    /// callers use [`XorbStore::coverage`].
     pub fn is_cached(&self, xorb: &str, want: XorbRange) -> bool {
         is_hash(xorb) && self.cover(xorb, want).is_some()
+    }
+
+    /// [`XorbStore::is_cached`] and [`XorbStore::is_verified`] in one lookup, off the async
+    /// workers: `None` when some byte is not cached, else whether all of it is verified.
+    pub async fn coverage(self: &Arc<Self>, xorb: &str, want: XorbRange) -> Result<Option<bool>> {
+        if !is_hash(xorb) {
+            return Ok(None);
+        }
+        let (me, x) = (self.clone(), xorb.to_string());
+        blocking(move || {
+            Ok(me
+                .cover_held(&x, want)
+                .map(|parts| parts.iter().all(|(h, _)| h.verified)))
+        })
+        .await
     }
 
     /// Bytes `want` of a xorb: from published ranges, or from a fill of `fill` (which must

@@ -345,6 +345,12 @@ async fn xorb_ranges_pending_then_promoted_or_discarded<F: Fixture>() {
     let data = records(&[5000, 3000], 9);
     let r = fill_xorb(&st, H, &data, 2).await;
     assert!(st.is_cached(H, r) && !st.is_verified(H, r));
+    assert_eq!(st.coverage(H, r).await.unwrap(), Some(false));
+    let beyond = XorbRange {
+        start: 0,
+        end: r.end + 1,
+    };
+    assert_eq!(st.coverage(H, beyond).await.unwrap(), None);
     let map = st.chunk_map(H);
     assert_eq!(
         (map.len(), map[0].first_chunk, map[0].chunks.len()),
@@ -381,6 +387,7 @@ async fn xorb_ranges_pending_then_promoted_or_discarded<F: Fixture>() {
     assert!(!st.is_cached(H, r));
     let r = fill_xorb(&st, H, &data, 2).await;
     assert!(st.promote(H, r) && st.is_verified(H, r));
+    assert_eq!(st.coverage(H, r).await.unwrap(), Some(true));
     let st = fx.xorb_store();
     assert!(st.is_verified(H, r));
     assert_eq!(st.chunk_map(H)[0].chunks, map[0].chunks);

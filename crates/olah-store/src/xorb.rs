@@ -297,7 +297,8 @@ impl XorbStore {
         if let Some(parts) = lookup {
             // Open every range now: eviction may delete them, open handles stay readable. A
             // pending range may have been promoted since the lookup: try its new state too.
-            let mut opened = Vec::with_capacity(parts.len());
+            let want_all = parts.len();
+            let mut opened = Vec::with_capacity(want_all);
             for (held, part) in parts {
                 let promoted = Held {
                     verified: true,
@@ -313,7 +314,7 @@ impl XorbStore {
                     None => break,
                 }
             }
-            if opened.len() == opened.capacity() {
+            if opened.len() == want_all {
                 return Ok(futures::stream::iter(opened)
                     .flat_map(|(f, off, len)| read_part(f, off, len))
                     .boxed());

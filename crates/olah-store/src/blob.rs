@@ -22,11 +22,8 @@
 //! git blob sha1); only then is it marked complete. A mismatch discards the blob.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -35,10 +32,15 @@ use futures::stream::BoxStream;
 use sha1::Digest as _;
 use tokio::sync::{mpsc, watch};
 
+use crate::backend::fs::FsBlocks;
+use crate::backend::{BlobData, BlockIo};
+use crate::budget::{Evictable, Strategy, Usage, Victim};
 use crate::error::{Result, SourceError, StoreError};
-use crate::evict::{Strategy, Usage};
+use crate::fill::{BlockFill, Claim, FillLock, FillState, Progress, Slot};
+use crate::index::{BlobIndex, RedbIndex};
 use crate::key::BlobKey;
 use crate::meta::{BlobRecord, MetaDb};
+use crate::util::{blocking, now_ms};
 
 /// Default block size: the unit of persistence, checksumming and partial caching. Small enough
 /// that a 1 MiB range read pulls at most 2 blocks (4 MiB) upstream.
@@ -61,19 +63,24 @@ pub trait Source: Send + Sync + 'static {
 /// A stream of blob bytes handed to the HTTP layer.
 pub type ByteStream = tokio_stream::wrappers::ReceiverStream<Result<Bytes, StoreError>>;
 
-/// The blob store: data files under one root directory, state in the metadata database.
+/// The blob store: bytes in a [`BlockIo`] backend, state in a [`BlobIndex`].
 pub struct BlobStore {
-    root: PathBuf,
-    db: Arc<MetaDb>,
+    part: Arc<BlobPart>,
     block_size: u64,
+    /// Other parts sharing this cache's size limit (the xorb store).
+    others: Mutex<Vec<Arc<dyn Evictable>>>,
+    /// Blob loads so far (see [`BlobStore::loads`]).
+    loads: std::sync::atomic::AtomicU64,
+}
+
+/// What the store shares with its eviction side: the blob part of the cache budget.
+struct BlobPart {
+    io: Arc<dyn BlockIo>,
+    index: Arc<dyn BlobIndex>,
     registry: Arc<Mutex<Registry>>,
     usage: Arc<Usage>,
-    /// Last read (ms) per blob, flushed to the database by eviction passes.
+    /// Last read (ms) per blob, flushed to the index by eviction passes.
     access: Mutex<HashMap<BlobKey, u64>>,
-    /// The xorb store sharing this cache's size limit, if any.
-    xorbs: std::sync::OnceLock<Arc<crate::xorb::XorbStore>>,
-    /// Blob loads from disk so far (see [`BlobStore::loads`]).
-    loads: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -95,8 +102,8 @@ pub struct Blob {
     key: BlobKey,
     size: u64,
     block_size: u64,
-    file: Arc<File>,
-    db: Arc<MetaDb>,
+    data: Arc<dyn BlobData>,
+    index: Arc<dyn BlobIndex>,
     usage: Arc<Usage>,
     state: Mutex<BlobState>,
     /// Bumped whenever a block changes state or a verification ends: readers holding back the
@@ -125,79 +132,6 @@ struct BlobState {
     streamed: Option<(bool, u64)>,
 }
 
-#[derive(Clone)]
-enum Slot {
-    Missing,
-    Present(u32),
-    Filling(Arc<BlockFill>),
-}
-
-/// The in-flight bytes of one block being filled.
-struct BlockFill {
-    chunks: Mutex<Vec<Bytes>>,
-    progress: watch::Sender<Progress>,
-    /// Set before a failure whose delivered bytes are known to be wrong.
-    corrupt: std::sync::atomic::AtomicBool,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum FillState {
-    Running,
-    Done,
-    Failed,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Progress {
-    len: u64,
-    state: FillState,
-}
-
-impl BlockFill {
-    fn new() -> Arc<Self> {
-        let (progress, _) = watch::channel(Progress {
-            len: 0,
-            state: FillState::Running,
-        });
-        Arc::new(Self {
-            chunks: Mutex::new(Vec::new()),
-            progress,
-            corrupt: std::sync::atomic::AtomicBool::new(false),
-        })
-    }
-
-    fn push(&self, data: Bytes) {
-        let n = data.len() as u64;
-        self.chunks.lock().expect("fill buffer lock").push(data);
-        self.progress.send_modify(|p| p.len += n);
-    }
-
-    fn finish(&self, state: FillState) {
-        self.progress.send_modify(|p| p.state = state);
-    }
-
-    /// The buffered bytes `from..to` of the block, as zero-copy slices.
-    fn slice(&self, from: u64, to: u64) -> Vec<Bytes> {
-        let chunks = self.chunks.lock().expect("fill buffer lock");
-        let mut out = Vec::new();
-        let mut off = 0u64;
-        for c in chunks.iter() {
-            let (cs, ce) = (off, off + c.len() as u64);
-            off = ce;
-            if ce <= from {
-                continue;
-            }
-            if cs >= to {
-                break;
-            }
-            let s = from.max(cs) - cs;
-            let e = to.min(ce) - cs;
-            out.push(c.slice(s as usize..e as usize));
-        }
-        out
-    }
-}
-
 /// Presence summary of a blob, for tests, logs and admin views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobStatus {
@@ -209,29 +143,15 @@ pub struct BlobStatus {
     pub complete: bool,
 }
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
-}
-
 impl BlobStore {
     /// A store keeping data files under `root`, without a size limit.
     pub fn new(root: PathBuf, db: Arc<MetaDb>, block_size: u64) -> Self {
         Self::with_limit(root, db, block_size, None, Strategy::Lru)
     }
 
-    /// A store with a size limit enforced by [`BlobStore::start_evictor`]. Reads the current
-    /// usage from the database (once, at start-up).
+    /// A disk store (sparse files under `root`, records in `db`) with a size limit enforced by
+    /// [`BlobStore::start_evictor`]. Reads the current usage from the database (once, at
+    /// start-up: blocking).
     pub fn with_limit(
         root: PathBuf,
         db: Arc<MetaDb>,
@@ -239,80 +159,105 @@ impl BlobStore {
         limit: Option<u64>,
         strategy: Strategy,
     ) -> Self {
+        Self::with_backend(
+            Arc::new(FsBlocks::new(root)),
+            Arc::new(RedbIndex(db)),
+            block_size,
+            limit,
+            strategy,
+        )
+    }
+
+    /// A store over any backend and index. Reads the current usage from the index (blocking:
+    /// call it at start-up).
+    pub fn with_backend(
+        io: Arc<dyn BlockIo>,
+        index: Arc<dyn BlobIndex>,
+        block_size: u64,
+        limit: Option<u64>,
+        strategy: Strategy,
+    ) -> Self {
         let usage = Arc::new(Usage::new(limit, strategy));
-        match db.usage() {
+        match index.usage_blocking() {
             Ok(list) => usage.set(list.iter().map(|u| u.bytes).sum()),
             Err(e) => tracing::warn!(error = %e, "cannot read cache usage"),
         }
         Self {
-            root,
-            db,
+            part: Arc::new(BlobPart {
+                io,
+                index,
+                registry: Arc::new(Mutex::new(Registry::default())),
+                usage,
+                access: Mutex::new(HashMap::new()),
+            }),
             block_size: block_size.max(4096),
-            registry: Arc::new(Mutex::new(Registry::default())),
-            usage,
-            access: Mutex::new(HashMap::new()),
-            xorbs: std::sync::OnceLock::new(),
+            others: Mutex::new(Vec::new()),
             loads: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    /// Puts a xorb store under this cache's size limit: its bytes count toward the limit and
-    /// eviction passes consider its xorbs with the blobs, in the same strategy order.
-    pub fn attach_xorbs(&self, x: Arc<crate::xorb::XorbStore>) {
-        if x.usage.set(self.usage.clone()).is_ok() && self.xorbs.set(x.clone()).is_ok() {
-            self.usage.add(x.bytes());
+    /// Puts another part (the xorb store) under this cache's size limit: its bytes count toward
+    /// the limit and eviction passes consider its objects with the blobs, in the same strategy
+    /// order. A part that already reports to a cache is left alone.
+    pub fn attach_xorbs(&self, x: Arc<dyn Evictable>) {
+        if x.attach(self.part.usage.clone()) {
+            self.others.lock().expect("parts lock").push(x);
         }
-    }
-
-    pub(crate) fn xorbs(&self) -> Option<Arc<crate::xorb::XorbStore>> {
-        self.xorbs.get().cloned()
     }
 
     /// Bytes cached and the limit.
     pub fn usage(&self) -> &Usage {
-        &self.usage
+        &self.part.usage
     }
 
-    pub(crate) fn usage_arc(&self) -> Arc<Usage> {
-        self.usage.clone()
-    }
-
-    pub(crate) fn db(&self) -> Arc<MetaDb> {
-        self.db.clone()
-    }
-
-    pub(crate) fn access_times(&self) -> Vec<(BlobKey, u64)> {
-        std::mem::take(&mut *self.access.lock().expect("access map lock"))
-            .into_iter()
-            .collect()
-    }
-
-    /// How many times a blob was loaded from disk (once per key while it stays open).
+    /// How many times a blob was loaded (once per key while it stays open).
     pub fn loads(&self) -> u64 {
         self.loads.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Marks a blob as being evicted unless it is open (read, filled or loaded right now).
-    pub(crate) fn begin_evict(&self, key: &BlobKey) -> bool {
-        let mut r = self.registry.lock().expect("open-blob registry lock");
-        if r.open.get(key).is_some_and(|w| w.strong_count() > 0) || r.loading.contains_key(key) {
-            return false;
-        }
-        r.open.remove(key);
-        r.evicting.insert(*key)
+    /// Where a blob's bytes live on the local disk, if the backend is a disk.
+    pub fn data_path(&self, key: &BlobKey) -> Option<PathBuf> {
+        self.part.io.local_path(key)
     }
 
-    pub(crate) fn end_evict(&self, key: &BlobKey) {
-        self.registry
-            .lock()
-            .expect("open-blob registry lock")
-            .evicting
-            .remove(key);
+    /// Sets the size limit and starts the evictor task (one pass right away).
+    pub fn start_evictor(self: &Arc<Self>) {
+        let Some(limit) = self.usage().limit() else {
+            return;
+        };
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(store) = me.upgrade() else { return };
+                if store.usage().bytes() > limit {
+                    match store.evict_pass().await {
+                        Ok(n) if n > 0 => tracing::info!(
+                            evicted = n,
+                            bytes = store.usage().bytes(),
+                            limit,
+                            "cache eviction"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cache eviction failed"),
+                    }
+                }
+                let usage = store.part.usage.clone();
+                let still_over = usage.bytes() > limit;
+                drop(store);
+                // Still over: the next victim is open; its release wakes us, try again
+                // shortly anyway.
+                let max = still_over.then_some(std::time::Duration::from_millis(500));
+                usage.wait(max).await;
+            }
+        });
     }
 
-    /// The path of a blob's data file (inside the root by construction: hex names only).
-    pub fn data_path(&self, key: &BlobKey) -> PathBuf {
-        self.root.join(key.rel_path())
+    /// Evicts in strategy order (blobs and attached parts together) until usage is under 90 %
+    /// of the limit. Returns how many victims went.
+    pub async fn evict_pass(&self) -> Result<usize> {
+        let mut parts: Vec<Arc<dyn Evictable>> = vec![self.part.clone()];
+        parts.extend(self.others.lock().expect("parts lock").iter().cloned());
+        crate::budget::pass(&self.part.usage, &parts).await
     }
 
     /// Opens a blob of the given size, loading what is already cached. Every caller of the same
@@ -320,7 +265,8 @@ impl BlobStore {
     /// once: concurrent openers wait for the first one's load. Waits while the blob is being
     /// evicted, or while it is open with another size (until that one is released).
     pub async fn open(&self, key: BlobKey, size: u64) -> Result<Arc<Blob>> {
-        self.access
+        self.part
+            .access
             .lock()
             .expect("access map lock")
             .insert(key, now_ms());
@@ -328,7 +274,7 @@ impl BlobStore {
         let other_size_until = std::time::Instant::now() + OTHER_SIZE_WAIT;
         let done = loop {
             let loading = {
-                let mut r = self.registry.lock().expect("open-blob registry lock");
+                let mut r = self.part.registry.lock().expect("open-blob registry lock");
                 match r.open.get(&key).and_then(Weak::upgrade) {
                     Some(b) if b.size == size => return Ok(b),
                     Some(_) => {
@@ -361,15 +307,14 @@ impl BlobStore {
             }
         };
         self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let db = self.db.clone();
-        let path = self.data_path(&key);
+        let part = self.part.clone();
         let block_size = self.block_size;
-        let usage = self.usage.clone();
-        let registry = self.registry.clone();
-        // The load registers its blob itself, before its waiters wake: an opener cancelled
-        // mid-load (its client gone) cannot let a second load start beside the running one.
-        blocking(move || {
-            let loaded = load_blob(db, usage, key, size, block_size, &path);
+        let registry = self.part.registry.clone();
+        // The load runs as a task of its own and registers its blob itself, before its waiters
+        // wake: an opener cancelled mid-load (its client gone) cannot let a second load start
+        // beside the running one.
+        let task = tokio::spawn(async move {
+            let loaded = load_blob(&part, key, size, block_size).await;
             let mut r = registry.lock().expect("open-blob registry lock");
             r.loading.remove(&key);
             let blob = Arc::new(loaded?);
@@ -380,8 +325,9 @@ impl BlobStore {
             drop(r);
             drop(done);
             Ok(blob)
-        })
-        .await
+        });
+        task.await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
     }
 
     /// Rebuilds the blob records of a fresh database from the data files (after a damaged
@@ -391,70 +337,53 @@ impl BlobStore {
     /// serving. Returns (blobs kept, their bytes, files deleted).
     pub fn recover_blobs(&self) -> Result<(usize, u64, usize)> {
         let (mut kept, mut bytes, mut dropped) = (0usize, 0u64, 0usize);
-        for kind in ["sha256", "gitsha1"] {
-            let Ok(shards) = std::fs::read_dir(self.root.join(kind)) else {
-                continue;
-            };
-            for shard in shards.flatten() {
-                let shard_name = shard.file_name().to_string_lossy().into_owned();
-                let Ok(files) = std::fs::read_dir(shard.path()) else {
-                    continue;
-                };
-                for f in files.flatten() {
-                    let name = f.file_name().to_string_lossy().into_owned();
-                    let Some(key) = BlobKey::from_etag(&name).filter(|k| {
-                        k.kind() == kind && k.hex() == name && k.hex()[..2] == shard_name
-                    }) else {
-                        continue; // not a data file of ours: left alone
-                    };
-                    match self.recover_one(key, &f.path()) {
-                        Ok(Some(n)) => {
-                            kept += 1;
-                            bytes += n;
-                        }
-                        Ok(None) => {
-                            dropped += 1;
-                            let _ = std::fs::remove_file(f.path());
-                        }
-                        Err(e) => {
-                            tracing::warn!(blob = %key, error = %e, "could not recover a cached blob")
-                        }
-                    }
+        let io = &self.part.io;
+        for (key, size) in io.stored_blocking()? {
+            match self.recover_one(key, size) {
+                Ok(true) => {
+                    kept += 1;
+                    bytes += size;
+                }
+                Ok(false) => {
+                    dropped += 1;
+                    let _ = io.remove_blocking(&key);
+                }
+                Err(e) => {
+                    tracing::warn!(blob = %key, error = %e, "could not recover a cached blob")
                 }
             }
         }
-        self.usage.add(bytes);
+        self.part.usage.add(bytes);
         Ok((kept, bytes, dropped))
     }
 
-    /// Hashes one data file against its key, with a CRC per block; records it when it matches.
-    fn recover_one(&self, key: BlobKey, path: &Path) -> Result<Option<u64>> {
-        let file = File::open(path)?;
-        let size = file.metadata()?.len();
+    /// Hashes one stored blob against its key, with a CRC per block; records it when it matches.
+    fn recover_one(&self, key: BlobKey, size: u64) -> Result<bool> {
         let mut h = ContentHasher::new(&key, size);
         let mut crcs = Vec::with_capacity(size.div_ceil(self.block_size) as usize);
         let mut buf = vec![0u8; self.block_size as usize];
         let mut off = 0u64;
         while off < size {
             let n = (size - off).min(self.block_size) as usize;
-            file.read_exact_at(&mut buf[..n], off)?;
+            self.part.io.read_blocking(&key, off, &mut buf[..n])?;
             h.update(&buf[..n]);
             crcs.push(crc32fast::hash(&buf[..n]));
             off += n as u64;
         }
         if !h.matches(&key) {
-            return Ok(None);
+            return Ok(false);
         }
-        let now = now_ms();
         let rec = BlobRecord {
             size,
             block_size: self.block_size,
             complete: true,
-            created: now,
+            created: now_ms(),
             last_access: 0,
         };
-        self.db.put_verified_blob(&key, &rec, &crcs)?;
-        Ok(Some(size))
+        self.part
+            .index
+            .put_verified_blob_blocking(&key, &rec, &crcs)?;
+        Ok(true)
     }
 
     /// Streams bytes `start..=end` of the blob, filling missing blocks from `source` (or failing
@@ -476,42 +405,28 @@ impl BlobStore {
     }
 }
 
-fn load_blob(
-    db: Arc<MetaDb>,
-    usage: Arc<Usage>,
-    key: BlobKey,
-    size: u64,
-    block_size: u64,
-    path: &Path,
-) -> Result<Blob> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
-    let file_len = file.metadata()?.len();
-    let mut rec = db.blob(&key)?;
-    let usable = matches!(&rec, Some(r) if r.size == size && file_len == size && r.block_size > 0);
+async fn load_blob(part: &BlobPart, key: BlobKey, size: u64, block_size: u64) -> Result<Blob> {
+    let (data, stored_len) = part.io.open(&key).await?;
+    let index = &part.index;
+    let mut rec = index.blob(&key).await?;
+    let usable =
+        matches!(&rec, Some(r) if r.size == size && stored_len == size && r.block_size > 0);
     if !usable {
-        // New blob, or a record that does not match the file on disk: start from scratch.
+        // New blob, or a record that does not match the stored bytes: start from scratch.
         if let Some(old) = &rec {
-            let gone: u64 = db
-                .blocks(&key)?
+            let gone: u64 = index
+                .blocks(&key)
+                .await?
                 .iter()
                 .map(|(i, _)| {
                     old.block_size
                         .min(old.size.saturating_sub(*i as u64 * old.block_size))
                 })
                 .sum();
-            usage.sub(gone);
+            part.usage.sub(gone);
         }
-        db.remove_blob(&key)?;
-        file.set_len(0)?;
-        file.set_len(size)?;
+        index.remove_blob(&key).await?;
+        data.reset(size).await?;
         let r = BlobRecord {
             size,
             block_size,
@@ -519,13 +434,13 @@ fn load_blob(
             created: now_ms(),
             last_access: 0,
         };
-        db.put_blob(&key, &r)?;
+        index.put_blob(&key, &r).await?;
         rec = Some(r);
     }
     let rec = rec.expect("record set above");
     let nblocks = size.div_ceil(rec.block_size) as usize;
     let mut slots = vec![Slot::Missing; nblocks];
-    for (idx, crc) in db.blocks(&key)? {
+    for (idx, crc) in index.blocks(&key).await? {
         if let Some(s) = slots.get_mut(idx as usize) {
             *s = Slot::Present(crc);
         }
@@ -535,9 +450,9 @@ fn load_blob(
         key,
         size,
         block_size: rec.block_size,
-        file: Arc::new(file),
-        db,
-        usage,
+        data,
+        index: index.clone(),
+        usage: part.usage.clone(),
         state: Mutex::new(BlobState {
             slots,
             complete,
@@ -548,12 +463,6 @@ fn load_blob(
         }),
         changes: watch::channel(()).0,
     })
-}
-
-enum Step {
-    Disk(u32),
-    Follow(Arc<BlockFill>),
-    NotCached,
 }
 
 impl Blob {
@@ -623,10 +532,10 @@ impl Blob {
             let block_end = block_start + self.block_len(idx); // exclusive
             let want_end = (end + 1).min(block_end); // exclusive
             match self.next_step(idx, end, source.as_ref()) {
-                Step::NotCached => {
+                Claim::Missing => {
                     return Err(StoreError::NotCached(format!("{} block {idx}", self.key)));
                 }
-                Step::Disk(crc) => {
+                Claim::Present(crc) => {
                     let data = self.read_block(idx).await?;
                     if crc32fast::hash(&data) != crc {
                         tracing::warn!(blob = %self.key, block = idx, "block checksum mismatch; refetching");
@@ -642,7 +551,8 @@ impl Blob {
                     }
                     pos = want_end;
                 }
-                Step::Follow(fill) => {
+                Claim::Lead(_) => unreachable!("next_step starts the fills it leads"),
+                Claim::Follow(fill) => {
                     let mut rx = fill.progress.subscribe();
                     loop {
                         let off = pos - block_start;
@@ -763,49 +673,31 @@ impl Blob {
         }
     }
 
-    /// Decides what to do for block `idx`, claiming a run of missing blocks when needed.
-    fn next_step(self: &Arc<Self>, idx: u32, end: u64, source: Option<&Arc<dyn Source>>) -> Step {
-        let mut st = self.state.lock().expect("blob state lock");
-        match &st.slots[idx as usize] {
-            Slot::Present(crc) => Step::Disk(*crc),
-            Slot::Filling(f) => Step::Follow(f.clone()),
-            Slot::Missing => {
-                let Some(source) = source else {
-                    return Step::NotCached;
-                };
-                let last = (end / self.block_size) as u32;
-                let mut stop = idx;
-                while stop <= last && matches!(st.slots[stop as usize], Slot::Missing) {
-                    stop += 1;
-                }
-                let fills: Vec<Arc<BlockFill>> = (idx..stop).map(|_| BlockFill::new()).collect();
-                for (i, f) in fills.iter().enumerate() {
-                    st.slots[idx as usize + i] = Slot::Filling(f.clone());
-                }
-                let first = fills[0].clone();
-                let guard = FillGuard {
-                    blob: self.clone(),
-                    first: idx,
-                    fills: fills.into_iter().map(Some).collect(),
-                    corrupt: false,
-                    lost_at: st.lost,
-                };
-                tokio::spawn(run_fill(guard, source.clone()));
-                Step::Follow(first)
+    /// Decides what to do for block `idx`, claiming a run of missing blocks when needed and
+    /// then starting its fill (the reader follows it like any other).
+    fn next_step(
+        self: &Arc<Self>,
+        idx: u32,
+        end: u64,
+        source: Option<&Arc<dyn Source>>,
+    ) -> Claim<FillGuard, Arc<BlockFill>> {
+        let last = (end / self.block_size) as u32;
+        match self.claim(idx, last, source.is_some()) {
+            Claim::Lead(guard) => {
+                let first = guard.fills[0]
+                    .clone()
+                    .expect("a fresh claim holds every fill");
+                let source = source.expect("only a reader with a source leads").clone();
+                tokio::spawn(run_fill(guard, source));
+                Claim::Follow(first)
             }
+            other => other,
         }
     }
 
     async fn read_block(&self, idx: u32) -> Result<Bytes> {
-        let file = self.file.clone();
         let off = idx as u64 * self.block_size;
-        let len = self.block_len(idx) as usize;
-        blocking(move || {
-            let mut buf = vec![0u8; len];
-            file.read_exact_at(&mut buf, off)?;
-            Ok(Bytes::from(buf))
-        })
-        .await
+        self.data.read(off, self.block_len(idx) as usize).await
     }
 
     /// Forgets a block whose bytes do not match its checksum (only if nobody replaced it since).
@@ -820,28 +712,17 @@ impl Blob {
             }
         }
         self.changes.send_replace(());
-        let db = self.db.clone();
         let key = self.key;
-        if let Err(e) = blocking(move || db.remove_block(&key, idx)).await {
+        if let Err(e) = self.index.remove_block(&key, idx).await {
             tracing::warn!(blob = %key, error = %e, "could not forget corrupt block");
         }
     }
 
     /// Writes a finished block and records it present.
     async fn commit_block(&self, idx: u32, data: Vec<Bytes>, crc: u32) -> Result<()> {
-        let file = self.file.clone();
-        let db = self.db.clone();
-        let key = self.key;
         let off = idx as u64 * self.block_size;
-        blocking(move || {
-            let mut pos = off;
-            for d in &data {
-                file.write_all_at(d, pos)?;
-                pos += d.len() as u64;
-            }
-            db.put_block(&key, idx, crc)
-        })
-        .await?;
+        self.data.write(off, data).await?;
+        self.index.put_block(&self.key, idx, crc).await?;
         let all_present = {
             let mut st = self.state.lock().expect("blob state lock");
             st.slots[idx as usize] = Slot::Present(crc);
@@ -866,12 +747,6 @@ impl Blob {
     /// the outcome through `changes`.
     async fn verify_all(&self) {
         let key = self.key;
-        let me = BlobRef {
-            file: self.file.clone(),
-            db: self.db.clone(),
-            key,
-            size: self.size,
-        };
         let streamed = {
             let mut st = self.state.lock().expect("blob state lock");
             let lost = st.lost;
@@ -880,12 +755,11 @@ impl Blob {
                 .filter(|(_, at)| *at == lost)
                 .map(|(ok, _)| ok)
         };
-        let ok = blocking(move || match streamed {
-            Some(true) => me.mark_complete().map(|()| true),
+        let ok = match streamed {
+            Some(true) => self.mark_complete().await.map(|()| true),
             Some(false) => Ok(false),
-            None => me.verify(),
-        })
-        .await
+            None => self.verify().await,
+        }
         .unwrap_or_else(|e| {
             tracing::warn!(blob = %key, error = %e, "verification failed to run");
             false
@@ -911,55 +785,53 @@ impl Blob {
         }
         if !ok {
             tracing::error!(blob = %key, "content hash mismatch: discarding cached blob");
-            let db = self.db.clone();
-            let _ = blocking(move || reset_blob_record(&db, &key)).await;
+            let _ = reset_blob_record(self.index.as_ref(), &key).await;
         }
         self.changes.send_replace(());
     }
 }
 
 /// Drops every block record of a blob and marks it incomplete.
-fn reset_blob_record(db: &MetaDb, key: &BlobKey) -> Result<()> {
-    let rec = db.blob(key)?;
-    db.remove_blob(key)?;
+async fn reset_blob_record(index: &dyn BlobIndex, key: &BlobKey) -> Result<()> {
+    let rec = index.blob(key).await?;
+    index.remove_blob(key).await?;
     if let Some(mut r) = rec {
         r.complete = false;
-        db.put_blob(key, &r)?;
+        index.put_blob(key, &r).await?;
     }
     Ok(())
 }
 
-/// What verification needs, detached from the blob's locks.
-struct BlobRef {
-    file: Arc<File>,
-    db: Arc<MetaDb>,
-    key: BlobKey,
-    size: u64,
-}
+/// Bytes hashed per step when verifying a whole blob.
+const VERIFY_STEP: u64 = 1 << 20;
 
-impl BlobRef {
-    /// Hashes the whole data file against the key; marks the blob complete on success.
-    fn verify(&self) -> Result<bool> {
+impl Blob {
+    /// Hashes the whole content against the key (reads off the backend, hashes on a blocking
+    /// thread); marks the blob complete on success.
+    async fn verify(&self) -> Result<bool> {
         let mut h = ContentHasher::new(&self.key, self.size);
-        let mut buf = vec![0u8; 1 << 20];
         let mut off = 0u64;
         while off < self.size {
-            let n = (self.size - off).min(buf.len() as u64) as usize;
-            self.file.read_exact_at(&mut buf[..n], off)?;
-            h.update(&buf[..n]);
+            let n = (self.size - off).min(VERIFY_STEP) as usize;
+            let chunk = self.data.read(off, n).await?;
+            h = blocking(move || {
+                h.update(&chunk);
+                Ok(h)
+            })
+            .await?;
             off += n as u64;
         }
         let ok = h.matches(&self.key);
         if ok {
-            self.mark_complete()?;
+            self.mark_complete().await?;
         }
         Ok(ok)
     }
 
-    fn mark_complete(&self) -> Result<()> {
-        if let Some(mut r) = self.db.blob(&self.key)? {
+    async fn mark_complete(&self) -> Result<()> {
+        if let Some(mut r) = self.index.blob(&self.key).await? {
             r.complete = true;
-            self.db.put_blob(&self.key, &r)?;
+            self.index.put_blob(&self.key, &r).await?;
         }
         Ok(())
     }
@@ -999,10 +871,42 @@ impl ContentHasher {
     }
 }
 
-/// Owns the claimed blocks of one fill. Whatever way the fill ends — error, panic, or the task
+/// The in-process lock is the blob's slot table.
+impl FillLock for Arc<Blob> {
+    type Permit = FillGuard;
+    type Watch = Arc<BlockFill>;
+
+    fn claim(&self, idx: u32, last: u32, lead: bool) -> Claim<FillGuard, Arc<BlockFill>> {
+        let mut st = self.state.lock().expect("blob state lock");
+        match &st.slots[idx as usize] {
+            Slot::Present(crc) => Claim::Present(*crc),
+            Slot::Filling(f) => Claim::Follow(f.clone()),
+            Slot::Missing if !lead => Claim::Missing,
+            Slot::Missing => {
+                let mut stop = idx;
+                while stop <= last && matches!(st.slots[stop as usize], Slot::Missing) {
+                    stop += 1;
+                }
+                let fills: Vec<Arc<BlockFill>> = (idx..stop).map(|_| BlockFill::new()).collect();
+                for (i, f) in fills.iter().enumerate() {
+                    st.slots[idx as usize + i] = Slot::Filling(f.clone());
+                }
+                Claim::Lead(FillGuard {
+                    blob: self.clone(),
+                    first: idx,
+                    fills: fills.into_iter().map(Some).collect(),
+                    corrupt: false,
+                    lost_at: st.lost,
+                })
+            }
+        }
+    }
+}
+
+/// The permit of the in-process fill lock: owns the claimed blocks of one fill. Whatever way the fill ends — error, panic, or the task
 /// being dropped — every block it did not finish goes back to `Missing` and its followers are
 /// told, so nobody waits forever on a dead fill.
-struct FillGuard {
+pub struct FillGuard {
     blob: Arc<Blob>,
     first: u32,
     /// Unfinished blocks' fills. A finished block's entry is dropped at once, so the fill holds
@@ -1160,4 +1064,70 @@ fn join_write(
     r: std::result::Result<Result<(u32, u32)>, tokio::task::JoinError>,
 ) -> Result<(u32, u32)> {
     r.map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
+}
+
+impl BlobPart {
+    /// Marks a blob as being evicted unless it is open (read, filled or loaded right now).
+    fn begin_evict(&self, key: &BlobKey) -> bool {
+        let mut r = self.registry.lock().expect("open-blob registry lock");
+        if r.open.get(key).is_some_and(|w| w.strong_count() > 0) || r.loading.contains_key(key) {
+            return false;
+        }
+        r.open.remove(key);
+        r.evicting.insert(*key)
+    }
+
+    fn end_evict(&self, key: &BlobKey) {
+        self.registry
+            .lock()
+            .expect("open-blob registry lock")
+            .evicting
+            .remove(key);
+    }
+}
+
+#[async_trait]
+impl Evictable for BlobPart {
+    fn attach(&self, _usage: Arc<Usage>) -> bool {
+        false // the blob part owns the cache's total
+    }
+
+    async fn candidates(&self) -> Result<(Vec<Victim>, u64)> {
+        let times: Vec<(BlobKey, u64)> =
+            std::mem::take(&mut *self.access.lock().expect("access map lock"))
+                .into_iter()
+                .collect();
+        self.index.touch_many(times).await?;
+        let list = self.index.usage().await?;
+        let other = self.index.counted_bytes().await?;
+        let victims = list
+            .into_iter()
+            .map(|u| Victim {
+                id: u.key.to_string(),
+                bytes: u.bytes,
+                created: u.created,
+                last_access: u.last_access,
+            })
+            .collect();
+        Ok((victims, other))
+    }
+
+    async fn evict(&self, v: &Victim) -> Result<Option<u64>> {
+        let Ok(key) = v.id.parse::<BlobKey>() else {
+            return Ok(Some(0));
+        };
+        if !self.begin_evict(&key) {
+            return Ok(None);
+        }
+        // Records first, then the bytes: a crash leaves at worst orphan bytes.
+        let res = async {
+            self.index.remove_blob(&key).await?;
+            self.io.remove(&key).await
+        }
+        .await;
+        self.end_evict(&key);
+        res?;
+        self.usage.sub(v.bytes);
+        Ok(Some(v.bytes))
+    }
 }

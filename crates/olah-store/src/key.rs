@@ -80,6 +80,56 @@ impl FromStr for BlobKey {
     }
 }
 
+/// One range of one xorb, inclusive offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct XorbRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte (inclusive).
+    pub end: u64,
+}
+
+impl XorbRange {
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.end - self.start + 1
+    }
+
+    /// Never empty (inclusive ranges hold at least one byte).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    pub(crate) fn contains(&self, o: &XorbRange) -> bool {
+        self.start <= o.start && o.end <= self.end
+    }
+}
+
+/// The key of a Xet session or grant in the index: the sha256 of a token, never the token
+/// itself (so the index never holds a credential).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId([u8; 32]);
+
+impl SessionId {
+    /// The id of a token: its sha256.
+    pub fn of_token(token: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Self(sha2::Sha256::digest(token).into())
+    }
+
+    /// The raw hash.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A prefix is enough to tell ids apart in logs.
+        write!(f, "SessionId({}…)", hex::encode(&self.0[..4]))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,23 +1,36 @@
 //! olah-store: the mirror's cache engine. It knows neither HTTP nor the Hub.
 //!
-//! * [`BlobStore`]: content-addressed blobs (LFS sha256 / git blob sha1) stored as sparse files,
-//!   cut into blocks with per-block CRCs, filled from a [`Source`] on demand with single-flight
-//!   streaming fills (see [`blob`]).
+//! * [`BlobStore`]: content-addressed blobs (LFS sha256 / git blob sha1) cut into blocks with
+//!   per-block CRCs, filled from a [`Source`] on demand with single-flight streaming fills (see
+//!   [`blob`] and [`fill`]).
 //! * [`XorbStore`]: verified byte ranges of Xet xorbs, content-addressed by xorb hash and range
 //!   (see [`xorb`]).
-//! * [`MetaDb`]: the embedded metadata database (redb) for blob/block state and cached Hub
-//!   metadata as JSON values.
+//! * [`backend`]: where bytes live ([`BlockIo`], [`ObjectIo`]/[`StagedWrite`]): the disk, or
+//!   memory for tests.
+//! * [`index`]: the metadata index traits ([`BlobIndex`], [`KvIndex`]); [`MetaDb`] (redb) is the
+//!   embedded implementation, [`RedbIndex`] its async face.
+//! * [`budget`]: the cache size limit over any list of [`Evictable`] parts.
+//!
+//! Module edges point one way: `util`, `error`, `key` ← `backend`, `meta` ← `index` ←
+//! `budget`, `fill` ← `blob`, `xorb`.
 
+pub mod backend;
 pub mod blob;
+pub mod budget;
 pub mod error;
-pub mod evict;
+pub mod fill;
+pub mod index;
 pub mod key;
 pub mod meta;
+mod util;
 pub mod xorb;
 
+pub use backend::{BlobData, BlockIo, HeldRange, ObjectIo, ReadAt, StagedWrite};
 pub use blob::{Blob, BlobStatus, BlobStore, ByteStream, DEFAULT_BLOCK_SIZE, Source};
+pub use budget::{Evictable, Strategy, Usage, Victim};
 pub use error::{Result, SourceError, StoreError};
-pub use evict::{Strategy, Usage};
-pub use key::BlobKey;
+pub use fill::{Claim, FillLock};
+pub use index::{BlobIndex, KvIndex, KvIndexExt, RedbIndex};
+pub use key::{BlobKey, SessionId, XorbRange};
 pub use meta::{BlobRecord, BlobUsage, MetaDb};
-pub use xorb::{Expect, RangeChunks, UpstreamBytes, XorbRange, XorbStore, XorbStream};
+pub use xorb::{Expect, RangeChunks, UpstreamBytes, XorbStore, XorbStream};

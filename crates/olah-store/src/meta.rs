@@ -33,6 +33,13 @@ const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 const BLOCKS: TableDefinition<(&str, u32), u32> = TableDefinition::new("blocks");
 /// Cached API answers: key → 8-byte big-endian write time (ms) + JSON.
 const API: TableDefinition<&str, &[u8]> = TableDefinition::new("api");
+/// Sessions: token hash (32 bytes) → 8-byte big-endian expiry (ms) + 8-byte big-endian write
+/// stamp (ns, see `write_stamp`) + opaque value. Newer than the other tables: an older file
+/// gains it on open, nothing else changes.
+const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+
+/// Default cap on stored sessions (oldest written go first past it).
+pub const DEFAULT_SESSION_CAP: u64 = 10_000;
 
 /// Default byte budget of cached API records.
 pub const DEFAULT_API_BUDGET: u64 = 64 << 20;
@@ -87,6 +94,7 @@ pub struct MetaDb {
     api_bytes: Mutex<Option<u64>>,
     api_budget: AtomicU64,
     degraded: std::sync::atomic::AtomicBool,
+    session_cap: AtomicU64,
 }
 
 /// Why the database file did not open.
@@ -140,6 +148,7 @@ fn create_tables(db: &Database) -> std::result::Result<(), redb::Error> {
         tx.open_table(BLOBS)?;
         tx.open_table(BLOCKS)?;
         tx.open_table(API)?;
+        tx.open_table(SESSIONS)?;
     }
     tx.commit()?;
     Ok(())
@@ -165,14 +174,14 @@ impl MetaDb {
 
     /// [`MetaDb::open`], but a damaged file is moved aside to `{name}.broken-{unix seconds}` and
     /// a fresh database is created in its place. Returns where the broken file went, if it was
-    /// damaged (the caller then re-registers what it can: [`crate::BlobStore::recover_blobs`]).
+    /// damaged (the caller then re-registers what it can: `BlobStore::recover_blobs`).
     /// Any other failure (the file is in use, unreadable, from a newer redb) is an error and the
     /// file is left alone.
     pub fn open_or_recover(path: &Path) -> Result<(Self, Option<(PathBuf, String)>)> {
         match Self::try_open(path) {
             Ok(db) => Ok((db, None)),
             Err(OpenError::Damaged(why)) => {
-                let secs = crate::blob::now_ms() / 1000;
+                let secs = crate::util::now_ms() / 1000;
                 let mut name = path.file_name().unwrap_or_default().to_os_string();
                 name.push(format!(".broken-{secs}"));
                 let aside = path.with_file_name(name);
@@ -214,6 +223,7 @@ impl MetaDb {
                     tx.open_table(BLOBS).map_err(corrupt)?;
                     tx.open_table(BLOCKS).map_err(corrupt)?;
                     tx.open_table(API).map_err(corrupt)?;
+                    tx.open_table(SESSIONS).map_err(corrupt)?;
                 }
                 tx.commit().map_err(|e| OpenError::Other(e.into()))?;
                 Ok(db)
@@ -275,6 +285,7 @@ impl MetaDb {
             api_bytes: Mutex::new(None),
             api_budget: AtomicU64::new(DEFAULT_API_BUDGET),
             degraded: std::sync::atomic::AtomicBool::new(false),
+            session_cap: AtomicU64::new(DEFAULT_SESSION_CAP),
         }
     }
 
@@ -370,22 +381,33 @@ impl MetaDb {
 
     /// Reads a JSON value. A value that no longer parses (older format) reads as absent.
     pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        Ok(self
+            .get_raw(key)?
+            .and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// Reads a raw value.
+    pub fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.run(|db| {
             let tx = db.begin_read()?;
             let t = tx.open_table(KV)?;
-            Ok(t.get(key)?
-                .and_then(|v| serde_json::from_slice(v.value()).ok()))
+            Ok(t.get(key)?.map(|v| v.value().to_vec()))
         })
     }
 
     /// Writes a JSON value durably.
     pub fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
         let bytes = serde_json::to_vec(value).expect("metadata values always serialize");
+        self.put_raw(key, &bytes)
+    }
+
+    /// Writes a raw value durably.
+    pub fn put_raw(&self, key: &str, bytes: &[u8]) -> Result<()> {
         self.write(|db| {
             let tx = db.begin_write()?;
             {
                 let mut t = tx.open_table(KV)?;
-                t.insert(key, bytes.as_slice())?;
+                t.insert(key, bytes)?;
             }
             tx.commit()?;
             Ok(())
@@ -443,14 +465,18 @@ impl MetaDb {
 
     /// Reads a cached API record.
     pub fn get_api<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        Ok(self
+            .get_api_raw(key)?
+            .and_then(|j| serde_json::from_slice(&j).ok()))
+    }
+
+    /// Reads a cached API record's JSON bytes.
+    pub fn get_api_raw(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.run(|db| {
             let tx = db.begin_read()?;
             let t = tx.open_table(API)?;
-            Ok(t.get(key)?.and_then(|v| {
-                v.value()
-                    .get(8..)
-                    .and_then(|j| serde_json::from_slice(j).ok())
-            }))
+            Ok(t.get(key)?
+                .and_then(|v| v.value().get(8..).map(|j| j.to_vec())))
         })
     }
 
@@ -459,13 +485,18 @@ impl MetaDb {
     /// table is under 90 % of it.
     pub fn put_api<T: Serialize>(&self, key: &str, value: &T) -> Result<bool> {
         let json = serde_json::to_vec(value).expect("API records always serialize");
+        self.put_api_raw(key, &json)
+    }
+
+    /// [`MetaDb::put_api`] of JSON bytes.
+    pub fn put_api_raw(&self, key: &str, json: &[u8]) -> Result<bool> {
         let size = (key.len() + 8 + json.len()) as u64;
         if size > self.api_budget.load(Ordering::SeqCst) / 8 {
             return Ok(false);
         }
         let mut val = Vec::with_capacity(8 + json.len());
-        val.extend_from_slice(&crate::blob::now_ms().to_be_bytes());
-        val.extend_from_slice(&json);
+        val.extend_from_slice(&crate::util::now_ms().to_be_bytes());
+        val.extend_from_slice(json);
         self.api_bytes()?;
         let mut total = self.api_bytes.lock().expect("api bytes lock");
         let old = self.write(|db| {
@@ -555,6 +586,116 @@ impl MetaDb {
             }
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    /// The secret named `name`: read, or created at random and persisted in the same
+    /// transaction (so two callers racing at start-up get the same one, and a restart keeps it:
+    /// URLs signed with it stay valid).
+    pub fn secret(&self, name: &str) -> Result<[u8; 32]> {
+        let key = format!("secret|{name}");
+        self.write(|db| {
+            let tx = db.begin_write()?;
+            let secret = {
+                let mut t = tx.open_table(KV)?;
+                let old = t
+                    .get(key.as_str())?
+                    .and_then(|v| <[u8; 32]>::try_from(v.value()).ok());
+                match old {
+                    Some(s) => s,
+                    None => {
+                        let s: [u8; 32] = rand::random();
+                        t.insert(key.as_str(), s.as_slice())?;
+                        s
+                    }
+                }
+            };
+            tx.commit()?;
+            Ok(secret)
+        })
+    }
+
+    /// Sets the cap on stored sessions (trimmed on the next write).
+    pub fn set_session_cap(&self, cap: u64) {
+        self.session_cap.store(cap.max(1), Ordering::SeqCst);
+    }
+
+    /// Stores a session under the hash of its token until `expires_ms` (unix ms). Past the cap,
+    /// expired sessions are purged, then the oldest written go.
+    pub fn put_session(
+        &self,
+        id: &crate::key::SessionId,
+        value: &[u8],
+        expires_ms: u64,
+    ) -> Result<()> {
+        let now = crate::util::now_ms();
+        let mut v = Vec::with_capacity(16 + value.len());
+        v.extend_from_slice(&expires_ms.to_be_bytes());
+        v.extend_from_slice(&write_stamp().to_be_bytes());
+        v.extend_from_slice(value);
+        let cap = self.session_cap.load(Ordering::SeqCst);
+        self.write(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(SESSIONS)?;
+                t.insert(id.as_bytes().as_slice(), v.as_slice())?;
+                if t.len()? > cap {
+                    t.retain(|_, v| session_expiry(v) > now)?;
+                }
+                let n = t.len()?;
+                if n > cap {
+                    let mut all: Vec<(u64, Vec<u8>)> = Vec::with_capacity(n as usize);
+                    for item in t.iter()? {
+                        let (k, v) = item?;
+                        all.push((session_written(v.value()), k.value().to_vec()));
+                    }
+                    all.sort();
+                    for (_, k) in all.into_iter().take((n - cap) as usize) {
+                        t.remove(k.as_slice())?;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// A session's value, unless absent or expired (an expired one is purged).
+    pub fn session(&self, id: &crate::key::SessionId) -> Result<Option<Vec<u8>>> {
+        let now = crate::util::now_ms();
+        let found = self.run(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(SESSIONS)?;
+            Ok(t.get(id.as_bytes().as_slice())?.map(|v| v.value().to_vec()))
+        })?;
+        match found {
+            Some(v) if v.len() >= 16 && session_expiry(&v) > now => Ok(Some(v[16..].to_vec())),
+            Some(_) => {
+                self.delete_session(id)?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Forgets a session.
+    pub fn delete_session(&self, id: &crate::key::SessionId) -> Result<()> {
+        self.write(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(SESSIONS)?;
+                t.remove(id.as_bytes().as_slice())?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Sessions stored (expired ones included until purged).
+    pub fn session_count(&self) -> Result<u64> {
+        self.run(|db| {
+            let tx = db.begin_read()?;
+            Ok(tx.open_table(SESSIONS)?.len()?)
         })
     }
 
@@ -704,6 +845,31 @@ impl MetaDb {
             Ok(())
         })
     }
+}
+
+/// A strictly increasing write stamp (unix ns, bumped past the last one): orders sessions
+/// written within the same millisecond.
+fn write_stamp() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let prev = LAST
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| Some(now.max(l + 1)))
+        .unwrap_or(0);
+    now.max(prev + 1)
+}
+
+fn session_expiry(v: &[u8]) -> u64 {
+    v.get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+fn session_written(v: &[u8]) -> u64 {
+    v.get(8..16)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 #[cfg(test)]

@@ -23,46 +23,25 @@
 //! file as it grows, whether or not the reader that started it is still there.
 
 use std::collections::HashMap;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 
-use crate::blob::blocking;
+use crate::backend::fs::FsObjects;
+use crate::backend::{HeldRange as Held, ObjectIo, ReadAt, StagedWrite};
+use crate::budget::{Evictable, Usage, Victim};
 use crate::error::{Result, SourceError, StoreError};
+pub use crate::key::XorbRange;
+use crate::util::{blocking, now_ms};
 
-/// Bytes read from disk per step when streaming a range.
+/// Bytes read per step when streaming a range.
 const READ_STEP: u64 = 256 * 1024;
-
-/// One range of one xorb, inclusive offsets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct XorbRange {
-    /// First byte.
-    pub start: u64,
-    /// Last byte (inclusive).
-    pub end: u64,
-}
-
-impl XorbRange {
-    /// Length in bytes.
-    pub fn len(&self) -> u64 {
-        self.end - self.start + 1
-    }
-
-    /// Never empty (inclusive ranges hold at least one byte).
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    fn contains(&self, o: &XorbRange) -> bool {
-        self.start <= o.start && o.end <= self.end
-    }
-}
 
 /// What a fill must verify.
 #[derive(Debug, Clone, Copy)]
@@ -86,33 +65,6 @@ pub struct RangeChunks {
     pub chunks: Vec<(olah_xet::XetHash, u64)>,
 }
 
-/// A range file on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Held {
-    range: XorbRange,
-    verified: bool,
-}
-
-impl Held {
-    fn name(&self) -> String {
-        let base = format!("{}-{}", self.range.start, self.range.end);
-        if self.verified { base } else { base + ".p" }
-    }
-}
-
-fn parse_name(n: &str) -> Option<Held> {
-    let (base, verified) = match n.strip_suffix(".p") {
-        Some(b) => (b, false),
-        None => (n, true),
-    };
-    let (a, b) = base.split_once('-')?;
-    let range = XorbRange {
-        start: a.parse().ok()?,
-        end: b.parse().ok()?,
-    };
-    (range.start <= range.end).then_some(Held { range, verified })
-}
-
 /// Progress of a fill: bytes written so far, and the outcome once known.
 #[derive(Debug, Clone)]
 struct Progress {
@@ -122,36 +74,22 @@ struct Progress {
 
 struct Fill {
     range: XorbRange,
-    file: Arc<std::fs::File>,
+    reader: Arc<dyn ReadAt>,
     progress: watch::Receiver<Progress>,
 }
 
+type Fills = Arc<Mutex<HashMap<String, Vec<Arc<Fill>>>>>;
+
 /// The xorb range store.
 pub struct XorbStore {
-    root: PathBuf,
-    fills: Mutex<HashMap<String, Vec<Arc<Fill>>>>,
+    io: Arc<dyn ObjectIo>,
+    fills: Fills,
     /// Bytes of published ranges.
     bytes: AtomicU64,
     /// Last read (ms) per xorb.
     access: Mutex<HashMap<String, u64>>,
-    /// The cache-wide running total this store reports to (set when attached to a blob store).
-    pub(crate) usage: OnceLock<Arc<crate::evict::Usage>>,
-}
-
-/// What eviction needs to know of one xorb.
-#[derive(Debug, Clone)]
-pub(crate) struct XorbUsage {
-    pub hash: String,
-    pub bytes: u64,
-    pub created: u64,
-    pub last_access: u64,
-}
-
-fn ms(t: std::io::Result<std::time::SystemTime>) -> u64 {
-    t.ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    /// The cache-wide running total this store reports to (set when attached to a cache).
+    usage: OnceLock<Arc<Usage>>,
 }
 
 /// A stream of verified xorb bytes.
@@ -163,23 +101,24 @@ pub type UpstreamBytes = BoxStream<'static, std::result::Result<Bytes, SourceErr
 use olah_xet::is_hash_str as is_hash;
 
 impl XorbStore {
-    /// A store under `root` (created if missing); leftover temp files of a crash are removed.
+    /// A disk store under `root` (created if missing); leftovers of a crash (staged writes,
+    /// pending ranges) are removed. Blocking: call it at start-up.
     pub fn open(root: PathBuf) -> Result<Self> {
-        std::fs::create_dir_all(root.join("tmp"))?;
-        for e in std::fs::read_dir(root.join("tmp"))?.flatten() {
-            let _ = std::fs::remove_file(e.path());
-        }
-        sweep_unverified(&root);
-        let me = Self {
-            root,
-            fills: Mutex::new(HashMap::new()),
-            bytes: AtomicU64::new(0),
+        Self::with_backend(Arc::new(FsObjects::new(root)?))
+    }
+
+    /// A store over any object backend; sweeps it first (pending ranges never survive a
+    /// restart). Blocking: call it at start-up.
+    pub fn with_backend(io: Arc<dyn ObjectIo>) -> Result<Self> {
+        io.sweep()?;
+        let total = io.usage()?.iter().map(|u| u.bytes).sum();
+        Ok(Self {
+            io,
+            fills: Arc::new(Mutex::new(HashMap::new())),
+            bytes: AtomicU64::new(total),
             access: Mutex::new(HashMap::new()),
             usage: OnceLock::new(),
-        };
-        let total = me.usage_list().iter().map(|u| u.bytes).sum();
-        me.bytes.store(total, Ordering::SeqCst);
-        Ok(me)
+        })
     }
 
     /// Bytes of published ranges.
@@ -187,68 +126,27 @@ impl XorbStore {
         self.bytes.load(Ordering::SeqCst)
     }
 
-    /// Every xorb with its size and times (walks the tree: for eviction passes).
-    pub(crate) fn usage_list(&self) -> Vec<XorbUsage> {
-        let access = self.access.lock().expect("xorb access").clone();
-        let mut out = Vec::new();
-        let Ok(top) = std::fs::read_dir(&self.root) else {
-            return out;
-        };
-        for d in top.flatten().filter(|d| d.file_name() != "tmp") {
-            let Ok(xs) = std::fs::read_dir(d.path()) else {
-                continue;
-            };
-            for x in xs.flatten() {
-                let hash = x.file_name().to_string_lossy().into_owned();
-                if !is_hash(&hash) {
-                    continue;
-                }
-                let meta = x.metadata().ok();
-                let created = ms(meta
-                    .as_ref()
-                    .map(|m| m.modified())
-                    .unwrap_or(Err(std::io::ErrorKind::NotFound.into())));
-                let bytes = dir_size(&x.path());
-                let last_access = access.get(&hash).copied().unwrap_or(created);
-                out.push(XorbUsage {
-                    hash,
-                    bytes,
-                    created,
-                    last_access,
-                });
-            }
+    fn sub_bytes(&self, n: u64) {
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                Some(b.saturating_sub(n))
+            });
+        if let Some(u) = self.usage.get() {
+            u.sub(n);
         }
-        out
     }
 
     /// Deletes every range of a xorb unless a fill of it is in flight. Readers that already
-    /// started keep their open files. Returns the bytes freed.
+    /// started keep their open handles. Returns the bytes freed. Blocking.
     pub fn remove(&self, xorb: &str) -> Option<u64> {
         if !is_hash(xorb) {
             return None;
         }
-        let fills = self.fills.lock().expect("xorb fill lock");
-        if fills.contains_key(xorb) {
-            return None;
-        }
-        let dir = self.dir(xorb);
-        let freed = dir_size(&dir);
-        std::fs::remove_dir_all(&dir).ok()?;
-        drop(fills);
-        let _ = self
-            .bytes
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
-                Some(b.saturating_sub(freed))
-            });
+        let freed = remove_unless_filling(&self.fills, self.io.as_ref(), xorb)?;
+        self.sub_bytes(freed);
         self.access.lock().expect("xorb access").remove(xorb);
-        if let Some(u) = self.usage.get() {
-            u.sub(freed);
-        }
         Some(freed)
-    }
-
-    fn dir(&self, xorb: &str) -> PathBuf {
-        self.root.join(&xorb[..2]).join(xorb)
     }
 
     /// Cached ranges of a xorb (verified and pending).
@@ -260,12 +158,7 @@ impl XorbStore {
         if !is_hash(xorb) {
             return Vec::new();
         }
-        let Ok(rd) = std::fs::read_dir(self.dir(xorb)) else {
-            return Vec::new();
-        };
-        rd.flatten()
-            .filter_map(|e| parse_name(e.file_name().to_str()?))
-            .collect()
+        self.io.list(xorb).unwrap_or_default()
     }
 
     /// Every cached range of a xorb with its chunk hashes (ranges without a readable hash file
@@ -274,12 +167,10 @@ impl XorbStore {
         if !is_hash(xorb) {
             return Vec::new();
         }
-        let dir = self.dir(xorb);
         self.held(xorb)
             .into_iter()
             .filter_map(|h| {
-                let raw =
-                    std::fs::read(dir.join(format!("{}-{}.c", h.range.start, h.range.end))).ok()?;
+                let raw = self.io.chunks(xorb, h.range).ok()??;
                 let (first, rest) = raw.split_first_chunk::<4>()?;
                 if rest.len() % 40 != 0 {
                     return None;
@@ -304,50 +195,23 @@ impl XorbStore {
     }
 
     /// Marks a pending range verified (its chunks matched a file hash). False when it is not
-    /// pending (already verified, or gone).
+    /// pending (already verified, or gone). Blocking.
     pub fn promote(&self, xorb: &str, range: XorbRange) -> bool {
-        let Some(pending) = self.pending_path(xorb, range) else {
-            return false;
-        };
-        let done = Held {
-            range,
-            verified: true,
-        };
-        std::fs::rename(pending, self.dir(xorb).join(done.name())).is_ok()
-    }
-
-    /// Where a pending range of a valid xorb hash lives.
-    fn pending_path(&self, xorb: &str, range: XorbRange) -> Option<PathBuf> {
-        let held = Held {
-            range,
-            verified: false,
-        };
-        is_hash(xorb).then(|| self.dir(xorb).join(held.name()))
+        is_hash(xorb) && self.io.promote(xorb, range).unwrap_or(false)
     }
 
     /// Deletes a pending range (and its chunk hashes): its chunks failed a file hash check.
-    /// False when it is not pending.
+    /// False when it is not pending. Blocking.
     pub fn discard(&self, xorb: &str, range: XorbRange) -> bool {
-        let Some(pending) = self.pending_path(xorb, range) else {
-            return false;
-        };
-        if std::fs::remove_file(pending).is_err() {
+        if !is_hash(xorb) || !self.io.discard(xorb, range).unwrap_or(false) {
             return false;
         }
-        let side = format!("{}-{}.c", range.start, range.end);
-        let _ = std::fs::remove_file(self.dir(xorb).join(side));
-        let _ = self
-            .bytes
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
-                Some(b.saturating_sub(range.len()))
-            });
-        if let Some(u) = self.usage.get() {
-            u.sub(range.len());
-        }
+        self.sub_bytes(range.len());
         true
     }
 
-    /// Whether every byte of `want` is in verified ranges.
+    /// Whether every byte of `want` is in verified ranges. An index lookup that may block
+    /// briefly (disk: one directory read); prefer calling it off the async workers.
     pub fn is_verified(&self, xorb: &str, want: XorbRange) -> bool {
         is_hash(xorb)
             && self
@@ -381,9 +245,25 @@ impl XorbStore {
             .map(|v| v.into_iter().map(|(h, part)| (h.range, part)).collect())
     }
 
-    /// Whether every byte of `want` is cached.
+    /// Whether every byte of `want` is cached. Blocking like [`XorbStore::is_verified`]; async
+    /// callers use [`XorbStore::coverage`].
     pub fn is_cached(&self, xorb: &str, want: XorbRange) -> bool {
         is_hash(xorb) && self.cover(xorb, want).is_some()
+    }
+
+    /// [`XorbStore::is_cached`] and [`XorbStore::is_verified`] in one lookup, off the async
+    /// workers: `None` when some byte is not cached, else whether all of it is verified.
+    pub async fn coverage(self: &Arc<Self>, xorb: &str, want: XorbRange) -> Result<Option<bool>> {
+        if !is_hash(xorb) {
+            return Ok(None);
+        }
+        let (me, x) = (self.clone(), xorb.to_string());
+        blocking(move || {
+            Ok(me
+                .cover_held(&x, want)
+                .map(|parts| parts.iter().all(|(h, _)| h.verified)))
+        })
+        .await
     }
 
     /// Bytes `want` of a xorb: from published ranges, or from a fill of `fill` (which must
@@ -409,29 +289,34 @@ impl XorbStore {
         self.access
             .lock()
             .expect("xorb access")
-            .insert(xorb.to_string(), crate::blob::now_ms());
-        if let Some(parts) = self.cover_held(xorb, want) {
-            // Open every file now: eviction may unlink them, open files stay readable. A pending
-            // range may have been promoted (renamed) since the lookup: try its new name too.
-            let dir = self.dir(xorb);
-            let opened = blocking(move || {
-                parts
-                    .into_iter()
-                    .map(|(held, part)| {
-                        let promoted = Held {
-                            verified: true,
-                            ..held
-                        };
-                        let f = std::fs::File::open(dir.join(held.name()))
-                            .or_else(|_| std::fs::File::open(dir.join(promoted.name())))?;
-                        Ok((Arc::new(f), part.start - held.range.start, part.len()))
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .await;
-            if let Ok(files) = opened {
-                return Ok(futures::stream::iter(files)
-                    .flat_map(|(f, off, len)| read_file_part(f, off, len))
+            .insert(xorb.to_string(), now_ms());
+        let lookup = {
+            let (me, x) = (self.clone(), xorb.to_string());
+            blocking(move || Ok(me.cover_held(&x, want))).await?
+        };
+        if let Some(parts) = lookup {
+            // Open every range now: eviction may delete them, open handles stay readable. A
+            // pending range may have been promoted since the lookup: try its new state too.
+            let want_all = parts.len();
+            let mut opened = Vec::with_capacity(want_all);
+            for (held, part) in parts {
+                let promoted = Held {
+                    verified: true,
+                    ..held
+                };
+                let r = match self.io.open(xorb, held).await? {
+                    Some(r) => Some(r),
+                    None if !held.verified => self.io.open(xorb, promoted).await?,
+                    None => None,
+                };
+                match r {
+                    Some(r) => opened.push((r, part.start - held.range.start, part.len())),
+                    None => break,
+                }
+            }
+            if opened.len() == want_all {
+                return Ok(futures::stream::iter(opened)
+                    .flat_map(|(f, off, len)| read_part(f, off, len))
                     .boxed());
             }
             // Evicted between the lookup and the open: fill again.
@@ -465,29 +350,14 @@ impl XorbStore {
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<UpstreamBytes, SourceError>> + Send + 'static,
     {
-        let tmp = self.root.join("tmp").join(format!(
-            "{xorb}.{}-{}.{:016x}",
-            range.start,
-            range.end,
-            rand_u64()
-        ));
-        let tmp2 = tmp.clone();
-        let file = blocking(move || {
-            Ok(std::fs::OpenOptions::new()
-                .create_new(true)
-                .read(true)
-                .write(true)
-                .open(&tmp2)?)
-        })
-        .await?;
-        let file = Arc::new(file);
+        let staged = self.io.stage(xorb, range).await?;
         let (tx, rx) = watch::channel(Progress {
             written: 0,
             done: None,
         });
         let fill = Arc::new(Fill {
             range,
-            file: file.clone(),
+            reader: staged.reader(),
             progress: rx,
         });
         {
@@ -497,7 +367,7 @@ impl XorbStore {
                 .get(xorb)
                 .and_then(|v| v.iter().find(|f| f.range.contains(&range)).cloned())
             {
-                let _ = std::fs::remove_file(&tmp);
+                // Our staged write is dropped unused: nothing of it stays.
                 return Ok(f);
             }
             fills
@@ -508,48 +378,28 @@ impl XorbStore {
         let fetch = fetch();
         let me = self.clone();
         let xorb = xorb.to_string();
-        let dest_dir = self.dir(&xorb);
         tokio::spawn(async move {
-            let res = run_fill(&file, fetch, range, expect, &tx).await;
-            let res = match res {
+            let mut staged = staged;
+            let res = match run_fill(&mut staged, fetch, range, expect, &tx).await {
                 Ok(hashes) => {
-                    let (f2, tmp2) = (file.clone(), tmp.clone());
-                    blocking(move || {
-                        f2.sync_data()?;
-                        std::fs::create_dir_all(&dest_dir)?;
-                        // The chunk hashes first, then the range (pending until a file hash
-                        // check promotes it).
-                        let mut side = expect.first_chunk.to_le_bytes().to_vec();
-                        for (h, len) in &hashes {
-                            side.extend_from_slice(&h.0);
-                            side.extend_from_slice(&len.to_le_bytes());
-                        }
-                        let side_tmp = tmp2.with_extension("c");
-                        std::fs::write(&side_tmp, &side)?;
-                        std::fs::rename(
-                            &side_tmp,
-                            dest_dir.join(format!("{}-{}.c", range.start, range.end)),
-                        )?;
-                        let held = Held {
-                            range,
-                            verified: false,
-                        };
-                        std::fs::rename(&tmp2, dest_dir.join(held.name()))?;
-                        Ok(())
-                    })
-                    .await
-                    .map_err(|e| e.to_string())
-                    .inspect(|_| {
-                        me.bytes.fetch_add(range.len(), Ordering::SeqCst);
-                        if let Some(u) = me.usage.get() {
-                            u.add(range.len());
-                        }
-                    })
+                    let mut side = expect.first_chunk.to_le_bytes().to_vec();
+                    for (h, len) in &hashes {
+                        side.extend_from_slice(&h.0);
+                        side.extend_from_slice(&len.to_le_bytes());
+                    }
+                    staged
+                        .commit(side)
+                        .await
+                        .map_err(|e| e.to_string())
+                        .inspect(|_| {
+                            me.bytes.fetch_add(range.len(), Ordering::SeqCst);
+                            if let Some(u) = me.usage.get() {
+                                u.add(range.len());
+                            }
+                        })
                 }
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    Err(e)
-                }
+                // Dropped without commit: the staged bytes are gone.
+                Err(e) => Err(e),
             };
             if let Err(e) = &res {
                 tracing::warn!(xorb = %xorb, start = range.start, end = range.end, error = %e, "xorb fill failed");
@@ -571,66 +421,20 @@ impl XorbStore {
     }
 }
 
-/// Start-up: pending ranges were never checked against a file hash: delete them, and chunk-hash
-/// files left without their range.
-fn sweep_unverified(root: &Path) {
-    let Ok(top) = std::fs::read_dir(root) else {
-        return;
-    };
-    for d in top.flatten().filter(|d| d.file_name() != "tmp") {
-        let Ok(xs) = std::fs::read_dir(d.path()) else {
-            continue;
-        };
-        for x in xs.flatten() {
-            let dir = x.path();
-            let Ok(files) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            let names: Vec<String> = files
-                .flatten()
-                .map(|f| f.file_name().to_string_lossy().into_owned())
-                .collect();
-            for n in &names {
-                let orphan_hashes = n
-                    .strip_suffix(".c")
-                    .is_some_and(|base| !names.iter().any(|m| m == base));
-                if n.ends_with(".p") || orphan_hashes {
-                    let _ = std::fs::remove_file(dir.join(n));
-                }
-            }
-            let _ = std::fs::remove_dir(&dir); // only if now empty
-        }
+/// Deletes every range of a xorb unless a fill of it is in flight (checked and removed under
+/// the fill lock, so no fill starts meanwhile).
+fn remove_unless_filling(fills: &Fills, io: &dyn ObjectIo, xorb: &str) -> Option<u64> {
+    let fills = fills.lock().expect("xorb fill lock");
+    if fills.contains_key(xorb) {
+        return None;
     }
-}
-
-/// Bytes of the files directly in `dir` (the ranges of one xorb).
-fn dir_size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|f| f.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
+    io.remove_xorb(xorb).ok()
 }
 
 /// Copies the upstream stream into the temp file, verifying records on the way; the progress
 /// counter moves only past written bytes.
 async fn run_fill<Fut>(
-    file: &Arc<std::fs::File>,
+    staged: &mut Box<dyn StagedWrite>,
     fetch: Fut,
     range: XorbRange,
     expect: Expect,
@@ -649,12 +453,8 @@ where
             return Err("upstream sent more bytes than the range".into());
         }
         check.push(&b).map_err(|e| e.to_string())?;
-        let f = file.clone();
-        let off = written;
         let n = b.len() as u64;
-        blocking(move || Ok(f.write_all_at(&b, off)?))
-            .await
-            .map_err(|e| e.to_string())?;
+        staged.write(b).await.map_err(|e| e.to_string())?;
         written += n;
         tx.send_modify(|p| p.written = written);
     }
@@ -687,13 +487,7 @@ fn stream_fill(fill: Arc<Fill>, want: XorbRange) -> XorbStream {
                     return Some((Err(err), (rx, fill, end, end)));
                 }
                 let n = (avail - pos).min(READ_STEP);
-                let f = fill.file.clone();
-                let r = blocking(move || {
-                    let mut buf = vec![0u8; n as usize];
-                    f.read_exact_at(&mut buf, pos)?;
-                    Ok(Bytes::from(buf))
-                })
-                .await;
+                let r = fill.reader.read_at(pos, n as usize).await;
                 return match r {
                     Ok(b) => Some((Ok(b), (rx, fill, pos + n, end))),
                     Err(e) => Some((Err(e), (rx, fill, end, end))),
@@ -708,28 +502,64 @@ fn stream_fill(fill: Arc<Fill>, want: XorbRange) -> XorbStream {
     .boxed()
 }
 
-fn read_file_part(file: Arc<std::fs::File>, offset: u64, len: u64) -> XorbStream {
+fn read_part(reader: Arc<dyn ReadAt>, offset: u64, len: u64) -> XorbStream {
     futures::stream::unfold(
-        (file, offset, offset + len),
-        |(file, pos, end)| async move {
+        (reader, offset, offset + len),
+        |(reader, pos, end)| async move {
             if pos >= end {
                 return None;
             }
             let n = (end - pos).min(READ_STEP);
-            let f = file.clone();
-            let r = blocking(move || {
-                let mut buf = vec![0u8; n as usize];
-                f.read_exact_at(&mut buf, pos)?;
-                Ok(Bytes::from(buf))
-            })
-            .await;
-            match r {
-                Ok(b) => Some((Ok(b), (file, pos + n, end))),
-                Err(e) => Some((Err(e), (file, end, end))),
+            match reader.read_at(pos, n as usize).await {
+                Ok(b) => Some((Ok(b), (reader, pos + n, end))),
+                Err(e) => Some((Err(e), (reader, end, end))),
             }
         },
     )
     .boxed()
+}
+
+#[async_trait]
+impl Evictable for XorbStore {
+    fn attach(&self, usage: Arc<Usage>) -> bool {
+        if self.usage.set(usage.clone()).is_err() {
+            return false;
+        }
+        usage.add(self.bytes());
+        true
+    }
+
+    async fn candidates(&self) -> Result<(Vec<Victim>, u64)> {
+        let access = self.access.lock().expect("xorb access").clone();
+        let io = self.io.clone();
+        let list = blocking(move || io.usage()).await?;
+        let victims = list
+            .into_iter()
+            .map(|u| Victim {
+                last_access: access.get(&u.hash).copied().unwrap_or(u.created),
+                id: u.hash,
+                bytes: u.bytes,
+                created: u.created,
+            })
+            .collect();
+        Ok((victims, 0))
+    }
+
+    async fn evict(&self, v: &Victim) -> Result<Option<u64>> {
+        if !is_hash(&v.id) {
+            return Ok(Some(0));
+        }
+        let (fills, io, x) = (self.fills.clone(), self.io.clone(), v.id.clone());
+        // A fill of it in flight: wait for it, as for an open blob.
+        let Some(freed) =
+            blocking(move || Ok(remove_unless_filling(&fills, io.as_ref(), &x))).await?
+        else {
+            return Ok(None);
+        };
+        self.sub_bytes(freed);
+        self.access.lock().expect("xorb access").remove(&v.id);
+        Ok(Some(freed))
+    }
 }
 
 /// Incremental verification of a chunk-record stream: every record parses and decodes to its
@@ -1034,7 +864,7 @@ mod tests {
     fn cover_joins_ranges_and_reports_gaps() {
         let dir = tempfile::tempdir().unwrap();
         let store = XorbStore::open(dir.path().to_path_buf()).unwrap();
-        let d = store.dir(H);
+        let d = dir.path().join(&H[..2]).join(H);
         std::fs::create_dir_all(&d).unwrap();
         for n in ["0-99", "100-199", "150-299", "400-499"] {
             std::fs::write(d.join(n), b"").unwrap();

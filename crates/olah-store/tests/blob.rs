@@ -262,7 +262,7 @@ async fn corrupt_block_on_disk_is_refetched_never_served() {
         .unwrap();
         wait_present(&blob, 4).await;
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        path = st.data_path(&key);
+        path = st.data_path(&key).unwrap();
     }
     // Flip one byte in block 1.
     let mut raw = std::fs::read(&path).unwrap();
@@ -397,7 +397,7 @@ async fn evict_scenario(s: olah_store::Strategy) -> [bool; 3] {
         "{}",
         st.usage().bytes()
     );
-    [ka, kb, kc].map(|k| st.data_path(&k).exists())
+    [ka, kb, kc].map(|k| st.data_path(&k).unwrap().exists())
 }
 
 #[tokio::test]
@@ -431,9 +431,9 @@ async fn an_open_blob_is_never_evicted_and_the_evictor_waits_for_it() {
     let held = st.open(kb, big.len() as u64).await.unwrap(); // a reader holds the big blob
     let ks = fill_blob(&st, &small).await; // over the limit: the evictor wakes
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(st.data_path(&kb).exists(), "the open blob stays");
+    assert!(st.data_path(&kb).unwrap().exists(), "the open blob stays");
     assert!(
-        st.data_path(&ks).exists(),
+        st.data_path(&ks).unwrap().exists(),
         "the smaller blob is not taken in the largest's place"
     );
     let got = collect(BlobStore::read(held, 0, big.len() as u64 - 1, None))
@@ -442,16 +442,16 @@ async fn an_open_blob_is_never_evicted_and_the_evictor_waits_for_it() {
     assert_eq!(got, big, "the reader is not cut");
     // Released: the evictor (on its own) takes the largest now.
     for _ in 0..400 {
-        if !st.data_path(&kb).exists() {
+        if !st.data_path(&kb).unwrap().exists() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert!(
-        !st.data_path(&kb).exists(),
+        !st.data_path(&kb).unwrap().exists(),
         "the largest went once released"
     );
-    assert!(st.data_path(&ks).exists());
+    assert!(st.data_path(&ks).unwrap().exists());
 }
 
 #[tokio::test]

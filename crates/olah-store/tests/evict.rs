@@ -56,12 +56,18 @@ async fn large_first_waits_for_the_open_largest_blob_then_evicts_it() {
         "nothing smaller goes in C's place"
     );
     for k in [a, b, c] {
-        assert!(st.data_path(&k).exists(), "{k} stays while C is open");
+        assert!(
+            st.data_path(&k).unwrap().exists(),
+            "{k} stays while C is open"
+        );
     }
     drop(blob_c);
     assert_eq!(st.evict_pass().await.unwrap(), 1);
-    assert!(!st.data_path(&c).exists(), "the largest went once released");
-    assert!(st.data_path(&a).exists() && st.data_path(&b).exists());
+    assert!(
+        !st.data_path(&c).unwrap().exists(),
+        "the largest went once released"
+    );
+    assert!(st.data_path(&a).unwrap().exists() && st.data_path(&b).unwrap().exists());
     assert!(st.usage().bytes() <= 16 * BS);
 }
 
@@ -77,9 +83,9 @@ async fn fifo_waits_for_the_open_oldest_blob() {
     let (c, blob_c) = fill(&st, 4 * BS as usize, 6).await;
     drop(blob_c);
     assert_eq!(st.evict_pass().await.unwrap(), 0, "A, the oldest, is open");
-    assert!([a, b, c].iter().all(|k| st.data_path(k).exists()));
+    assert!([a, b, c].iter().all(|k| st.data_path(k).unwrap().exists()));
     drop(blob_a);
     assert_eq!(st.evict_pass().await.unwrap(), 1);
-    assert!(!st.data_path(&a).exists());
-    assert!(st.data_path(&b).exists() && st.data_path(&c).exists());
+    assert!(!st.data_path(&a).unwrap().exists());
+    assert!(st.data_path(&b).unwrap().exists() && st.data_path(&c).unwrap().exists());
 }

@@ -97,7 +97,10 @@ async fn recovery_moves_the_file_aside_and_keeps_the_blobs_that_verify() {
     let st = BlobStore::new(dir.path().join("blobs"), Arc::new(db), BS);
     let (kept, bytes, dropped) = st.recover_blobs().unwrap();
     assert_eq!((kept, bytes, dropped), (1, good.len() as u64, 1));
-    assert!(!st.data_path(&kp).exists(), "the partial file was deleted");
+    assert!(
+        !st.data_path(&kp).unwrap().exists(),
+        "the partial file was deleted"
+    );
     // The verified blob is served from disk, with no source at all.
     let blob = st.open(kg, good.len() as u64).await.unwrap();
     assert!(blob.status().complete);

@@ -1,0 +1,237 @@
+//! The one HTTP surface of every repository source (the upstream Hub through the cache, local
+//! git, plain directories): what a resolve answer looks like given a [`RepoFile`], and a
+//! metadata answer given a [`MetaAnswer`]. Written here once:
+//!
+//! * `X-Repo-Commit`, `ETag` (strong), `X-Linked-Etag`/`X-Linked-Size` for LFS files,
+//!   `Accept-Ranges`, `Content-Type`, `Content-Length`;
+//! * conditional requests by [`olah_types::conditional::decide`] (weak `If-None-Match`, strong
+//!   `If-Range`): 304, 200, one range → 206, several → 206 `multipart/byteranges` (at most
+//!   [`MAX_RANGES`]), none satisfiable → 416;
+//! * `HEAD`: the same headers, no body, nothing opened.
+//!
+//! Source-specific headers (the Hub's Xet `Link`s) come in as `extra`.
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use olah_service::ServiceError;
+use olah_service::error::ErrorKind;
+use olah_service::source::{MetaAnswer, RepoFile};
+use olah_types::ConditionalAnswer;
+
+/// Most byte ranges honoured in one multipart request.
+pub const MAX_RANGES: usize = 32;
+
+fn put(h: &mut HeaderMap, k: &'static str, v: &str) {
+    if let Ok(v) = HeaderValue::from_str(v) {
+        h.insert(k, v);
+    }
+}
+
+/// The answer to a `GET`/`HEAD` of `file`, given the request's headers. `extra` headers are
+/// added to every answer but a 416. Errors come before any byte is sent (a body error later
+/// cuts the transfer).
+pub async fn file_response(
+    file: RepoFile,
+    req: &HeaderMap,
+    is_head: bool,
+    extra: HeaderMap,
+) -> Result<Response, ServiceError> {
+    let head = &file.head;
+    let size = head.size;
+    let etag = format!("\"{}\"", head.etag);
+    let mut h = extra;
+    if let Some(c) = &head.commit {
+        put(&mut h, "x-repo-commit", c);
+    }
+    put(&mut h, "etag", &etag);
+    if let Some((sha, linked_size)) = &head.linked {
+        put(&mut h, "x-linked-etag", &format!("\"{sha}\""));
+        put(&mut h, "x-linked-size", &linked_size.to_string());
+    }
+    put(&mut h, "accept-ranges", "bytes");
+    put(&mut h, "content-type", &head.content_type);
+    let ranges: Option<Vec<(u64, u64)>> = match olah_types::conditional::decide(
+        &head.etag,
+        size,
+        crate::conditional::conditions(req),
+        MAX_RANGES,
+    ) {
+        ConditionalAnswer::NotModified => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            *r.headers_mut() = h;
+            return Ok(r);
+        }
+        ConditionalAnswer::Unsatisfiable => {
+            return Err(ServiceError::range_not_satisfiable(size));
+        }
+        ConditionalAnswer::Whole => None,
+        ConditionalAnswer::Ranges(r) => Some(r),
+    };
+    let (status, body, len) = match ranges.as_deref() {
+        None | Some([_]) => {
+            let (status, start, end) = match ranges.as_deref() {
+                Some([(a, b)]) => (StatusCode::PARTIAL_CONTENT, *a, *b),
+                _ => (StatusCode::OK, 0, size.saturating_sub(1)),
+            };
+            if status == StatusCode::PARTIAL_CONTENT {
+                put(
+                    &mut h,
+                    "content-range",
+                    &format!("bytes {start}-{end}/{size}"),
+                );
+            }
+            let len = if size == 0 { 0 } else { end - start + 1 };
+            let body = if is_head || len == 0 {
+                Body::empty()
+            } else {
+                Body::from_stream(file.body.open(start, end).await?)
+            };
+            (status, body, len)
+        }
+        Some(many) => {
+            let boundary = format!("olah-{:016x}", rand::random::<u64>());
+            let ct = head.content_type.clone();
+            let part_head = |a: u64, b: u64| {
+                format!(
+                    "\r\n--{boundary}\r\nContent-Type: {ct}\r\nContent-Range: bytes {a}-{b}/{size}\r\n\r\n"
+                )
+            };
+            let tail = format!("\r\n--{boundary}--\r\n");
+            let len = many
+                .iter()
+                .map(|&(a, b)| part_head(a, b).len() as u64 + b - a + 1)
+                .sum::<u64>()
+                + tail.len() as u64;
+            put(
+                &mut h,
+                "content-type",
+                &format!("multipart/byteranges; boundary={boundary}"),
+            );
+            let body = if is_head {
+                Body::empty()
+            } else {
+                let parts: Vec<(String, u64, u64)> =
+                    many.iter().map(|&(a, b)| (part_head(a, b), a, b)).collect();
+                let source = file.body.clone();
+                let stream = futures::stream::iter(parts)
+                    .then(move |(head, a, b)| {
+                        let source = source.clone();
+                        async move {
+                            let head = futures::stream::once(futures::future::ready(Ok(
+                                Bytes::from(head),
+                            )));
+                            match source.open(a, b).await {
+                                Ok(s) => head.chain(s).boxed(),
+                                Err(e) => head
+                                    .chain(futures::stream::once(futures::future::ready(Err(
+                                        std::io::Error::other(e.to_string()),
+                                    ))))
+                                    .boxed(),
+                            }
+                        }
+                    })
+                    .flatten()
+                    .chain(futures::stream::once(futures::future::ready(Ok(
+                        Bytes::from(tail),
+                    ))));
+                Body::from_stream(stream)
+            };
+            (StatusCode::PARTIAL_CONTENT, body, len)
+        }
+    };
+    put(&mut h, "content-length", &len.to_string());
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    *r.headers_mut() = h;
+    Ok(r)
+}
+
+/// The answer to a metadata route: the source's JSON (status, `Content-Type`, length; no body
+/// for `HEAD`).
+pub fn meta_response(a: MetaAnswer, is_head: bool) -> Response {
+    let len = a.body.len();
+    let mut r = Response::new(if is_head {
+        Body::empty()
+    } else {
+        Body::from(a.body)
+    });
+    *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
+    let h = r.headers_mut();
+    let ct = a
+        .content_type
+        .as_deref()
+        .unwrap_or("application/json; charset=utf-8");
+    put(h, "content-type", ct);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    r
+}
+
+/// The HTTP status of a service error.
+pub fn status_of(e: &ServiceError) -> StatusCode {
+    match &e.kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+        ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Relayed(r) => r.status,
+        ErrorKind::Unavailable { timeout: true } => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::Unavailable { timeout: false } | ErrorKind::BadUpstream => {
+            StatusCode::BAD_GATEWAY
+        }
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A service error as the Hub would answer it: `X-Error-Code`, `X-Error-Message`, a JSON
+/// `{"error": …}` body, `X-Repo-Commit` when known, `Content-Range` for a 416; a relayed
+/// upstream answer as is. (To be unified with `error.rs` when `ApiError` goes.)
+pub fn render(e: ServiceError) -> Response {
+    let status = status_of(&e);
+    if status.is_server_error() {
+        tracing::warn!(status = status.as_u16(), error = %e, "request failed");
+    } else {
+        tracing::debug!(status = status.as_u16(), error = %e, "request refused");
+    }
+    if let ErrorKind::Relayed(r) = e.kind {
+        let mut resp = Response::new(Body::from(r.body));
+        *resp.status_mut() = r.status;
+        *resp.headers_mut() = r.headers;
+        return resp;
+    }
+    let body = serde_json::json!({ "error": e.message }).to_string();
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    put(h, "x-error-code", e.code.as_str());
+    // Header values must be visible ASCII; keep the message readable but safe.
+    let safe: String = e
+        .message
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    put(h, "x-error-message", &safe);
+    if let Some(c) = &e.commit {
+        put(h, "x-repo-commit", c);
+    }
+    if let ErrorKind::RangeNotSatisfiable { size } = e.kind {
+        put(h, "content-range", &format!("bytes */{size}"));
+    }
+    r
+}

@@ -637,10 +637,15 @@ fn to_service(e: ApiError) -> ServiceError {
                 HubCode::RevisionNotFound,
                 HubCode::EntryNotFound,
                 HubCode::GatedRepo,
-                HubCode::OfflineNotCached,
-                HubCode::TooManyConnections,
-                HubCode::ContentChanging,
+                HubCode::NotFound,
                 HubCode::BadRequest,
+                HubCode::MethodNotAllowed,
+                HubCode::Unauthorized,
+                HubCode::Forbidden,
+                HubCode::OfflineNotCached,
+                HubCode::XetDisabled,
+                HubCode::ContentChanging,
+                HubCode::TooManyConnections,
             ]
             .into_iter()
             .find(|c| c.as_str() == code)
@@ -807,6 +812,39 @@ mod tests {
         );
         let x = "<https://huggingface.co/api/models/a/b/xet-read-token/s>; rel=\"xet-auth\"";
         assert!(rewrite_link(x, "https://huggingface.co", "http://m").is_none());
+    }
+
+    #[test]
+    fn file_body_errors_render_as_before_through_the_adapter() {
+        let mut relayed = HeaderMap::new();
+        relayed.insert("x-error-code", HeaderValue::from_static("GatedRepo"));
+        for e in [
+            crate::mirror::offline_miss("a.bin bytes 0-9"),
+            ApiError::Unavailable {
+                timeout: true,
+                message: "slow".into(),
+            },
+            ApiError::Unavailable {
+                timeout: false,
+                message: "down".into(),
+            },
+            ApiError::BadUpstream("garbage".into()),
+            ApiError::RangeNotSatisfiable { size: 7 },
+            ApiError::Internal("disk".into()),
+            ApiError::not_found("gone"),
+            ApiError::from_upstream(StatusCode::UNAUTHORIZED, &relayed, Bytes::new()),
+        ] {
+            let before = e.clone().into_response();
+            let after = surface::render(to_service(e.clone()));
+            assert_eq!(before.status(), after.status(), "{e:?}");
+            for h in ["x-error-code", "x-error-message", "content-range"] {
+                assert_eq!(
+                    before.headers().get(h),
+                    after.headers().get(h),
+                    "{h} of {e:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -235,3 +235,109 @@ pub fn render(e: ServiceError) -> Response {
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use olah_service::source::{ByteStream, FileBody, FileHead, Outcome};
+
+    use super::*;
+
+    /// An in-memory file that counts how often it is opened.
+    struct Mem(Bytes, AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl FileBody for Mem {
+        async fn open(&self, start: u64, end: u64) -> Result<ByteStream, ServiceError> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            let piece = self.0.slice(start as usize..=end as usize);
+            Ok(futures::stream::once(async move { Ok(piece) }).boxed())
+        }
+    }
+
+    fn file(content: &'static [u8]) -> (RepoFile, Arc<Mem>) {
+        let mem = Arc::new(Mem(Bytes::from_static(content), AtomicUsize::new(0)));
+        let f = RepoFile {
+            head: FileHead {
+                commit: Some("c0ffee".into()),
+                size: content.len() as u64,
+                etag: "abc".into(),
+                linked: None,
+                xet_hash: None,
+                content_type: "text/plain".into(),
+                outcome: Outcome::Local,
+            },
+            body: mem.clone(),
+        };
+        (f, mem)
+    }
+
+    async fn answer(
+        content: &'static [u8],
+        headers: &[(&'static str, &'static str)],
+        is_head: bool,
+    ) -> (StatusCode, HeaderMap, Bytes, usize) {
+        let (f, mem) = file(content);
+        let mut req = HeaderMap::new();
+        for (k, v) in headers {
+            req.insert(*k, HeaderValue::from_static(v));
+        }
+        let mut extra = HeaderMap::new();
+        extra.insert("x-extra", HeaderValue::from_static("1"));
+        let r = match file_response(f, &req, is_head, extra).await {
+            Ok(r) => r,
+            Err(e) => render(e),
+        };
+        let (status, h) = (r.status(), r.headers().clone());
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, h, body, mem.1.load(Ordering::Relaxed))
+    }
+
+    #[tokio::test]
+    async fn head_and_not_modified_open_nothing() {
+        let (s, h, b, opened) = answer(b"hello", &[], true).await;
+        assert_eq!((s, &b[..], opened), (StatusCode::OK, &b""[..], 0));
+        assert_eq!(h["content-length"], "5");
+        assert_eq!(h["etag"], "\"abc\"");
+        assert_eq!(h["x-repo-commit"], "c0ffee");
+        assert_eq!(h["x-extra"], "1");
+        let (s, _, _, opened) = answer(b"hello", &[("if-none-match", "W/\"abc\"")], false).await;
+        assert_eq!((s, opened), (StatusCode::NOT_MODIFIED, 0));
+    }
+
+    #[tokio::test]
+    async fn empty_files_and_unsatisfiable_ranges() {
+        let (s, h, b, opened) = answer(b"", &[], false).await;
+        assert_eq!((s, b.len(), opened), (StatusCode::OK, 0, 0));
+        assert_eq!(h["content-length"], "0");
+        let (s, h, _, opened) = answer(b"hello", &[("range", "bytes=9-")], false).await;
+        assert_eq!((s, opened), (StatusCode::RANGE_NOT_SATISFIABLE, 0));
+        assert_eq!(h["content-range"], "bytes */5");
+        assert_eq!(h["x-error-code"], "RangeNotSatisfiable");
+    }
+
+    #[tokio::test]
+    async fn multipart_length_is_exact_and_each_part_is_opened_once() {
+        let (s, h, b, opened) = answer(b"0123456789", &[("range", "bytes=0-1,-2")], false).await;
+        assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(opened, 2);
+        assert_eq!(h["content-length"], b.len().to_string());
+        let text = String::from_utf8(b.to_vec()).expect("utf-8");
+        assert!(
+            text.contains("Content-Range: bytes 0-1/10\r\n\r\n01\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Content-Range: bytes 8-9/10\r\n\r\n89\r\n"),
+            "{text}"
+        );
+        // HEAD: the same length, nothing opened.
+        let (_, hh, _, opened) = answer(b"0123456789", &[("range", "bytes=0-1,-2")], true).await;
+        assert_eq!(opened, 0);
+        assert_eq!(hh["content-length"], h["content-length"]);
+    }
+}

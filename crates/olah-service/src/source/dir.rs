@@ -15,12 +15,12 @@
 //!   hash, open), a few times, then fail with 503 `ContentChanging`. A file is opened (and its
 //!   state checked) before its head is answered; its body is read from that open file.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
@@ -609,49 +609,45 @@ impl From<ServiceError> for Fail {
 
 type HashFuture = Shared<BoxFuture<'static, Result<FileHash, Fail>>>;
 
-/// Single-flight, in-memory cache of file hashes, bounded ([`MAX_HASHES`]). The hashing runs
+/// Single-flight, in-memory cache of file hashes, keyed by file state and bounded
+/// ([`MAX_HASHES`], moka's eviction). A cached value is the (shared) hashing itself, which runs
 /// detached on a blocking thread: a client that goes away does not cancel it, the next one
-/// picks up its result.
-#[derive(Default)]
+/// picks up its result — a HEAD of a file of many GB may outlast the client's timeout, its
+/// retry must not start over.
 struct HashCache {
-    map: Mutex<HashMap<(PathBuf, bool), (Stamp, HashFuture)>>,
+    map: moka::sync::Cache<(PathBuf, bool, Stamp), HashFuture>,
     /// Hash computations started (observability and tests).
     runs: AtomicU64,
 }
 
+impl Default for HashCache {
+    fn default() -> Self {
+        Self {
+            map: moka::sync::Cache::new(MAX_HASHES as u64),
+            runs: AtomicU64::new(0),
+        }
+    }
+}
+
 impl HashCache {
     async fn get(&self, f: &FileEntry, lfs: bool) -> Result<FileHash, Fail> {
-        let key = (f.abs.clone(), lfs);
-        let fut = {
-            let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-            match map.get(&key) {
-                Some((stamp, fut)) if *stamp == f.stamp => fut.clone(),
-                _ => {
-                    if map.len() >= MAX_HASHES {
-                        // Rare (that many files): forget everything rather than track ages.
-                        map.clear();
-                    }
-                    self.runs.fetch_add(1, Ordering::Relaxed);
-                    let (abs, stamp) = (f.abs.clone(), f.stamp);
-                    let task = tokio::task::spawn_blocking(move || hash_file(&abs, stamp, lfs));
-                    let fut = async move {
-                        task.await.unwrap_or_else(|e| {
-                            Err(ServiceError::internal(format!("hash task: {e}")).into())
-                        })
-                    }
-                    .boxed()
-                    .shared();
-                    map.insert(key.clone(), (f.stamp, fut.clone()));
-                    fut
-                }
+        let key = (f.abs.clone(), lfs, f.stamp);
+        let fut = self.map.get_with(key.clone(), || {
+            self.runs.fetch_add(1, Ordering::Relaxed);
+            let (abs, stamp) = (f.abs.clone(), f.stamp);
+            let task = tokio::task::spawn_blocking(move || hash_file(&abs, stamp, lfs));
+            async move {
+                task.await.unwrap_or_else(|e| {
+                    Err(ServiceError::internal(format!("hash task: {e}")).into())
+                })
             }
-        };
+            .boxed()
+            .shared()
+        });
         let res = fut.await;
         if res.is_err() {
-            let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-            if map.get(&key).is_some_and(|(s, _)| *s == f.stamp) {
-                map.remove(&key);
-            }
+            // Failures are not remembered.
+            self.map.invalidate(&key);
         }
         res
     }

@@ -165,6 +165,8 @@ async fn route_request(app: App, req: Request) -> Response {
 /// Without an upstream (model-bin mode): health answers, nothing else exists.
 fn no_mirror(route: &Route) -> ServiceError {
     match route {
+        // GET and HEAD were answered before.
+        Route::Health => ServiceError::method_not_allowed("only GET and HEAD on /health"),
         Route::Whoami => ServiceError::new(
             ErrorKind::Unauthorized,
             Origin::Client,

@@ -303,6 +303,8 @@ async fn errors_are_hub_shaped() {
             "XetDisabled",
         ),
         ("GET", "/api/whoami-v2", 401, "Unauthorized"),
+        ("POST", "/health", 405, "MethodNotAllowed"),
+        ("GET", "/api/models/acme/m1/refs/extra", 404, "NotFound"),
     ];
     for (method, uri, status, code) in cases {
         let g = call(app, method, uri, &[]).await;

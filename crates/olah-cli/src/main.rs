@@ -145,7 +145,7 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
                 );
             }
             let db = mirror.meta_db().clone();
-            (olah_http::router(mirror), Some(db))
+            (olah_http::router(olah_http::App::serve(mirror)), Some(db))
         }
         Command::ModelBin { path } => {
             tracing::info!(
@@ -153,7 +153,7 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
                 path = %path.display(),
                 "olah-rs model-bin ready (offline, serving directories as model repos)"
             );
-            (olah_http::modelbin::router(path), None)
+            (olah_http::router(olah_http::App::model_bin(path)), None)
         }
     };
     olah_http::serve::serve(tcp, tls, app, opts, shutdown_signal()).await?;

@@ -1,7 +1,9 @@
 //! The HTTP surface: one fallback handler that parses the path with the single route parser and
-//! dispatches to thin handlers. Responses are built here; errors go through
-//! [`crate::error::HttpError`].
+//! dispatches: proxy rules (serve mode) → the first local source that owns the repo (answered
+//! through [`crate::surface`]) → the upstream mirror (serve mode) → else 404 (model-bin mode).
+//! One router for both modes, so both get the request span.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,38 +12,70 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use olah_service::error::{ErrorKind, HubCode, Origin};
 use olah_service::hub::CachedResponse;
+use olah_service::source::{
+    DirSource, FileHead, GitSource, MetaRequest, Outcome, PathsQuery, RepoFile, RepoSource,
+    RequestCtx, Sources,
+};
 use olah_service::{Mirror, ServiceError, xet};
-use olah_types::{ConditionalAnswer, RepoPath, RepoRef, Revision, Route, parse_route};
+use olah_types::{RepoPath, RepoRef, Revision, Route, parse_route};
 use tracing::Instrument;
 
-use crate::error::HttpError;
-use crate::localgit::LocalRepos;
+use crate::error::render;
+use crate::surface;
 
-/// What the handlers share: the services, and the local git repositories (`mirrors-path`).
+/// What the router answers from: local repository sources (in precedence order) and, in serve
+/// mode, the upstream mirror.
+#[derive(Clone)]
 pub struct App {
-    /// The mirror's services.
-    pub mirror: Arc<Mirror>,
-    /// Local git repositories, answered without the upstream.
-    pub local: LocalRepos,
+    pub sources: Sources,
+    pub mirror: Option<Arc<Mirror>>,
+}
+
+impl App {
+    /// Serve mode: the local git repositories of `mirrors-path` (if any), then the upstream.
+    pub fn serve(mirror: Arc<Mirror>) -> Self {
+        let roots = mirror.policy().config().mirrors_path.clone();
+        let sources = if roots.is_empty() {
+            Sources::default()
+        } else {
+            Sources::new(vec![Arc::new(GitSource::new(roots))])
+        };
+        Self {
+            sources,
+            mirror: Some(mirror),
+        }
+    }
+
+    /// Model-bin mode: the directories under `root` as model repos, nothing else.
+    pub fn model_bin(root: PathBuf) -> Self {
+        Self::local(Sources::new(vec![Arc::new(DirSource::new(root))]))
+    }
+
+    /// Local sources only (no upstream).
+    pub fn local(sources: Sources) -> Self {
+        Self {
+            sources,
+            mirror: None,
+        }
+    }
 }
 
 /// Shared state of the handlers.
-pub type AppState = Arc<App>;
+pub type AppState = App;
 
-/// The mirror's router.
-pub fn router(mirror: Arc<Mirror>) -> Router {
-    let local = LocalRepos::new(mirror.policy().config().mirrors_path.clone());
+/// The mirror's router (serve and model-bin modes).
+pub fn router(app: App) -> Router {
     Router::new()
         .fallback(dispatch)
         .layer(middleware::from_fn(trace))
-        .with_state(Arc::new(App { mirror, local }))
+        .with_state(app)
 }
 
-/// One span per request; handlers record repo, revision, commit and cache outcome on it.
+/// One span per request; handlers record repo, revision, commit, source and cache outcome on it.
 async fn trace(req: Request, next: Next) -> Response {
     let span = tracing::info_span!(
         "request",
@@ -51,6 +85,7 @@ async fn trace(req: Request, next: Next) -> Response {
         repo = tracing::field::Empty,
         revision = tracing::field::Empty,
         commit = tracing::field::Empty,
+        source = tracing::field::Empty,
         cache = tracing::field::Empty,
         upstream_ms = tracing::field::Empty,
     );
@@ -65,56 +100,162 @@ fn auth(headers: &HeaderMap) -> Option<HeaderValue> {
     headers.get(header::AUTHORIZATION).cloned()
 }
 
-async fn dispatch(State(m): State<AppState>, req: Request) -> Response {
-    match route_request(m, req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
+    route_request(app, req).await
 }
 
-async fn route_request(m: AppState, req: Request) -> Result<Response, HttpError> {
-    let route = parse_route(req.uri().path()).map_err(ServiceError::from)?;
+/// Largest request body read (paths-info).
+const MAX_BODY: usize = 1 << 20;
+
+async fn route_request(app: App, req: Request) -> Response {
+    let route = match parse_route(req.uri().path()) {
+        Ok(r) => r,
+        Err(e) => return render(e.into()),
+    };
+    if matches!(route, Route::Health) && matches!(*req.method(), Method::GET | Method::HEAD) {
+        return "ok".into_response();
+    }
     let span = tracing::Span::current();
     if let Some(r) = route.repo() {
         span.record("repo", r.key());
-        m.mirror.policy().check_proxy(r)?;
+        if let Some(m) = &app.mirror
+            && let Err(e) = m.policy().check_proxy(r)
+        {
+            return render(e);
+        }
     }
     if let Some(r) = route.revision() {
         span.record("revision", r.as_str());
     }
-    // mirrors-path: a local git repository answers on its own, never the upstream.
-    let req = if route.repo().is_some() && !m.local.is_empty() {
-        let (parts, body) = req.into_parts();
-        let (body, bytes) = if parts.method == Method::POST {
-            let b = axum::body::to_bytes(body, 1 << 20)
-                .await
-                .map_err(|_| ServiceError::bad_request("request body too large or unreadable"))?;
-            (Body::from(b.clone()), Some(b))
-        } else {
-            (body, None)
-        };
-        if let Some(answer) = m
-            .local
-            .handle(
-                &parts.method,
-                &route,
-                parts.uri.query(),
-                &parts.headers,
-                bytes,
-            )
-            .await
-        {
-            // Local answers still use the old error type until localgit.rs is converted.
-            return Ok(answer.unwrap_or_else(IntoResponse::into_response));
+    // A local source that owns the repo answers on its own, never the upstream.
+    if let Some(repo) = route.repo()
+        && let Some(src) = app.sources.pick(repo).await
+    {
+        span.record("source", src.name());
+        span.record("cache", Outcome::Local.as_str());
+        return local(src, route, req).await.unwrap_or_else(|e| {
+            if let Some(c) = &e.commit {
+                span.record("commit", c.as_str());
+            }
+            render(e)
+        });
+    }
+    match app.mirror {
+        Some(m) => {
+            span.record("source", "hub");
+            hub_request(m, route, req).await.unwrap_or_else(render)
         }
-        Request::from_parts(parts, body)
-    } else {
-        req
+        None => render(no_mirror(&route)),
+    }
+}
+
+/// Without an upstream (model-bin mode): health answers, nothing else exists.
+fn no_mirror(route: &Route) -> ServiceError {
+    match route {
+        // GET and HEAD were answered before.
+        Route::Health => ServiceError::method_not_allowed("only GET and HEAD on /health"),
+        Route::Whoami => ServiceError::new(
+            ErrorKind::Unauthorized,
+            Origin::Client,
+            HubCode::Unauthorized,
+            "this mirror has no accounts",
+        ),
+        r => match r.repo() {
+            Some(repo) => {
+                ServiceError::repo_not_found(format!("Repository {} not found", repo.id.as_str()))
+            }
+            None => ServiceError::from(olah_types::RouteError::NotFound),
+        },
+    }
+}
+
+/// A request about a repo a local source owns.
+async fn local(
+    src: Arc<dyn RepoSource>,
+    route: Route,
+    req: Request,
+) -> Result<Response, ServiceError> {
+    let span = tracing::Span::current();
+    let method = req.method().clone();
+    let read = method == Method::GET || method == Method::HEAD;
+    let is_head = method == Method::HEAD;
+    // A local source never sees the caller's credentials.
+    let cx = RequestCtx {
+        auth: None,
+        host: host_of(req.headers()),
     };
+    let query = req.uri().query().map(str::to_string);
+    let meta = |paths: Option<PathsQuery>| {
+        let src = src.clone();
+        let cx = cx.clone();
+        let req = MetaRequest {
+            route: route.clone(),
+            query: query.clone(),
+            paths,
+        };
+        let span = span.clone();
+        async move {
+            let a = src.meta(&cx, &req).await?;
+            if let Some(c) = &a.commit {
+                span.record("commit", c.as_str());
+            }
+            Ok::<_, ServiceError>(a)
+        }
+    };
+    match &route {
+        Route::Resolve {
+            repo,
+            revision,
+            path,
+        } if read => {
+            let f = src.file(&cx, repo, revision, path).await?;
+            if let Some(c) = &f.head.commit {
+                span.record("commit", c.as_str());
+            }
+            surface::file_response(f, req.headers(), is_head, HeaderMap::new()).await
+        }
+        // Local repositories have no Xet storage: nothing announces Xet for them.
+        Route::XetReadToken { .. } if read => Err(xet_disabled()),
+        Route::PathsInfo { .. } if method == Method::POST => {
+            let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
+                .await
+                .map_err(|_| {
+                    ServiceError::bad_request("paths-info body too large or unreadable")
+                })?;
+            let paths = PathsQuery::parse(&body)?;
+            Ok(surface::meta_response(meta(Some(paths)).await?, false))
+        }
+        Route::RepoInfo { .. }
+        | Route::RevisionInfo { .. }
+        | Route::Tree { .. }
+        | Route::Refs { .. }
+        | Route::Commits { .. }
+            if read =>
+        {
+            Ok(surface::meta_response(meta(None).await?, is_head))
+        }
+        _ => Err(ServiceError::method_not_allowed(format!(
+            "{method} is not supported on this route"
+        ))),
+    }
+}
+
+/// 404 `XetDisabled`: this repository's files are served over plain HTTP.
+fn xet_disabled() -> ServiceError {
+    ServiceError::new(
+        ErrorKind::NotFound,
+        Origin::Client,
+        HubCode::XetDisabled,
+        "this mirror serves this repository's files over plain HTTP; Xet is disabled",
+    )
+}
+
+/// A request the upstream mirror answers.
+async fn hub_request(m: Arc<Mirror>, route: Route, req: Request) -> Result<Response, ServiceError> {
+    let span = tracing::Span::current();
     let method = req.method().clone();
     let is_head = method == Method::HEAD;
     match (&method, route) {
-        (&Method::GET, Route::Health) | (&Method::HEAD, Route::Health) => Ok("ok".into_response()),
         (
             &Method::GET | &Method::HEAD,
             Route::Resolve {
@@ -125,7 +266,6 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, HttpError>
         ) => resolve(&m, &repo, &revision, &path, req.headers(), is_head).await,
         (&Method::GET | &Method::HEAD, Route::Whoami) => {
             let (status, h, body) = m
-                .mirror
                 .hub()
                 .passthrough(&Route::Whoami, auth(req.headers()).as_ref())
                 .await?;
@@ -137,11 +277,10 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, HttpError>
         (&Method::GET | &Method::HEAD, Route::XetReadToken { repo, revision }) => {
             let host = host_of(req.headers());
             let (token, exp) = m
-                .mirror
                 .xet()
                 .token(&repo, &revision, auth(req.headers()).as_ref())
                 .await?;
-            let cas = format!("{}/cas", m.mirror.policy().mirror_base(host.as_deref()));
+            let cas = format!("{}/cas", m.policy().mirror_base(host.as_deref()));
             let body = serde_json::json!({"accessToken": token, "exp": exp, "casUrl": cas});
             let mut r = Response::new(Body::from(body.to_string()));
             let h = r.headers_mut();
@@ -169,9 +308,8 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, HttpError>
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .map(str::trim);
             let range = h.get(header::RANGE).and_then(|v| v.to_str().ok());
-            let base = m.mirror.policy().mirror_base(host.as_deref());
+            let base = m.policy().mirror_base(host.as_deref());
             let v = m
-                .mirror
                 .xet()
                 .reconstruction_json(version, &file, range, bearer, &base)
                 .await?;
@@ -187,7 +325,7 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, HttpError>
                 .headers()
                 .get(header::RANGE)
                 .and_then(|v| v.to_str().ok());
-            let (served, stream) = m.mirror.xet().xorb(&xorb, req.uri().query(), range).await?;
+            let (served, stream) = m.xet().xorb(&xorb, req.uri().query(), range).await?;
             let mut r = Response::new(Body::from_stream(stream.map(|r| {
                 r.map_err(|e| {
                     tracing::warn!(error = %e, "xorb body aborted");
@@ -216,33 +354,27 @@ async fn route_request(m: AppState, req: Request) -> Result<Response, HttpError>
                 .map_err(|_| {
                     ServiceError::bad_request("paths-info body too large or unreadable")
                 })?;
-            let (c, cache) = m.mirror.hub().paths_info(&route, body, a.as_ref()).await?;
+            let (c, cache) = m.hub().paths_info(&route, body, a.as_ref()).await?;
             span.record("cache", cache);
-            m.mirror
-                .xet()
-                .check_listing(&route, &c.body, a.as_ref())
-                .await;
+            m.xet().check_listing(&route, &c.body, a.as_ref()).await;
             Ok(api_response(&m, &route, &c, &host))
         }
         (&Method::GET | &Method::HEAD, route) if !matches!(route, Route::PathsInfo { .. }) => {
             let host = host_of(req.headers());
             let query = req.uri().query().map(str::to_string);
             let (c, cache) = m
-                .mirror
                 .hub()
                 .api(&route, query.as_deref(), None, auth(req.headers()).as_ref())
                 .await?;
             span.record("cache", cache);
-            m.mirror
-                .xet()
+            m.xet()
                 .check_listing(&route, &c.body, auth(req.headers()).as_ref())
                 .await;
             Ok(api_response(&m, &route, &c, &host))
         }
         _ => Err(ServiceError::method_not_allowed(format!(
             "{method} is not supported on this route"
-        ))
-        .into()),
+        ))),
     }
 }
 
@@ -258,10 +390,10 @@ fn host_of(h: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-fn api_response(m: &App, route: &Route, c: &CachedResponse, host: &Option<String>) -> Response {
+fn api_response(m: &Mirror, route: &Route, c: &CachedResponse, host: &Option<String>) -> Response {
     // xetHash stays where clients speak Xet to the mirror; elsewhere it would send them upstream.
     let body = match route.repo() {
-        Some(repo) if m.mirror.xet().serves(repo) => c.body.clone(),
+        Some(repo) if m.xet().serves(repo) => c.body.clone(),
         _ => xet::strip_json(&c.body),
     };
     let mut r = Response::new(Body::from(body));
@@ -277,8 +409,8 @@ fn api_response(m: &App, route: &Route, c: &CachedResponse, host: &Option<String
     if let Some(link) = &c.link {
         let rewritten = rewrite_link(
             link,
-            m.mirror.hub().hub_base(),
-            &m.mirror.policy().mirror_base(host.as_deref()),
+            m.hub().hub_base(),
+            &m.policy().mirror_base(host.as_deref()),
         );
         if let Some(v) = rewritten.and_then(|l| HeaderValue::from_str(&l).ok()) {
             h.insert(header::LINK, v);
@@ -306,27 +438,20 @@ pub fn rewrite_link(link: &str, hub_base: &str, mirror_base: &str) -> Option<Str
 }
 
 async fn resolve(
-    m: &AppState,
+    m: &Arc<Mirror>,
     repo: &RepoRef,
     revision: &Revision,
     path: &RepoPath,
     req_headers: &HeaderMap,
     is_head: bool,
-) -> Result<Response, HttpError> {
+) -> Result<Response, ServiceError> {
     let a = auth(req_headers);
     let started = Instant::now();
-    let res = m
-        .mirror
-        .hub()
-        .resolve(repo, revision, path, a.as_ref())
-        .await?;
+    let res = m.hub().resolve(repo, revision, path, a.as_ref()).await?;
     if res.meta.xet_hash.is_some() {
         // Learn first whether Xet can be offered at all (an upstream CAS outside the allow list
         // means plain HTTP for this file).
-        m.mirror
-            .xet()
-            .check_cas(repo, &res.commit, a.as_ref())
-            .await;
+        m.xet().check_cas(repo, &res.commit, a.as_ref()).await;
     }
     let span = tracing::Span::current();
     span.record("commit", res.commit.as_str());
@@ -336,30 +461,15 @@ async fn resolve(
     }
     let meta = &res.meta;
     let size = meta.size;
-    let etag = format!("\"{}\"", meta.client_etag());
-    let mut h = HeaderMap::new();
+    let mut extra = HeaderMap::new();
     let put = |h: &mut HeaderMap, k: &'static str, v: &str| {
         if let Ok(v) = HeaderValue::from_str(v) {
             h.insert(k, v);
         }
     };
-    put(&mut h, "x-repo-commit", &res.commit);
-    put(&mut h, "etag", &etag);
-    if meta.linked_etag.is_some() {
-        put(&mut h, "x-linked-etag", &etag);
-        put(&mut h, "x-linked-size", &size.to_string());
-    }
-    put(&mut h, "accept-ranges", "bytes");
-    if let Some(xh) = meta
-        .xet_hash
-        .as_deref()
-        .filter(|_| m.mirror.xet().serves(repo))
-    {
+    if let Some(xh) = meta.xet_hash.as_deref().filter(|_| m.xet().serves(repo)) {
         // Xet clients go to the mirror's token route and CAS; hashes are never rewritten.
-        let base = m
-            .mirror
-            .policy()
-            .mirror_base(host_of(req_headers).as_deref());
+        let base = m.policy().mirror_base(host_of(req_headers).as_deref());
         let token_route = Route::XetReadToken {
             repo: repo.clone(),
             revision: Revision::new(&res.commit)
@@ -367,9 +477,9 @@ async fn resolve(
         };
         let refresh = format!("{base}{}", token_route.upstream_path());
         let recon = format!("{base}/cas/v1/reconstructions/{}", xh.to_ascii_lowercase());
-        put(&mut h, "x-xet-hash", xh);
+        put(&mut extra, "x-xet-hash", xh);
         put(
-            &mut h,
+            &mut extra,
             "link",
             &format!("<{refresh}>; rel=\"xet-auth\", <{recon}>; rel=\"xet-reconstruction-info\""),
         );
@@ -380,6 +490,15 @@ async fn resolve(
             .filter_map(|v| v.to_str().ok())
             .any(|v| v.contains("application/vnd.xet-fileinfo+json"));
         if wants_fileinfo {
+            let mut h = extra;
+            let etag = format!("\"{}\"", meta.client_etag());
+            put(&mut h, "x-repo-commit", &res.commit);
+            put(&mut h, "etag", &etag);
+            if meta.linked_etag.is_some() {
+                put(&mut h, "x-linked-etag", &etag);
+                put(&mut h, "x-linked-size", &size.to_string());
+            }
+            put(&mut h, "accept-ranges", "bytes");
             let body = serde_json::json!({
                 "casUrl": format!("{base}/cas"),
                 "hash": xh,
@@ -400,117 +519,31 @@ async fn resolve(
             return Ok(r);
         }
     }
-    put(
-        &mut h,
-        "content-type",
-        meta.content_type
-            .as_deref()
-            .unwrap_or("application/octet-stream"),
-    );
-    // Conditional request and ranges: one range → 206; several → 206 multipart/byteranges
-    // (unsatisfiable parts dropped, at most MAX_RANGES); none satisfiable → 416.
-    let ranges: Option<Vec<(u64, u64)>> = match olah_types::conditional::decide(
-        meta.client_etag(),
-        size,
-        crate::conditional::conditions(req_headers),
-        MAX_RANGES,
-    ) {
-        ConditionalAnswer::NotModified => {
-            let mut r = Response::new(Body::empty());
-            *r.status_mut() = StatusCode::NOT_MODIFIED;
-            *r.headers_mut() = h;
-            return Ok(r);
-        }
-        ConditionalAnswer::Unsatisfiable => {
-            return Err(ServiceError::range_not_satisfiable(size).into());
-        }
-        ConditionalAnswer::Whole => None,
-        ConditionalAnswer::Ranges(r) => Some(r),
-    };
-    let target = m.mirror.files().body(repo, path, &res, a.as_ref());
-    let (status, body, len) = match ranges.as_deref() {
-        None | Some([_]) => {
-            let (status, start, end) = match ranges.as_deref() {
-                Some([(a, b)]) => (StatusCode::PARTIAL_CONTENT, *a, *b),
-                _ => (StatusCode::OK, 0, size.saturating_sub(1)),
-            };
-            if status == StatusCode::PARTIAL_CONTENT {
-                put(
-                    &mut h,
-                    "content-range",
-                    &format!("bytes {start}-{end}/{size}"),
-                );
-            }
-            let len = if size == 0 { 0 } else { end - start + 1 };
-            let body = if is_head || len == 0 {
-                Body::empty()
-            } else {
-                Body::from_stream(target.stream(start, end).await?)
-            };
-            (status, body, len)
-        }
-        Some(many) => {
-            let boundary = format!("olah-{:016x}", rand::random::<u64>());
-            let ct = meta
+    let file = RepoFile {
+        head: FileHead {
+            commit: Some(res.commit.clone()),
+            size,
+            etag: meta.client_etag().to_string(),
+            linked: meta
+                .linked_etag
+                .as_ref()
+                .map(|_| (meta.client_etag().to_string(), size)),
+            xet_hash: meta.xet_hash.clone(),
+            content_type: meta
                 .content_type
                 .clone()
-                .unwrap_or_else(|| "application/octet-stream".into());
-            let part_head = |a: u64, b: u64| {
-                format!(
-                    "\r\n--{boundary}\r\nContent-Type: {ct}\r\nContent-Range: bytes {a}-{b}/{size}\r\n\r\n"
-                )
-            };
-            let tail = format!("\r\n--{boundary}--\r\n");
-            let len = many
-                .iter()
-                .map(|&(a, b)| part_head(a, b).len() as u64 + b - a + 1)
-                .sum::<u64>()
-                + tail.len() as u64;
-            put(
-                &mut h,
-                "content-type",
-                &format!("multipart/byteranges; boundary={boundary}"),
-            );
-            let body = if is_head {
-                Body::empty()
-            } else {
-                let parts: Vec<(String, u64, u64)> =
-                    many.iter().map(|&(a, b)| (part_head(a, b), a, b)).collect();
-                let stream = futures::stream::iter(parts)
-                    .then(move |(head, a, b)| {
-                        let target = target.clone();
-                        async move {
-                            let head = futures::stream::once(futures::future::ready(Ok(
-                                Bytes::from(head),
-                            )));
-                            match target.stream(a, b).await {
-                                Ok(s) => head.chain(s).boxed(),
-                                Err(e) => head
-                                    .chain(futures::stream::once(futures::future::ready(Err(
-                                        std::io::Error::other(format!("{e:?}")),
-                                    ))))
-                                    .boxed(),
-                            }
-                        }
-                    })
-                    .flatten()
-                    .chain(futures::stream::once(futures::future::ready(Ok(
-                        Bytes::from(tail),
-                    ))));
-                Body::from_stream(stream)
-            };
-            (StatusCode::PARTIAL_CONTENT, body, len)
-        }
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            outcome: match res.cache {
+                "hit" => Outcome::Hit,
+                "revalidated" => Outcome::Revalidated,
+                "stale" => Outcome::Stale,
+                _ => Outcome::Miss,
+            },
+        },
+        body: Arc::new(m.files().body(repo, path, &res, a.as_ref())),
     };
-    put(&mut h, "content-length", &len.to_string());
-    let mut r = Response::new(body);
-    *r.status_mut() = status;
-    *r.headers_mut() = h;
-    Ok(r)
+    surface::file_response(file, req_headers, is_head, extra).await
 }
-
-/// Most byte ranges honoured in one multipart request.
-const MAX_RANGES: usize = 32;
 
 #[cfg(test)]
 mod tests {

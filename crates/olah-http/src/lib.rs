@@ -1,20 +1,19 @@
-//! olah-http: the Hub-compatible HTTP surface (the only crate that knows axum); the service
-//! itself lives in `olah-service`.
+//! olah-http: the Hub-compatible HTTP surface — the only crate that knows axum and hyper; the
+//! service itself lives in `olah-service`.
 //!
-//! * [`http`]: the axum router — one route parser, thin handlers.
+//! * [`http`]: the axum router (serve and model-bin modes) — one route parser, thin handlers;
+//!   local sources (`olah_service::source`) first, then the upstream mirror.
+//! * [`surface`]: the one resolve/metadata answer writer (headers, conditional requests,
+//!   Range, multipart) for every source.
 //! * [`error`]: the one place where errors become HTTP responses.
 //! * [`serve`]: the listener (connection cap, header and idle timeouts; plain or TLS).
 
 mod conditional;
 pub mod error;
 pub mod http;
-mod hubjson;
-pub mod localgit;
-pub mod modelbin;
 pub mod serve;
-pub mod timefmt;
+pub mod surface;
 pub mod tls;
-mod xet;
 
-pub use crate::http::router;
+pub use crate::http::{App, router};
 pub use olah_service::Mirror;

@@ -18,6 +18,14 @@ use serde::Deserialize;
 
 use crate::error::ServiceError;
 
+mod body;
+pub mod dir;
+pub mod git;
+pub mod json;
+
+pub use self::dir::DirSource;
+pub use self::git::GitSource;
+
 /// The bytes of a file (or of a range of it), streamed. An error ends the body early: the
 /// client sees a cut transfer, never bytes that were not verified.
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
@@ -116,6 +124,48 @@ pub struct MetaAnswer {
     pub outcome: Outcome,
 }
 
+impl MetaAnswer {
+    /// A 200 JSON answer a local source wrote.
+    pub fn json<T: serde::Serialize>(
+        value: &T,
+        commit: Option<String>,
+    ) -> Result<Self, ServiceError> {
+        let body = serde_json::to_vec(value)
+            .map_err(|e| ServiceError::internal(format!("JSON answer: {e}")))?;
+        Ok(Self {
+            status: 200,
+            content_type: Some("application/json; charset=utf-8".into()),
+            body: Bytes::from(body),
+            link: None,
+            commit,
+            outcome: Outcome::Local,
+        })
+    }
+}
+
+impl MetaRequest {
+    /// The query's `key=value` pairs.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(self.query.as_deref().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    /// Whether the query sets `key` to a true value ([`is_true`]).
+    pub fn flag(&self, key: &str) -> bool {
+        self.query_pairs()
+            .iter()
+            .any(|(k, v)| k == key && is_true(v))
+    }
+
+    /// Whether the query has `key=value`.
+    pub fn has(&self, key: &str, value: &str) -> bool {
+        self.query_pairs()
+            .iter()
+            .any(|(k, v)| k == key && v == value)
+    }
+}
+
 /// A place Hub repositories come from.
 #[async_trait]
 pub trait RepoSource: Send + Sync + 'static {
@@ -181,7 +231,8 @@ pub struct PathsQuery {
 }
 
 impl PathsQuery {
-    /// Parses a form (`paths=a&paths=b&expand=true`, what huggingface_hub sends) or JSON
+    /// Parses a form (`paths=a&paths=b&expand=true`, what huggingface_hub sends; `paths[]` too)
+    /// or JSON
     /// (`{"paths": [...], "expand": true}`, what huggingface.js sends) body.
     pub fn parse(body: &[u8]) -> Result<Self, ServiceError> {
         let is_json = body
@@ -209,7 +260,7 @@ impl PathsQuery {
             let mut expand = false;
             for (k, v) in url::form_urlencoded::parse(body) {
                 match &*k {
-                    "paths" => paths.push(v.into_owned()),
+                    "paths" | "paths[]" => paths.push(v.into_owned()),
                     "expand" => expand = is_true(&v),
                     _ => {}
                 }
@@ -224,6 +275,7 @@ impl PathsQuery {
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
         for p in paths {
+            let p = p.trim_end_matches('/').to_string();
             RepoPath::new(&p).map_err(|e| ServiceError::bad_request(e.to_string()))?;
             if seen.insert(p.clone()) {
                 out.push(p);
@@ -247,6 +299,8 @@ mod tests {
         let q = PathsQuery::parse(b"paths=a.txt&paths=b%2Fc.bin&paths=a.txt&expand=True").unwrap();
         assert_eq!(q.paths, ["a.txt", "b/c.bin"]);
         assert!(q.expand);
+        let q = PathsQuery::parse(b"paths%5B%5D=sub%2F&paths=sub").unwrap();
+        assert_eq!(q.paths, ["sub"]);
         let q = PathsQuery::parse(br#" {"paths": ["x"], "expand": false}"#).unwrap();
         assert_eq!(q.paths, ["x"]);
         assert!(!q.expand);

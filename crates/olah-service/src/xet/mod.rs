@@ -46,8 +46,8 @@ mod verify;
 mod xorbs;
 
 pub use plain::XetFileSource;
-use recon::xorb_msg;
-pub use recon::{Fetch, Recon, Span, Term, parse_upstream, simple_range};
+pub use recon::{Fetch, Recon, Span, Term, UpstreamUrl, simple_range};
+use recon::{store_range, xorb_msg};
 
 use olah_xet::is_hash_str as is_hash;
 
@@ -89,13 +89,6 @@ impl Session {
     }
 }
 
-#[derive(Clone)]
-struct UpToken {
-    cas_url: String,
-    token: String,
-    exp: u64,
-}
-
 /// Upstream presigned URL per (xorb, first byte, last byte), for [`UPSTREAM_URL_TTL`] after it
 /// was handed out, at most [`MAX_URLS`] of them.
 type UrlMap = moka::sync::Cache<(String, u64, u64), String>;
@@ -106,9 +99,6 @@ const MAX_URLS: u64 = 200_000;
 const MAX_UP_TOKENS: u64 = 10_000;
 const UP_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
-/// An upstream URL of one fetch range: (xorb hash, byte range, URL).
-pub type UpstreamUrl = (String, Span, String);
-
 /// A Xet `Range`: first byte and optional last byte (inclusive).
 pub type XetRange = (u64, Option<u64>);
 
@@ -118,7 +108,7 @@ pub(crate) struct XetState {
     /// Verified xorb ranges.
     store: Arc<XorbStore>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
-    up_tokens: moka::sync::Cache<String, UpToken>,
+    up_tokens: moka::sync::Cache<String, olah_upstream::CasToken>,
     urls: UrlMap,
     /// Files whose chunk hashes are being checked right now.
     verifying: Mutex<std::collections::HashSet<String>>,
@@ -523,29 +513,12 @@ mod tests {
     }
 
     #[test]
-    fn v1_and_v2_normalise_to_the_same_reconstruction() {
-        let v1 = json!({"offset_into_first_range": 5, "terms": [{"hash": X, "unpacked_length": 10, "range": {"start": 1, "end": 3}}],
-            "fetch_info": {X: [{"range": {"start": 0, "end": 4}, "url": "http://cdn/x?sig", "url_range": {"start": 0, "end": 99}}]}});
-        let v2 = json!({"offset_into_first_range": 5, "terms": [{"hash": X, "unpacked_length": 10, "range": {"start": 1, "end": 3}}],
-            "xorbs": {X: [{"url": "http://cdn/x?sig", "ranges": [{"chunks": {"start": 0, "end": 4}, "bytes": {"start": 0, "end": 99}}]}]}});
-        let (a, ua) = parse_upstream(&v1).unwrap();
-        let (b, ub) = parse_upstream(&v2).unwrap();
-        assert_eq!(a, b);
-        assert_eq!(ua, ub);
-        assert_eq!(a.offset, 5);
-        // A term without a fetch range is refused.
-        let bad = json!({"terms": [{"hash": X, "unpacked_length": 10, "range": {"start": 5, "end": 6}}],
-            "fetch_info": {X: [{"range": {"start": 0, "end": 4}, "url": "u", "url_range": {"start": 0, "end": 99}}]}});
-        assert!(parse_upstream(&bad).is_err());
-    }
-
-    #[test]
     fn rendered_urls_point_at_the_mirror_and_carry_a_checkable_signature() {
         let dir = tempfile::tempdir().unwrap();
         let st = XetState::open(dir.path().to_path_buf()).unwrap();
         let v1 = json!({"offset_into_first_range": 0, "terms": [{"hash": X, "unpacked_length": 10, "range": {"start": 0, "end": 2}}],
             "fetch_info": {X: [{"range": {"start": 0, "end": 2}, "url": "http://cdn/secret", "url_range": {"start": 0, "end": 99}}]}});
-        let (r, _) = parse_upstream(&v1).unwrap();
+        let (r, _) = olah_xet::recon::parse_upstream_value(&v1).unwrap();
         for version in [1, 2] {
             let out = st.render(&r, version, "http://mirror:1", X).to_string();
             assert!(!out.contains("cdn/secret"), "{out}");

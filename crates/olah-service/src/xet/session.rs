@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use http::{HeaderValue, Method};
 use olah_types::{RepoRef, Revision, Route};
-use olah_upstream::HubRequest;
-use serde_json::Value;
+use olah_upstream::{CasToken, HubRequest};
 
 use super::*;
 use crate::access::{Known, Scope};
-use crate::common::{TOKEN_ANSWER_LIMIT, is_refusal, now, read_answer_limited};
+use crate::common::{TOKEN_ANSWER_LIMIT, is_refusal, now};
 
 impl XetMirror {
     /// Before an answer advertises Xet for `repo` (a Xet file's resolve headers, a listing with
@@ -131,7 +130,7 @@ impl XetMirror {
     pub(super) async fn upstream_cas_token(
         self: &Arc<Self>,
         s: &Session,
-    ) -> Result<UpToken, ServiceError> {
+    ) -> Result<CasToken, ServiceError> {
         let key = s.cas_token_key();
         if let Some(t) = self.state.up_tokens.get(&key)
             && t.exp > now() + 60
@@ -162,8 +161,11 @@ impl XetMirror {
             })
             .await
             .inspect_err(|_| self.state.cas_unanswered())?;
-        let (status, h, body) = read_answer_limited(resp, TOKEN_ANSWER_LIMIT)
+        let (status, h) = (resp.status(), resp.headers().clone());
+        let body = resp
+            .read_limited(TOKEN_ANSWER_LIMIT)
             .await
+            .map_err(ServiceError::from)
             .inspect_err(|_| self.state.cas_unanswered())?;
         let repo_key = s.repo.key();
         if !status.is_success() {
@@ -176,34 +178,12 @@ impl XetMirror {
             }
             return Err(e);
         }
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        // The JSON body, else the X-Xet-* headers (PROTOCOL.md §3.6: the Hub sends both).
-        let field = |json: &str, header: &str| {
-            v.get(json)
-                .and_then(|x| match x {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
-                .or_else(|| {
-                    h.get(header)
-                        .and_then(|x| x.to_str().ok())
-                        .map(str::to_string)
-                })
-        };
-        let tok = UpToken {
-            cas_url: field("casUrl", "x-xet-cas-url").unwrap_or_default(),
-            token: field("accessToken", "x-xet-access-token").unwrap_or_default(),
-            exp: field("exp", "x-xet-token-expiration")
-                .and_then(|e| e.parse().ok())
-                .unwrap_or(0),
-        };
-        if tok.token.is_empty() {
+        let Some(tok) = CasToken::from_answer(&h, &body) else {
             self.state.cas_unanswered();
             return Err(ServiceError::bad_upstream(
                 "Xet token answer without a token",
             ));
-        }
+        };
         // The upstream gave this caller a token: access confirmed, whatever its CAS.
         self.gate.granted(&repo_key, Scope::Files, &s.caller).await;
         if !self.upstream.allows_url(&tok.cas_url) {

@@ -28,13 +28,7 @@ impl XetMirror {
         }
         Some(Arc::new(XetFileSource {
             mirror: self.clone(),
-            session: Session {
-                repo: repo.clone(),
-                rev: commit.to_string(),
-                auth: auth.cloned(),
-                caller: self.gate.caller(auth),
-                exp: u64::MAX,
-            },
+            session: Session::new(repo, commit, auth, self.gate.caller(auth), u64::MAX),
             file: file.to_string(),
             size,
         }))

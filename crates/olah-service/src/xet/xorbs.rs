@@ -85,9 +85,11 @@ impl XetMirror {
         bearer: Option<&str>,
         base: &str,
     ) -> Result<Value, ServiceError> {
-        let s = bearer
-            .and_then(|t| self.state.session(t))
-            .ok_or_else(|| unauthorized("invalid or expired Xet token"))?;
+        let s = match bearer {
+            Some(t) => self.session(t).await,
+            None => None,
+        }
+        .ok_or_else(|| unauthorized("invalid or expired Xet token"))?;
         if !self.policy.proxy_allowed(&s.repo) || !self.serves(&s.repo) {
             return Err(disabled());
         }

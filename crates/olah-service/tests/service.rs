@@ -329,13 +329,9 @@ async fn a_xorb_url_with_a_tampered_signature_is_refused() {
     assert!(n > 0);
 }
 
-#[tokio::test]
-async fn a_xet_session_reads_only_its_own_repos_files_even_when_they_are_cached() {
-    let hub = hub().await;
-    let dir = tempfile::tempdir().unwrap();
-    let m = mirror(&hub, dir.path(), |_| {});
-    let (_, public_tok) = xet_setup(&m).await;
-    // The granted caller fetches the gated repo's reconstruction: now it is cached.
+/// The granted caller's Xet file of `acme/gated-xet`: (its Xet hash, the mirror token, the v1
+/// reconstruction, now cached).
+async fn gated_setup(m: &Mirror) -> (String, String, serde_json::Value) {
     let granted = token("hf_granted");
     let gated = repo("acme/gated-xet");
     let res = m
@@ -349,15 +345,27 @@ async fn a_xet_session_reads_only_its_own_repos_files_even_when_they_are_cached(
         .await
         .unwrap();
     let xh = res.meta.xet_hash.unwrap().to_ascii_lowercase();
-    let (gated_tok, _) = m
+    let (tok, _) = m
         .xet()
         .token(&gated, &rev("main"), Some(&granted))
         .await
         .unwrap();
-    m.xet()
-        .reconstruction_json(1, &xh, None, Some(&gated_tok), BASE)
+    let v = m
+        .xet()
+        .reconstruction_json(1, &xh, None, Some(&tok), BASE)
         .await
         .unwrap();
+    (xh, tok, v)
+}
+
+#[tokio::test]
+async fn a_xet_session_reads_only_its_own_repos_files_even_when_they_are_cached() {
+    let hub = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(&hub, dir.path(), |_| {});
+    let (_, public_tok) = xet_setup(&m).await;
+    // The granted caller fetches the gated repo's reconstruction: now it is cached.
+    let (xh, _, _) = gated_setup(&m).await;
     // A session for the public repo asks for that file: not from the cache (the file is not
     // known to belong to its repo), and the upstream CAS, asked with a token scoped to the
     // public repo, refuses it.
@@ -410,32 +418,10 @@ async fn xorb_urls_and_xet_sessions_survive_a_restart_without_writing_a_token() 
             .filter(|l| l.uri.contains("/reconstructions/"))
             .count()
     };
-    let granted = token("hf_granted");
-    let gated = repo("acme/gated-xet");
     let (xh, gated_tok, public_tok, (xorb, query)) = {
         let m = mirror(&hub, dir.path(), |_| {});
         let (_, public_tok) = xet_setup(&m).await;
-        let res = m
-            .hub()
-            .resolve(
-                &gated,
-                &rev("main"),
-                &path("model.safetensors"),
-                Some(&granted),
-            )
-            .await
-            .unwrap();
-        let xh = res.meta.xet_hash.unwrap().to_ascii_lowercase();
-        let (gated_tok, _) = m
-            .xet()
-            .token(&gated, &rev("main"), Some(&granted))
-            .await
-            .unwrap();
-        let v = m
-            .xet()
-            .reconstruction_json(1, &xh, None, Some(&gated_tok), BASE)
-            .await
-            .unwrap();
+        let (xh, gated_tok, v) = gated_setup(&m).await;
         let first = fetch_all_xorbs(&m, &v).await;
         (xh, gated_tok, public_tok, first)
     };

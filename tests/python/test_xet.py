@@ -322,6 +322,40 @@ def test_xet_downloads_work_offline_from_the_cache(hub, hub_admin, make_mirror, 
 
 
 @mirror_only
+def test_xorb_urls_and_mirror_tokens_survive_a_restart(hub, hub_admin, make_mirror, client_env, tmp_path):
+    """The xorb-URL secret and the Xet sessions live in the index: after a restart a xorb URL
+    signed before it still serves its range, a mirror token issued before it still opens the
+    cached reconstruction (a tampered one does not), and a fresh hf_xet client downloads the file
+    from the cache."""
+    m = make_mirror()
+    info = hub.file(REPO, FILE, "v1")
+    code = DL.format(repo=REPO, path=FILE, rev=info["commit"])
+    assert client_env(code, endpoint=m.url, home=tmp_path / "a", env=TELEMETRY_OFF, timeout=300).out == info["sha256"]
+    wait_all_verified(os.path.join(m.repos, "xorbs"))
+    tok = json.loads(http(f"{m.url}/api/models/{REPO}/xet-read-token/{info['commit']}")[2])["accessToken"]
+    recon = f"{m.url}/cas/v2/reconstructions/{info['xetHash']}"
+    status, _, body = http(recon, headers={"Authorization": f"Bearer {tok}"})
+    assert status == 200, body[:300]
+    entry = next(iter(json.loads(body)["xorbs"].values()))[0]
+    url, rng = entry["url"], entry["ranges"][0]["bytes"]
+    m.restart()
+    hub_admin.reset()
+    ok = http(url, headers={"Range": f"bytes={rng['start']}-{rng['end']}"})
+    assert ok[0] == 206 and len(ok[2]) == rng["end"] - rng["start"] + 1
+    status, _, again = http(recon, headers={"Authorization": f"Bearer {tok}"})
+    assert status == 200 and json.loads(again)["terms"] == json.loads(body)["terms"]
+    tampered = tok[:-1] + ("1" if tok[-1] == "0" else "0")
+    assert http(recon, headers={"Authorization": f"Bearer {tampered}"})[0] == 401
+    assert client_env(code, endpoint=m.url, home=tmp_path / "b", env=TELEMETRY_OFF, timeout=300).out == info["sha256"]
+    s = hub_admin.stats()
+    # No file bytes and no reconstruction from the upstream: all from the cache.
+    assert s.raw["xorb_bytes"] == 0 and not s.entries(host="cdn", method="GET"), s.summary()
+    assert not s.entries(contains="/reconstructions/"), s.summary()
+    with open(os.path.join(m.repos, "olah-meta.redb"), "rb") as f:
+        assert tok.encode() not in f.read(), "no token is written to disk"
+
+
+@mirror_only
 def test_plain_mode_strips_xet(hub, make_mirror, client_env, tmp_path):
     m = make_mirror("--xet", "plain")
     info = hub.file(REPO, FILE, "v1")

@@ -52,6 +52,11 @@ impl Caller {
     pub fn id(&self) -> &str {
         &self.0
     }
+
+    /// The caller of an id [`Caller::id`] gave (a Xet session restored from the index).
+    pub(crate) fn from_id(id: String) -> Self {
+        Self(id)
+    }
 }
 
 #[derive(Clone)]

@@ -909,7 +909,7 @@ impl Source for HubFileSource {
         };
         Ok(limit(
             resp.bytes_stream()
-                .map_err(|e| SourceError::new(e.without_url().to_string(), None))
+                .map_err(|e| SourceError::new(e.to_string(), None))
                 .boxed(),
             skip,
             want,

@@ -329,13 +329,9 @@ async fn a_xorb_url_with_a_tampered_signature_is_refused() {
     assert!(n > 0);
 }
 
-#[tokio::test]
-async fn a_xet_session_reads_only_its_own_repos_files_even_when_they_are_cached() {
-    let hub = hub().await;
-    let dir = tempfile::tempdir().unwrap();
-    let m = mirror(&hub, dir.path(), |_| {});
-    let (_, public_tok) = xet_setup(&m).await;
-    // The granted caller fetches the gated repo's reconstruction: now it is cached.
+/// The granted caller's Xet file of `acme/gated-xet`: (its Xet hash, the mirror token, the v1
+/// reconstruction, now cached).
+async fn gated_setup(m: &Mirror) -> (String, String, serde_json::Value) {
     let granted = token("hf_granted");
     let gated = repo("acme/gated-xet");
     let res = m
@@ -349,15 +345,27 @@ async fn a_xet_session_reads_only_its_own_repos_files_even_when_they_are_cached(
         .await
         .unwrap();
     let xh = res.meta.xet_hash.unwrap().to_ascii_lowercase();
-    let (gated_tok, _) = m
+    let (tok, _) = m
         .xet()
         .token(&gated, &rev("main"), Some(&granted))
         .await
         .unwrap();
-    m.xet()
-        .reconstruction_json(1, &xh, None, Some(&gated_tok), BASE)
+    let v = m
+        .xet()
+        .reconstruction_json(1, &xh, None, Some(&tok), BASE)
         .await
         .unwrap();
+    (xh, tok, v)
+}
+
+#[tokio::test]
+async fn a_xet_session_reads_only_its_own_repos_files_even_when_they_are_cached() {
+    let hub = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(&hub, dir.path(), |_| {});
+    let (_, public_tok) = xet_setup(&m).await;
+    // The granted caller fetches the gated repo's reconstruction: now it is cached.
+    let (xh, _, _) = gated_setup(&m).await;
     // A session for the public repo asks for that file: not from the cache (the file is not
     // known to belong to its repo), and the upstream CAS, asked with a token scoped to the
     // public repo, refuses it.
@@ -368,4 +376,123 @@ async fn a_xet_session_reads_only_its_own_repos_files_even_when_they_are_cached(
         .unwrap_err();
     assert!(!e.is_outage(), "{e:?}");
     assert!(matches!(e.kind, ErrorKind::Relayed(_)), "{e:?}");
+}
+
+/// Fetches every xorb range a v1 reconstruction names through its signed mirror URL; returns
+/// the (xorb, query) of the first.
+async fn fetch_all_xorbs(m: &Mirror, v: &serde_json::Value) -> (String, String) {
+    let mut first = None;
+    for (xorb, entries) in v["fetch_info"].as_object().unwrap() {
+        for e in entries.as_array().unwrap() {
+            let query = e["url"].as_str().unwrap().split_once('?').unwrap().1;
+            let (_, mut s) = m.xet().xorb(xorb, Some(query), None).await.unwrap();
+            while let Some(c) = s.next().await {
+                c.unwrap();
+            }
+            first.get_or_insert((xorb.clone(), query.to_string()));
+        }
+    }
+    first.expect("a xorb range")
+}
+
+/// Opens a mirror on `dir` once the previous one has let go of its database (its background
+/// file checks end once every range is fetched).
+async fn reopen(hub: &FakeHub, dir: &std::path::Path) -> Mirror {
+    for _ in 0..100 {
+        if let Ok(m) = Mirror::open(Arc::new(config(hub, dir, |_| {}))) {
+            return m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the database was never released");
+}
+
+#[tokio::test]
+async fn xorb_urls_and_xet_sessions_survive_a_restart_without_writing_a_token() {
+    let hub = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cas = |h: &FakeHub| {
+        h.stats()
+            .log
+            .iter()
+            .filter(|l| l.uri.contains("/reconstructions/"))
+            .count()
+    };
+    let (xh, gated_tok, public_tok, (xorb, query)) = {
+        let m = mirror(&hub, dir.path(), |_| {});
+        let (_, public_tok) = xet_setup(&m).await;
+        let (xh, gated_tok, v) = gated_setup(&m).await;
+        let first = fetch_all_xorbs(&m, &v).await;
+        (xh, gated_tok, public_tok, first)
+    };
+    // "Restart": the first mirror is gone, a new one opens the same directory.
+    let m = reopen(&hub, dir.path()).await;
+    let asked = cas(&hub);
+
+    // A xorb URL signed before the restart is still accepted.
+    let (served, mut s) = m.xet().xorb(&xorb, Some(&query), None).await.unwrap();
+    let mut n = 0u64;
+    while let Some(c) = s.next().await {
+        n += c.unwrap().len() as u64;
+    }
+    assert_eq!(n, served.end - served.start + 1);
+
+    // The token issued before the restart still gets the cached reconstruction, with no upstream
+    // call (the caller's credentials were never written, so none could be made for it).
+    let v = m
+        .xet()
+        .reconstruction_json(2, &xh, None, Some(&gated_tok), BASE)
+        .await
+        .unwrap();
+    assert!(v.get("xorbs").is_some());
+    assert_eq!(cas(&hub), asked, "served from the cache");
+    // What needs the upstream makes the client refresh its token (401), never an anonymous ask.
+    let e = m
+        .xet()
+        .reconstruction_json(1, &xh, Some("bytes=0-9"), Some(&gated_tok), BASE)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, HubCode::Unauthorized, "{e:?}");
+    assert_eq!(cas(&hub), asked, "no upstream call without the credentials");
+
+    // The public repo's session still cannot read the gated repo's (cached) file.
+    let e = m
+        .xet()
+        .reconstruction_json(1, &xh, None, Some(&public_tok), BASE)
+        .await
+        .unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Relayed(_)), "{e:?}");
+
+    // A tampered token opens nothing.
+    let last = gated_tok.chars().last().unwrap();
+    let tampered = format!(
+        "{}{}",
+        &gated_tok[..gated_tok.len() - 1],
+        if last == '0' { '1' } else { '0' }
+    );
+    let e = m
+        .xet()
+        .reconstruction_json(1, &xh, None, Some(&tampered), BASE)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, HubCode::Unauthorized, "{e:?}");
+
+    // The index holds the sessions under the tokens' hashes, never a token or a credential.
+    let id = olah_store::SessionId::of_token(gated_tok.as_bytes());
+    assert!(m.meta_db().session(&id).unwrap().is_some());
+    drop(m);
+    let bytes = std::fs::read(dir.path().join("olah-meta.redb")).unwrap();
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        has(id.as_bytes()),
+        "the session is keyed by the token's hash"
+    );
+    for secret in [
+        gated_tok.as_bytes(),
+        public_tok.as_bytes(),
+        b"hf_granted",
+        b"olx_",
+    ] {
+        assert!(!has(secret), "{}", String::from_utf8_lossy(secret));
+    }
 }

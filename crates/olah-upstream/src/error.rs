@@ -30,12 +30,6 @@ impl UpstreamError {
             Self::Unreachable(e.to_string())
         }
     }
-
-    /// The error itself: errors of this crate never carry a URL (it may hold signed query
-    /// parameters). Kept so that code written against `reqwest::Error::without_url` compiles.
-    pub fn without_url(self) -> Self {
-        self
-    }
 }
 
 /// Result alias of this crate.

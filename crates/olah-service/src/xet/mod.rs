@@ -6,13 +6,16 @@
 //! * **Token route** (`/api/{t}s/{repo}/xet-read-token/{rev}`): the caller's access is confirmed
 //!   by the upstream token route called with the caller's own token (fail closed; remembered for
 //!   the metadata TTL like every grant), then the mirror issues its own token bound to that repo
-//!   and caller, with `casUrl = {mirror}/cas`.
+//!   and caller, with `casUrl = {mirror}/cas`. The session goes to the index under the token's
+//!   hash (`SessionRecord`); the caller's credentials and upstream CAS tokens stay in
+//!   memory.
 //! * **Reconstruction** (`/cas/v{1,2}/reconstructions/{file}`): answered from the cache when the
 //!   file is known to belong to the session's repo (learned only from the Hub's own per-file
 //!   fields, see [`member_hashes`], or from the upstream CAS), else from the upstream CAS with an
 //!   upstream token obtained for the caller. The terms are
 //!   passed through unchanged; every xorb URL becomes a mirror URL signed by the mirror
-//!   (`/cas/xorb/{xorb}?…&s=…`, keyed BLAKE3 over xorb, file, chunk and byte range, expiry).
+//!   (`/cas/xorb/{xorb}?…&s=…`, keyed BLAKE3 over xorb, file, chunk and byte range, expiry; the
+//!   key is the index's `xorb-url` secret, so a restart keeps the URLs valid).
 //! * **Xorb ranges** (`/cas/xorb/{xorb}`): from [`XorbStore`], filled once from the upstream
 //!   presigned URL on a miss and verified record by record before publication.
 //! * **Plain HTTP** for Xet files (`resolve` without Xet): [`XetFileSource`] rebuilds the bytes
@@ -24,12 +27,11 @@
 //! So it is when the upstream's token route names a CAS outside the allow list (the mirror never
 //! contacts it): see [`XetMirror::check_cas`].
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
-use olah_store::XorbStore;
+use olah_store::{SessionId, XorbStore};
 use olah_types::{RepoRef, Route};
 use olah_upstream::Upstream;
 use serde_json::Value;
@@ -46,8 +48,8 @@ mod verify;
 mod xorbs;
 
 pub use plain::XetFileSource;
-use recon::xorb_msg;
-pub use recon::{Fetch, Recon, Span, Term, parse_upstream, simple_range};
+pub use recon::{Fetch, Recon, Span, Term, UpstreamUrl, simple_range};
+use recon::{store_range, xorb_msg};
 
 use olah_xet::is_hash_str as is_hash;
 
@@ -61,6 +63,9 @@ pub struct XetMirror {
     upstream: Upstream,
     state: XetState,
 }
+
+/// Name of the xorb-URL signing key in the index.
+const XORB_URL_SECRET: &str = "xorb-url";
 
 /// Lifetime of a mirror-issued Xet token and of the mirror's signed xorb URLs.
 const TOKEN_TTL: u64 = 3600;
@@ -80,20 +85,83 @@ pub(crate) struct Session {
     auth: Option<HeaderValue>,
     caller: Caller,
     exp: u64,
+    /// Restored from the index without the credentials the caller sent (they are never written):
+    /// it may use what is cached and an upstream CAS token still in memory, but cannot ask the
+    /// upstream for a new one.
+    creds_lost: bool,
 }
 
+/// What the index keeps of a mirror-issued Xet token, under [`SessionId::of_token`]: never the
+/// token, never the caller's credentials.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SessionRecord {
+    repo: RepoRef,
+    rev: String,
+    /// Always `files` (what a Xet token grants).
+    scope: String,
+    /// [`Caller::id`]: `anon` or the salted hash of the caller's token.
+    caller: String,
+    /// Whether the caller sent credentials.
+    authed: bool,
+    /// Unix seconds.
+    exp: u64,
+}
+
+const SESSION_SCOPE: &str = "files";
+
 impl Session {
+    /// The session a token issued now for this caller opens.
+    fn new(
+        repo: &RepoRef,
+        rev: &str,
+        auth: Option<&HeaderValue>,
+        caller: Caller,
+        exp: u64,
+    ) -> Self {
+        Self {
+            repo: repo.clone(),
+            rev: rev.to_string(),
+            auth: auth.cloned(),
+            caller,
+            exp,
+            creds_lost: false,
+        }
+    }
+
+    fn record(&self) -> SessionRecord {
+        SessionRecord {
+            repo: self.repo.clone(),
+            rev: self.rev.clone(),
+            scope: SESSION_SCOPE.into(),
+            caller: self.caller.id().to_string(),
+            authed: self.auth.is_some(),
+            exp: self.exp,
+        }
+    }
+
+    /// The session of a record read back from the index (`None` if it is not a Xet session).
+    fn restored(r: SessionRecord) -> Option<Self> {
+        if r.scope != SESSION_SCOPE || r.authed == (r.caller == Caller::anon().id()) {
+            return None;
+        }
+        Some(Self {
+            repo: r.repo,
+            rev: r.rev,
+            auth: None,
+            caller: if r.authed {
+                Caller::from_id(r.caller)
+            } else {
+                Caller::anon()
+            },
+            exp: r.exp,
+            creds_lost: r.authed,
+        })
+    }
+
     /// Key of the upstream CAS token obtained for this repo, revision and caller.
     fn cas_token_key(&self) -> String {
         format!("{}|{}|{}", self.repo.key(), self.rev, self.caller.id())
     }
-}
-
-#[derive(Clone)]
-struct UpToken {
-    cas_url: String,
-    token: String,
-    exp: u64,
 }
 
 /// Upstream presigned URL per (xorb, first byte, last byte), for [`UPSTREAM_URL_TTL`] after it
@@ -104,21 +172,25 @@ type UrlMap = moka::sync::Cache<(String, u64, u64), String>;
 /// caller; each kept at most [`UP_TOKEN_TTL`]).
 const MAX_URLS: u64 = 200_000;
 const MAX_UP_TOKENS: u64 = 10_000;
+/// Most sessions kept in memory (the index keeps its own capped table).
+const MAX_SESSIONS: u64 = 100_000;
 const UP_TOKEN_TTL: Duration = Duration::from_secs(3600);
-
-/// An upstream URL of one fetch range: (xorb hash, byte range, URL).
-pub type UpstreamUrl = (String, Span, String);
 
 /// A Xet `Range`: first byte and optional last byte (inclusive).
 pub type XetRange = (u64, Option<u64>);
 
 /// The Xet side of the mirror.
 pub(crate) struct XetState {
+    /// Key of the xorb-URL signatures (persisted in the index: a restart keeps URLs valid).
     secret: [u8; 32],
     /// Verified xorb ranges.
     store: Arc<XorbStore>,
-    sessions: Mutex<HashMap<String, Arc<Session>>>,
-    up_tokens: moka::sync::Cache<String, UpToken>,
+    /// Sessions issued or restored by this process, with the caller's credentials when known.
+    /// The index holds every session (without them): see [`SessionRecord`].
+    sessions: moka::sync::Cache<SessionId, Arc<Session>>,
+    /// The token issued last per (repo, revision, caller), to hand out again while it is fresh.
+    issued: moka::sync::Cache<String, (String, u64)>,
+    up_tokens: moka::sync::Cache<String, olah_upstream::CasToken>,
     urls: UrlMap,
     /// Files whose chunk hashes are being checked right now.
     verifying: Mutex<std::collections::HashSet<String>>,
@@ -139,14 +211,21 @@ struct CasVerdict {
 }
 
 impl XetState {
-    /// State with a fresh signing secret and the xorb store under `root`.
-    pub(crate) fn open(root: std::path::PathBuf) -> Result<Self, String> {
+    /// State with the signing key `secret` and the xorb store under `root`.
+    pub(crate) fn open(root: std::path::PathBuf, secret: [u8; 32]) -> Result<Self, String> {
         let store = XorbStore::open(root.clone())
             .map_err(|e| format!("cannot open the xorb store in {}: {e}", root.display()))?;
         Ok(Self {
-            secret: rand::random(),
+            secret,
             store: Arc::new(store),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: moka::sync::Cache::builder()
+                .max_capacity(MAX_SESSIONS)
+                .time_to_live(Duration::from_secs(TOKEN_TTL))
+                .build(),
+            issued: moka::sync::Cache::builder()
+                .max_capacity(MAX_SESSIONS)
+                .time_to_live(Duration::from_secs(TOKEN_TTL))
+                .build(),
             up_tokens: moka::sync::Cache::builder()
                 .max_capacity(MAX_UP_TOKENS)
                 .time_to_live(UP_TOKEN_TTL)
@@ -163,16 +242,6 @@ impl XetState {
 
     fn sign(&self, msg: &str) -> String {
         hex::encode(&blake3::keyed_hash(&self.secret, msg.as_bytes()).as_bytes()[..20])
-    }
-
-    fn session(&self, token: &str) -> Option<Arc<Session>> {
-        let s = self
-            .sessions
-            .lock()
-            .expect("xet sessions")
-            .get(token)
-            .cloned()?;
-        (s.exp > now()).then_some(s)
     }
 
     /// The upstream named a CAS outside the allow list: Xet is served as plain HTTP.
@@ -373,7 +442,8 @@ fn recon_key(file: &str, range: Option<XetRange>) -> String {
 // The service.
 
 impl XetMirror {
-    /// The Xet side over the xorb store under `root`, with a fresh signing secret.
+    /// The Xet side over the xorb store under `root`, signing xorb URLs with the index's
+    /// `xorb-url` secret (created on first use, then kept: URLs survive a restart).
     pub(crate) fn open(
         root: std::path::PathBuf,
         policy: Policy,
@@ -381,8 +451,12 @@ impl XetMirror {
         db: Meta,
         upstream: Upstream,
     ) -> Result<Self, String> {
+        let secret = db
+            .raw()
+            .secret(XORB_URL_SECRET)
+            .map_err(|e| format!("cannot read the xorb-URL secret: {e}"))?;
         Ok(Self {
-            state: XetState::open(root)?,
+            state: XetState::open(root, secret)?,
             policy,
             gate,
             db,
@@ -523,29 +597,12 @@ mod tests {
     }
 
     #[test]
-    fn v1_and_v2_normalise_to_the_same_reconstruction() {
-        let v1 = json!({"offset_into_first_range": 5, "terms": [{"hash": X, "unpacked_length": 10, "range": {"start": 1, "end": 3}}],
-            "fetch_info": {X: [{"range": {"start": 0, "end": 4}, "url": "http://cdn/x?sig", "url_range": {"start": 0, "end": 99}}]}});
-        let v2 = json!({"offset_into_first_range": 5, "terms": [{"hash": X, "unpacked_length": 10, "range": {"start": 1, "end": 3}}],
-            "xorbs": {X: [{"url": "http://cdn/x?sig", "ranges": [{"chunks": {"start": 0, "end": 4}, "bytes": {"start": 0, "end": 99}}]}]}});
-        let (a, ua) = parse_upstream(&v1).unwrap();
-        let (b, ub) = parse_upstream(&v2).unwrap();
-        assert_eq!(a, b);
-        assert_eq!(ua, ub);
-        assert_eq!(a.offset, 5);
-        // A term without a fetch range is refused.
-        let bad = json!({"terms": [{"hash": X, "unpacked_length": 10, "range": {"start": 5, "end": 6}}],
-            "fetch_info": {X: [{"range": {"start": 0, "end": 4}, "url": "u", "url_range": {"start": 0, "end": 99}}]}});
-        assert!(parse_upstream(&bad).is_err());
-    }
-
-    #[test]
     fn rendered_urls_point_at_the_mirror_and_carry_a_checkable_signature() {
         let dir = tempfile::tempdir().unwrap();
-        let st = XetState::open(dir.path().to_path_buf()).unwrap();
+        let st = XetState::open(dir.path().to_path_buf(), rand::random()).unwrap();
         let v1 = json!({"offset_into_first_range": 0, "terms": [{"hash": X, "unpacked_length": 10, "range": {"start": 0, "end": 2}}],
             "fetch_info": {X: [{"range": {"start": 0, "end": 2}, "url": "http://cdn/secret", "url_range": {"start": 0, "end": 99}}]}});
-        let (r, _) = parse_upstream(&v1).unwrap();
+        let (r, _) = olah_xet::recon::parse_upstream_value(&v1).unwrap();
         for version in [1, 2] {
             let out = st.render(&r, version, "http://mirror:1", X).to_string();
             assert!(!out.contains("cdn/secret"), "{out}");
@@ -568,7 +625,7 @@ mod tests {
     #[test]
     fn the_cas_verdict_turns_xet_off_until_an_allowed_cas_is_named_again() {
         let dir = tempfile::tempdir().unwrap();
-        let st = XetState::open(dir.path().to_path_buf()).unwrap();
+        let st = XetState::open(dir.path().to_path_buf(), rand::random()).unwrap();
         assert!(
             st.cas_due() && !st.cas_foreign(),
             "never asked: Xet as configured"

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use http::HeaderValue;
-use olah_store::{SourceError, XorbRange};
+use olah_store::SourceError;
 use olah_types::RepoRef;
+use olah_xet::rebuild::{TermDecoder, plan};
 
 use super::*;
 
@@ -27,13 +28,7 @@ impl XetMirror {
         }
         Some(Arc::new(XetFileSource {
             mirror: self.clone(),
-            session: Session {
-                repo: repo.clone(),
-                rev: commit.to_string(),
-                auth: auth.cloned(),
-                caller: self.gate.caller(auth),
-                exp: u64::MAX,
-            },
+            session: Session::new(repo, commit, auth, self.gate.caller(auth), u64::MAX),
             file: file.to_string(),
             size,
         }))
@@ -125,6 +120,9 @@ async fn produce(
     Ok(())
 }
 
+/// The I/O loop around [`olah_xet::rebuild`]: each term part the plan names is decoded from its
+/// xorb range as the bytes arrive; every piece but the last goes out at once, the last is left
+/// in `held`.
 #[allow(clippy::too_many_arguments)]
 async fn produce_inner(
     m: &Arc<XetMirror>,
@@ -137,85 +135,32 @@ async fn produce_inner(
     tx: &tokio::sync::mpsc::Sender<Result<Bytes, SourceError>>,
 ) -> Result<(), SourceError> {
     let err = |e: String| SourceError::new(e, None);
-    // File position of the next decoded byte (the first term starts `offset` bytes early).
-    let mut pos: i128 = -(recon.offset as i128);
-    for t in &recon.terms {
-        let t_end = pos + t.unpacked_length as i128; // exclusive
-        if t_end <= start as i128 {
-            pos = t_end;
-            continue;
-        }
-        if pos > end as i128 {
-            break;
-        }
-        let f = recon
-            .fetch_for(t)
-            .ok_or_else(|| err("no fetch range for a term".into()))?;
-        let range = XorbRange {
-            start: f.bytes.start,
-            end: f.bytes.end,
-        };
+    let parts = plan(recon, start, end).map_err(|e| err(e.to_string()))?;
+    for part in parts {
+        let t = &recon.terms[part.term];
+        let range = store_range(part.fetch.bytes);
         let mut s = m
-            .xorb_bytes(&t.hash, range, range, f.chunks)
+            .xorb_bytes(&t.hash, range, range, part.fetch.chunks)
             .await
             .map_err(|e| err(format!("xorb {}: {e:?}", t.hash)))?;
-        let mut buf = BytesMut::new();
-        let mut idx = f.chunks.start;
-        let mut produced = 0u64;
-        'records: while idx < t.range.end {
-            // Fill until one whole record is buffered.
-            let h = loop {
-                if buf.len() >= olah_xet::xorb::HEADER_LEN {
-                    let h =
-                        olah_xet::xorb::ChunkHeader::parse(&buf).map_err(|e| err(e.to_string()))?;
-                    if buf.len() >= h.record_len() {
-                        break h;
-                    }
-                }
-                match s.next().await {
-                    Some(Ok(b)) => buf.extend_from_slice(&b),
-                    Some(Err(e)) => return Err(err(e.to_string())),
-                    None => break 'records,
-                }
+        let mut dec = TermDecoder::new(t, &part, hash_chunks);
+        while dec.needs_more() {
+            let bytes = match s.next().await {
+                Some(Ok(b)) => b,
+                Some(Err(e)) => return Err(err(e.to_string())),
+                None => break,
             };
-            let rec = buf.split_to(h.record_len());
-            let this = idx;
-            idx += 1;
-            if this < t.range.start {
-                continue;
-            }
-            let data = olah_xet::xorb::decode(&h, &rec[olah_xet::xorb::HEADER_LEN..])
-                .map_err(|e| err(e.to_string()))?;
-            if hash_chunks {
-                hashes.push((olah_xet::chunk_hash(&data), data.len() as u64));
-            }
-            produced += data.len() as u64;
-            let (c0, c1) = (pos, pos + data.len() as i128); // [c0, c1)
-            pos = c1;
-            let a = (start as i128).max(c0);
-            let b = (end as i128 + 1).min(c1);
-            if a < b {
-                let piece = Bytes::from(data).slice((a - c0) as usize..(b - c0) as usize);
+            let out = dec.push(&bytes).map_err(|e| err(e.to_string()))?;
+            hashes.extend(out.hashes);
+            for piece in out.bytes {
                 if let Some(prev) = held.replace(piece)
                     && tx.send(Ok(prev)).await.is_err()
                 {
                     return Err(err("the reader went away".into()));
                 }
             }
-            if pos > end as i128 && !hash_chunks {
-                return Ok(());
-            }
         }
-        if produced != t.unpacked_length {
-            return Err(err(format!(
-                "term of {} decoded to {produced} bytes, announced {}",
-                t.hash, t.unpacked_length
-            )));
-        }
-        pos = t_end;
-    }
-    if pos <= end as i128 {
-        return Err(err(format!("reconstruction ends before byte {end}")));
+        dec.finish().map_err(|e| err(e.to_string()))?;
     }
     Ok(())
 }

@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use http::{HeaderValue, Method};
 use olah_types::{RepoRef, Revision, Route};
-use olah_upstream::HubRequest;
-use serde_json::Value;
+use olah_upstream::{CasToken, HubRequest};
 
 use super::*;
 use crate::access::{Known, Scope};
-use crate::common::{TOKEN_ANSWER_LIMIT, is_refusal, now, read_answer_limited};
+use crate::common::{TOKEN_ANSWER_LIMIT, cache_write_failed, is_refusal, now};
 
 impl XetMirror {
     /// Before an answer advertises Xet for `repo` (a Xet file's resolve headers, a listing with
@@ -27,13 +26,7 @@ impl XetMirror {
         if self.policy.offline() || !self.configured(repo) || !self.state.cas_due() {
             return;
         }
-        let session = Session {
-            repo: repo.clone(),
-            rev: rev.to_string(),
-            auth: auth.cloned(),
-            caller: self.gate.caller(auth),
-            exp: u64::MAX,
-        };
+        let session = Session::new(repo, rev, auth, self.gate.caller(auth), u64::MAX);
         if let Err(e) = self.upstream_cas_token(&session).await {
             tracing::debug!(error = ?e, "asking the upstream token route where its CAS lives failed");
         }
@@ -70,13 +63,7 @@ impl XetMirror {
         }
         let caller = self.gate.caller(auth);
         let repo_key = repo.key();
-        let session = Session {
-            repo: repo.clone(),
-            rev: rev.as_str().to_string(),
-            auth: auth.cloned(),
-            caller: caller.clone(),
-            exp: now() + TOKEN_TTL,
-        };
+        let session = Session::new(repo, rev.as_str(), auth, caller.clone(), now() + TOKEN_TTL);
         match self.gate.known(&repo_key, Scope::Files, &caller) {
             Known::Allowed if !self.policy.offline() && self.state.cas_due() => {
                 // Where the upstream CAS lives is due to be confirmed: a CAS outside the allow
@@ -106,24 +93,49 @@ impl XetMirror {
                 Err(e) => return Err(e),
             },
         }
-        let mut sessions = self.state.sessions.lock().expect("xet sessions");
-        let t = now();
-        sessions.retain(|_, s| s.exp > t);
         // The same caller asking again for the same repo and revision gets the token it holds
         // while that has 10 minutes left: one session per (repo, revision, caller), not per call.
-        if let Some((tok, s)) = sessions.iter().find(|(_, s)| {
-            s.exp > t + 600
-                && s.repo == session.repo
-                && s.rev == session.rev
-                && s.caller == session.caller
-                && s.auth == session.auth
-        }) {
-            return Ok((tok.clone(), s.exp));
+        let again = session.cas_token_key();
+        if let Some((tok, exp)) = self.state.issued.get(&again)
+            && exp > now() + 600
+        {
+            return Ok((tok, exp));
         }
         let token = format!("olx_{}", hex::encode(rand::random::<[u8; 24]>()));
         let exp = session.exp;
-        sessions.insert(token.clone(), Arc::new(session));
+        let id = SessionId::of_token(token.as_bytes());
+        // In the index (shared by every node, kept across restarts): the token's hash and who it
+        // is for, never the token or the caller's credentials.
+        let record = serde_json::to_vec(&session.record())
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
+        if let Err(e) = self
+            .db
+            .run(move |db| db.put_session(&id, &record, exp.saturating_mul(1000)))
+            .await
+        {
+            // This process still knows the session; other nodes and a restart will not.
+            cache_write_failed(&e);
+        }
+        self.state.sessions.insert(id, Arc::new(session));
+        self.state.issued.insert(again, (token.clone(), exp));
         Ok((token, exp))
+    }
+
+    /// The live session of a mirror-issued token: this process's own, else the index's (restored
+    /// without the caller's credentials). `None` when unknown or expired.
+    pub(super) async fn session(&self, token: &str) -> Option<Arc<Session>> {
+        let id = SessionId::of_token(token.as_bytes());
+        if let Some(s) = self.state.sessions.get(&id) {
+            return (s.exp > now()).then_some(s);
+        }
+        let raw = self.db.run(move |db| db.session(&id)).await.ok()??;
+        let s = serde_json::from_slice::<SessionRecord>(&raw)
+            .ok()
+            .and_then(Session::restored)
+            .filter(|s| s.exp > now())?;
+        let s = Arc::new(s);
+        self.state.sessions.insert(id, s.clone());
+        Some(s)
     }
 
     /// An upstream CAS token for the session's repo and caller (cached until a minute before it
@@ -131,7 +143,7 @@ impl XetMirror {
     pub(super) async fn upstream_cas_token(
         self: &Arc<Self>,
         s: &Session,
-    ) -> Result<UpToken, ServiceError> {
+    ) -> Result<CasToken, ServiceError> {
         let key = s.cas_token_key();
         if let Some(t) = self.state.up_tokens.get(&key)
             && t.exp > now() + 60
@@ -141,6 +153,14 @@ impl XetMirror {
                 self.state.cas_answer(None);
             }
             return Ok(t);
+        }
+        if s.creds_lost {
+            // A session from the index: the caller's credentials were never written, so the
+            // upstream cannot be asked on its behalf. A 401 makes the client fetch a new token
+            // through the token route (with its credentials), as for an expired one.
+            return Err(unauthorized(
+                "this Xet token must be refreshed through the token route",
+            ));
         }
         let route = Route::XetReadToken {
             repo: s.repo.clone(),
@@ -162,8 +182,11 @@ impl XetMirror {
             })
             .await
             .inspect_err(|_| self.state.cas_unanswered())?;
-        let (status, h, body) = read_answer_limited(resp, TOKEN_ANSWER_LIMIT)
+        let (status, h) = (resp.status(), resp.headers().clone());
+        let body = resp
+            .read_limited(TOKEN_ANSWER_LIMIT)
             .await
+            .map_err(ServiceError::from)
             .inspect_err(|_| self.state.cas_unanswered())?;
         let repo_key = s.repo.key();
         if !status.is_success() {
@@ -176,34 +199,12 @@ impl XetMirror {
             }
             return Err(e);
         }
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        // The JSON body, else the X-Xet-* headers (PROTOCOL.md §3.6: the Hub sends both).
-        let field = |json: &str, header: &str| {
-            v.get(json)
-                .and_then(|x| match x {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
-                .or_else(|| {
-                    h.get(header)
-                        .and_then(|x| x.to_str().ok())
-                        .map(str::to_string)
-                })
-        };
-        let tok = UpToken {
-            cas_url: field("casUrl", "x-xet-cas-url").unwrap_or_default(),
-            token: field("accessToken", "x-xet-access-token").unwrap_or_default(),
-            exp: field("exp", "x-xet-token-expiration")
-                .and_then(|e| e.parse().ok())
-                .unwrap_or(0),
-        };
-        if tok.token.is_empty() {
+        let Some(tok) = CasToken::from_answer(&h, &body) else {
             self.state.cas_unanswered();
             return Err(ServiceError::bad_upstream(
                 "Xet token answer without a token",
             ));
-        }
+        };
         // The upstream gave this caller a token: access confirmed, whatever its CAS.
         self.gate.granted(&repo_key, Scope::Files, &s.caller).await;
         if !self.upstream.allows_url(&tok.cas_url) {

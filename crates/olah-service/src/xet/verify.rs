@@ -16,19 +16,33 @@ impl XetMirror {
     /// `r` is the reconstruction just served: when all its ranges are verified already (every
     /// warm download) nothing is started.
     pub(crate) fn spawn_verify(self: &Arc<Self>, r: &Recon, s: Session, file: String) {
-        if self.policy.offline()
-            || r.ranges().all(|(x, b)| self.state.store.is_verified(x, b))
-            || !self
-                .state
-                .verifying
-                .lock()
-                .expect("xet verifying")
-                .insert(file.clone())
-        {
+        if self.policy.offline() {
             return;
         }
         let me = self.clone();
+        let ranges: Vec<(String, XorbRange)> = r
+            .ranges()
+            .map(|(x, b)| (x.to_string(), store_range(b)))
+            .collect();
         tokio::spawn(async move {
+            // Off the async workers: is every range verified already?
+            let mut all_verified = true;
+            for (x, b) in &ranges {
+                if !matches!(me.state.store.coverage(x, *b).await, Ok(Some(true))) {
+                    all_verified = false;
+                    break;
+                }
+            }
+            if all_verified
+                || !me
+                    .state
+                    .verifying
+                    .lock()
+                    .expect("xet verifying")
+                    .insert(file.clone())
+            {
+                return;
+            }
             let res = me.verify_file(&s, &file).await;
             me.state
                 .verifying
@@ -59,8 +73,12 @@ impl XetMirror {
             return Err("not a whole-file reconstruction".into());
         }
         let store = self.state.store.clone();
-        let needed: Arc<Vec<(String, XorbRange)>> =
-            Arc::new(recon.ranges().map(|(x, b)| (x.to_string(), b)).collect());
+        let needed: Arc<Vec<(String, XorbRange)>> = Arc::new(
+            recon
+                .ranges()
+                .map(|(x, b)| (x.to_string(), store_range(b)))
+                .collect(),
+        );
         // Wait (bounded) until the client has fetched every range of the file. Ranges arrive
         // and stay: each poll looks only past the ones already seen.
         let deadline = Instant::now() + VERIFY_WAIT;

@@ -26,20 +26,21 @@ impl XetMirror {
         if self.knows_file(&s.repo, file).await
             && let Some(r) = self.db.get_json::<Recon>(key.clone()).await
         {
-            let usable = self.policy.offline()
-                || r.ranges().all(|(h, b)| {
-                    self.state.store.is_cached(h, b)
-                        || self
-                            .state
-                            .fresh_url(
-                                h,
-                                Span {
-                                    start: b.start,
-                                    end: b.end,
-                                },
-                            )
-                            .is_some()
-                });
+            // Off the async workers: one store lookup per range not covered by a fresh URL.
+            let mut usable = true;
+            if !self.policy.offline() {
+                for (h, b) in r.ranges() {
+                    if self.state.fresh_url(h, b).is_none()
+                        && !matches!(
+                            self.state.store.coverage(h, store_range(b)).await,
+                            Ok(Some(_))
+                        )
+                    {
+                        usable = false;
+                        break;
+                    }
+                }
+            }
             if usable {
                 return Ok(r);
             }
@@ -50,18 +51,7 @@ impl XetMirror {
             )));
         }
         let tok = self.upstream_cas_token(s).await?;
-        let url = format!(
-            "{}/v1/reconstructions/{file}",
-            tok.cas_url.trim_end_matches('/')
-        );
-        let range_hdr = range.map(|(a, b)| match b {
-            Some(b) => format!("bytes={a}-{b}"),
-            None => format!("bytes={a}-"),
-        });
-        let resp = self
-            .upstream
-            .get_absolute(&url, Some(&tok.token), range_hdr.as_deref())
-            .await?;
+        let resp = self.upstream.cas_reconstruction(&tok, file, range).await?;
         let (status, h, body) = read_answer(resp).await?;
         if !status.is_success() {
             if status == StatusCode::UNAUTHORIZED {
@@ -71,9 +61,8 @@ impl XetMirror {
             }
             return Err(ServiceError::relayed(status, &h, body));
         }
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|_| ServiceError::bad_upstream("reconstruction is not JSON"))?;
-        let (recon, urls) = parse_upstream(&v).map_err(ServiceError::bad_upstream)?;
+        let (recon, urls) =
+            olah_xet::recon::parse_upstream(&body).map_err(ServiceError::bad_upstream)?;
         for (h, b, u) in urls {
             if self.upstream.allows_url(&u) {
                 self.state.urls.insert((h, b.start, b.end), u);
@@ -96,9 +85,11 @@ impl XetMirror {
         bearer: Option<&str>,
         base: &str,
     ) -> Result<Value, ServiceError> {
-        let s = bearer
-            .and_then(|t| self.state.session(t))
-            .ok_or_else(|| unauthorized("invalid or expired Xet token"))?;
+        let s = match bearer {
+            Some(t) => self.session(t).await,
+            None => None,
+        }
+        .ok_or_else(|| unauthorized("invalid or expired Xet token"))?;
         if !self.policy.proxy_allowed(&s.repo) || !self.serves(&s.repo) {
             return Err(disabled());
         }
@@ -157,19 +148,20 @@ impl XetMirror {
         chunks: Span,
     ) -> Result<olah_store::XorbStream, ServiceError> {
         let store = &self.state.store;
-        let url = if self.policy.offline() || store.is_cached(xorb, want) {
-            None
-        } else {
-            let span = Span {
-                start: fill.start,
-                end: fill.end,
-            };
-            Some(self.state.fresh_url(xorb, span).ok_or_else(|| {
+        let url =
+            if self.policy.offline() || matches!(store.coverage(xorb, want).await, Ok(Some(_))) {
+                None
+            } else {
+                let span = Span {
+                    start: fill.start,
+                    end: fill.end,
+                };
+                Some(self.state.fresh_url(xorb, span).ok_or_else(|| {
                 forbidden(
                     "the upstream URL of this xorb range expired; query the reconstruction again",
                 )
             })?)
-        };
+            };
         let upstream = self.upstream.clone();
         let fetch = url.map(|url| {
             move || async move {
@@ -193,7 +185,7 @@ impl XetMirror {
                 }
                 let s: UpstreamBytes = resp
                     .bytes_stream()
-                    .map(|r| r.map_err(|e| SourceError::new(e.without_url().to_string(), None)))
+                    .map(|r| r.map_err(|e| SourceError::new(e.to_string(), None)))
                     .boxed();
                 Ok(s)
             }

@@ -11,10 +11,11 @@
 //! * [`xet`]: the Xet mirror ([`xet::XetMirror`]): tokens, reconstructions, signed xorb ranges,
 //!   verification, the plain-HTTP rebuild of Xet files.
 //! * [`files`]: the bytes of a resolved file (cache, fill source, passthrough).
+//! * [`hub_source`]: [`hub_source::HubSource`], the upstream Hub as a [`source::RepoSource`].
 //! * [`flight`]: single-flight (concurrent identical requests share one execution).
 //!
-//! Dependencies inside the crate point one way: `lib` → `files` → `hub` → `xet` → `access` →
-//! {`policy`, `common`, `flight`} → `error`.
+//! Dependencies inside the crate point one way: `lib` → `hub_source` → `files` → `hub` → `xet`
+//! → `access` → {`policy`, `common`, `flight`, `source`} → `error`.
 
 pub mod access;
 mod common;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod files;
 pub mod flight;
 pub mod hub;
+pub mod hub_source;
 pub mod policy;
 pub mod source;
 pub mod xet;
@@ -38,6 +40,7 @@ use crate::access::AccessGate;
 use crate::common::Meta;
 use crate::files::Files;
 use crate::hub::HubCache;
+use crate::hub_source::HubSource;
 use crate::policy::Policy;
 use crate::xet::XetMirror;
 
@@ -50,6 +53,7 @@ pub struct Mirror {
     hub: Arc<HubCache>,
     xet: Arc<XetMirror>,
     files: Arc<Files>,
+    source: Arc<HubSource>,
 }
 
 impl Mirror {
@@ -134,6 +138,7 @@ impl Mirror {
             hub.clone(),
             xet.clone(),
         ));
+        let source = Arc::new(HubSource::new(hub.clone(), xet.clone(), files.clone()));
         Ok(Self {
             policy,
             db,
@@ -141,6 +146,7 @@ impl Mirror {
             hub,
             xet,
             files,
+            source,
         })
     }
 
@@ -167,6 +173,11 @@ impl Mirror {
     /// File bodies.
     pub fn files(&self) -> &Arc<Files> {
         &self.files
+    }
+
+    /// The upstream Hub as a repository source (the last of serve mode's sources).
+    pub fn source(&self) -> Arc<HubSource> {
+        self.source.clone()
     }
 
     /// The metadata database (to flush it at shutdown).

@@ -54,10 +54,17 @@ pub struct Mirror {
     xet: Arc<XetMirror>,
     files: Arc<Files>,
     source: Arc<HubSource>,
+    blobs: Arc<BlobStore>,
+    /// Where a damaged metadata database was moved, and why: [`Mirror::start`] rebuilds the
+    /// records of the cached blobs from their data files.
+    damaged: std::sync::Mutex<Option<(std::path::PathBuf, String)>>,
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl Mirror {
-    /// Opens the store under `cfg.repos_path` and builds the services.
+    /// Opens the store under `cfg.repos_path` (bringing it to the current format: a damaged
+    /// database is moved aside, records of older versions and leftovers of a crash are removed)
+    /// and builds the services. Starts nothing: [`Mirror::start`] does the start-up work.
     pub fn open(cfg: Arc<Config>) -> Result<Self, String> {
         let root = &cfg.repos_path;
         std::fs::create_dir_all(root)
@@ -109,21 +116,6 @@ impl Mirror {
             upstream.clone(),
         )?);
         blobs.attach_xorbs(xet.store().clone());
-        if let Some((aside, why)) = damaged {
-            tracing::warn!(moved_to = %aside.display(), reason = %why,
-                "the metadata database was damaged: moved aside, starting with a fresh one; \
-                 re-registering the cached blobs that verify");
-            let (kept, bytes, dropped) = blobs
-                .recover_blobs()
-                .map_err(|e| format!("cannot rebuild the metadata database: {e}"))?;
-            tracing::warn!(
-                blobs = kept,
-                bytes,
-                deleted = dropped,
-                "cache recovered from the data files (file metadata is fetched again)"
-            );
-        }
-        blobs.start_evictor();
         let hub = Arc::new(HubCache::new(
             policy.clone(),
             gate.clone(),
@@ -134,7 +126,7 @@ impl Mirror {
         let files = Arc::new(Files::new(
             policy.clone(),
             meta,
-            blobs,
+            blobs.clone(),
             hub.clone(),
             xet.clone(),
         ));
@@ -147,7 +139,39 @@ impl Mirror {
             xet,
             files,
             source,
+            blobs,
+            damaged: std::sync::Mutex::new(damaged),
+            started: Default::default(),
         })
+    }
+
+    /// The start-up work, separate from building: after a damaged metadata database was moved
+    /// aside, re-registers the cached blobs whose content verifies (blocking, proportional to
+    /// the cache); then starts the evictor (a background task: call from a Tokio runtime).
+    /// Call once before serving; later calls do nothing. Without it the mirror serves, but
+    /// nothing is evicted and blobs cached before a database loss are fetched again.
+    pub fn start(&self) -> Result<(), String> {
+        if self.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let damaged = self.damaged.lock().map(|mut d| d.take()).unwrap_or(None);
+        if let Some((aside, why)) = damaged {
+            tracing::warn!(moved_to = %aside.display(), reason = %why,
+                "the metadata database was damaged: moved aside, starting with a fresh one; \
+                 re-registering the cached blobs that verify");
+            let (kept, bytes, dropped) = self
+                .blobs
+                .recover_blobs()
+                .map_err(|e| format!("cannot rebuild the metadata database: {e}"))?;
+            tracing::warn!(
+                blobs = kept,
+                bytes,
+                deleted = dropped,
+                "cache recovered from the data files (file metadata is fetched again)"
+            );
+        }
+        self.blobs.start_evictor();
+        Ok(())
     }
 
     /// The configured rules.
@@ -183,5 +207,36 @@ impl Mirror {
     /// The metadata database (to flush it at shutdown).
     pub fn meta_db(&self) -> &Arc<MetaDb> {
         &self.db
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Building spawns nothing (it works outside a Tokio runtime, where a spawn would panic);
+    /// `start` does the start-up work once, also after a damaged database was moved aside.
+    #[test]
+    fn open_builds_only_and_start_does_the_start_up_work() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("olah-meta.redb"), b"not a database").unwrap();
+        let cfg = Arc::new(Config {
+            repos_path: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let m = Mirror::open(cfg).expect("builds without a runtime");
+        assert!(
+            m.damaged.lock().unwrap().is_some(),
+            "recovery is left to start"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            m.start().expect("start");
+            assert!(m.damaged.lock().unwrap().is_none(), "recovered");
+            m.start().expect("a second start does nothing");
+        });
     }
 }

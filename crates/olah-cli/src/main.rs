@@ -126,6 +126,7 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
             let cfg = Arc::new(cfg);
             let mirror =
                 Arc::new(olah_http::Mirror::open(cfg.clone()).map_err(anyhow::Error::msg)?);
+            mirror.start().map_err(anyhow::Error::msg)?;
             tracing::info!(
                 listen = %format!("{scheme}://{local}"),
                 mirror_url = %cfg.mirror_url(),

@@ -1,7 +1,8 @@
 //! The HTTP surface: one fallback handler that parses the path with the single route parser and
-//! dispatches: proxy rules (serve mode) → the first local source that owns the repo (answered
-//! through [`crate::surface`]) → the upstream mirror (serve mode) → else 404 (model-bin mode).
-//! One router for both modes, so both get the request span.
+//! dispatches: proxy rules (serve mode) → for a repo route, the first source that owns the repo
+//! (local git, directories, then the upstream Hub), answered through [`crate::surface`] on one
+//! path for every source → the Hub-only routes (whoami, Xet token, CAS) → else 404. One router
+//! for serve and model-bin modes, so both get the request span.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,20 +16,19 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use olah_service::error::{ErrorKind, HubCode, Origin};
-use olah_service::hub::CachedResponse;
+use olah_service::hub_source::HubSource;
 use olah_service::source::{
-    DirSource, FileHead, GitSource, MetaRequest, Outcome, PathsQuery, RepoFile, RepoSource,
-    RequestCtx, Sources,
+    DirSource, GitSource, MetaRequest, Outcome, PathsQuery, RepoSource, RequestCtx, Sources,
 };
-use olah_service::{Mirror, ServiceError, xet};
-use olah_types::{RepoPath, RepoRef, Revision, Route, parse_route};
+use olah_service::{Mirror, ServiceError};
+use olah_types::{RepoRef, Revision, Route, parse_route};
 use tracing::Instrument;
 
 use crate::error::render;
 use crate::surface;
 
-/// What the router answers from: local repository sources (in precedence order) and, in serve
-/// mode, the upstream mirror.
+/// What the router answers from: repository sources (in precedence order; in serve mode the
+/// upstream Hub is the last) and, in serve mode, the mirror for the Hub-only routes.
 #[derive(Clone)]
 pub struct App {
     pub sources: Sources,
@@ -39,13 +39,13 @@ impl App {
     /// Serve mode: the local git repositories of `mirrors-path` (if any), then the upstream.
     pub fn serve(mirror: Arc<Mirror>) -> Self {
         let roots = mirror.policy().config().mirrors_path.clone();
-        let sources = if roots.is_empty() {
-            Sources::default()
-        } else {
-            Sources::new(vec![Arc::new(GitSource::new(roots))])
-        };
+        let mut list: Vec<Arc<dyn RepoSource>> = Vec::new();
+        if !roots.is_empty() {
+            list.push(Arc::new(GitSource::new(roots)));
+        }
+        list.push(mirror.source());
         Self {
-            sources,
+            sources: Sources::new(list),
             mirror: Some(mirror),
         }
     }
@@ -127,25 +127,30 @@ async fn route_request(app: App, req: Request) -> Response {
     if let Some(r) = route.revision() {
         span.record("revision", r.as_str());
     }
-    // A local source that owns the repo answers on its own, never the upstream.
+    // The first source that owns the repo answers every request about it: a local one never
+    // involves the upstream.
     if let Some(repo) = route.repo()
         && let Some(src) = app.sources.pick(repo).await
     {
         span.record("source", src.name());
-        span.record("cache", Outcome::Local.as_str());
-        return local(src, route, req).await.unwrap_or_else(|e| {
-            if let Some(c) = &e.commit {
-                span.record("commit", c.as_str());
-            }
-            render(e)
-        });
+        if src.name() != HubSource::NAME {
+            span.record("cache", Outcome::Local.as_str());
+        }
+        return repo_request(&app, src, route, req)
+            .await
+            .unwrap_or_else(|e| {
+                if let Some(c) = &e.commit {
+                    span.record("commit", c.as_str());
+                }
+                render(e)
+            });
     }
     match app.mirror {
-        Some(m) => {
-            span.record("source", "hub");
+        Some(m) if route.repo().is_none() => {
+            span.record("source", HubSource::NAME);
             hub_request(m, route, req).await.unwrap_or_else(render)
         }
-        None => render(no_mirror(&route)),
+        _ => render(no_mirror(&route)),
     }
 }
 
@@ -169,8 +174,10 @@ fn no_mirror(route: &Route) -> ServiceError {
     }
 }
 
-/// A request about a repo a local source owns.
-async fn local(
+/// A request about a repo `src` owns, on one path for every source: resolve → `src.file()` →
+/// [`surface::file_response`]; metadata → `src.meta()` → [`surface::meta_response`].
+async fn repo_request(
+    app: &App,
     src: Arc<dyn RepoSource>,
     route: Route,
     req: Request,
@@ -179,11 +186,17 @@ async fn local(
     let method = req.method().clone();
     let read = method == Method::GET || method == Method::HEAD;
     let is_head = method == Method::HEAD;
-    // A local source never sees the caller's credentials.
+    let is_hub = src.name() == HubSource::NAME;
+    let host = host_of(req.headers());
+    // Only the Hub ever sees the caller's credentials.
     let cx = RequestCtx {
-        auth: None,
-        host: host_of(req.headers()),
+        auth: if is_hub { auth(req.headers()) } else { None },
+        host: host.clone(),
     };
+    let base = app
+        .mirror
+        .as_ref()
+        .map(|m| m.policy().mirror_base(host.as_deref()));
     let query = req.uri().query().map(str::to_string);
     let meta = |paths: Option<PathsQuery>| {
         let src = src.clone();
@@ -199,23 +212,38 @@ async fn local(
             if let Some(c) = &a.commit {
                 span.record("commit", c.as_str());
             }
+            span.record("cache", a.outcome.as_str());
             Ok::<_, ServiceError>(a)
         }
     };
+    let link_bases = app
+        .mirror
+        .as_ref()
+        .zip(base.as_deref())
+        .map(|(m, b)| (m.hub().hub_base(), b));
     match &route {
         Route::Resolve {
             repo,
             revision,
             path,
         } if read => {
+            let started = Instant::now();
             let f = src.file(&cx, repo, revision, path).await?;
             if let Some(c) = &f.head.commit {
                 span.record("commit", c.as_str());
             }
-            surface::file_response(f, req.headers(), is_head, HeaderMap::new()).await
+            let outcome = f.head.outcome;
+            span.record("cache", outcome.as_str());
+            if !matches!(outcome, Outcome::Hit | Outcome::Local) {
+                span.record("upstream_ms", started.elapsed().as_millis() as u64);
+            }
+            surface::file_response(f, repo, req.headers(), is_head, base.as_deref()).await
         }
-        // Local repositories have no Xet storage: nothing announces Xet for them.
-        Route::XetReadToken { .. } if read => Err(xet_disabled()),
+        Route::XetReadToken { repo, revision } if read => match &app.mirror {
+            Some(m) if is_hub => xet_token(m, repo, revision, req.headers()).await,
+            // Local repositories have no Xet storage: nothing announces Xet for them.
+            _ => Err(xet_disabled()),
+        },
         Route::PathsInfo { .. } if method == Method::POST => {
             let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
                 .await
@@ -223,7 +251,11 @@ async fn local(
                     ServiceError::bad_request("paths-info body too large or unreadable")
                 })?;
             let paths = PathsQuery::parse(&body)?;
-            Ok(surface::meta_response(meta(Some(paths)).await?, false))
+            Ok(surface::meta_response(
+                meta(Some(paths)).await?,
+                false,
+                link_bases,
+            ))
         }
         Route::RepoInfo { .. }
         | Route::RevisionInfo { .. }
@@ -232,7 +264,11 @@ async fn local(
         | Route::Commits { .. }
             if read =>
         {
-            Ok(surface::meta_response(meta(None).await?, is_head))
+            Ok(surface::meta_response(
+                meta(None).await?,
+                is_head,
+                link_bases,
+            ))
         }
         _ => Err(ServiceError::method_not_allowed(format!(
             "{method} is not supported on this route"
@@ -250,20 +286,43 @@ fn xet_disabled() -> ServiceError {
     )
 }
 
-/// A request the upstream mirror answers.
+/// The Xet token route of a Hub repo: access confirmed like a file; the answer is a mirror
+/// token and the mirror's CAS URL, in headers and JSON.
+async fn xet_token(
+    m: &Mirror,
+    repo: &RepoRef,
+    revision: &Revision,
+    headers: &HeaderMap,
+) -> Result<Response, ServiceError> {
+    let host = host_of(headers);
+    let (token, exp) = m
+        .xet()
+        .token(repo, revision, auth(headers).as_ref())
+        .await?;
+    let cas = format!("{}/cas", m.policy().mirror_base(host.as_deref()));
+    let body = serde_json::json!({"accessToken": token, "exp": exp, "casUrl": cas});
+    let mut r = Response::new(Body::from(body.to_string()));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (k, v) in [
+        ("x-xet-cas-url", cas),
+        ("x-xet-access-token", token),
+        ("x-xet-token-expiration", exp.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    }
+    Ok(r)
+}
+
+/// A request of a Hub-only route (no repository in it): whoami and the Xet CAS.
 async fn hub_request(m: Arc<Mirror>, route: Route, req: Request) -> Result<Response, ServiceError> {
-    let span = tracing::Span::current();
     let method = req.method().clone();
-    let is_head = method == Method::HEAD;
     match (&method, route) {
-        (
-            &Method::GET | &Method::HEAD,
-            Route::Resolve {
-                repo,
-                revision,
-                path,
-            },
-        ) => resolve(&m, &repo, &revision, &path, req.headers(), is_head).await,
         (&Method::GET | &Method::HEAD, Route::Whoami) => {
             let (status, h, body) = m
                 .hub()
@@ -272,31 +331,6 @@ async fn hub_request(m: Arc<Mirror>, route: Route, req: Request) -> Result<Respo
             let mut r = Response::new(Body::from(body));
             *r.status_mut() = status;
             copy_header(&h, r.headers_mut(), header::CONTENT_TYPE);
-            Ok(r)
-        }
-        (&Method::GET | &Method::HEAD, Route::XetReadToken { repo, revision }) => {
-            let host = host_of(req.headers());
-            let (token, exp) = m
-                .xet()
-                .token(&repo, &revision, auth(req.headers()).as_ref())
-                .await?;
-            let cas = format!("{}/cas", m.policy().mirror_base(host.as_deref()));
-            let body = serde_json::json!({"accessToken": token, "exp": exp, "casUrl": cas});
-            let mut r = Response::new(Body::from(body.to_string()));
-            let h = r.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            for (k, v) in [
-                ("x-xet-cas-url", cas),
-                ("x-xet-access-token", token),
-                ("x-xet-token-expiration", exp.to_string()),
-            ] {
-                if let Ok(v) = HeaderValue::from_str(&v) {
-                    h.insert(k, v);
-                }
-            }
             Ok(r)
         }
         (&Method::GET, Route::CasReconstruction { version, file }) => {
@@ -346,32 +380,6 @@ async fn hub_request(m: Arc<Mirror>, route: Route, req: Request) -> Result<Respo
             }
             Ok(r)
         }
-        (&Method::POST, route @ Route::PathsInfo { .. }) => {
-            let host = host_of(req.headers());
-            let a = auth(req.headers());
-            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
-                .await
-                .map_err(|_| {
-                    ServiceError::bad_request("paths-info body too large or unreadable")
-                })?;
-            let (c, cache) = m.hub().paths_info(&route, body, a.as_ref()).await?;
-            span.record("cache", cache);
-            m.xet().check_listing(&route, &c.body, a.as_ref()).await;
-            Ok(api_response(&m, &route, &c, &host))
-        }
-        (&Method::GET | &Method::HEAD, route) if !matches!(route, Route::PathsInfo { .. }) => {
-            let host = host_of(req.headers());
-            let query = req.uri().query().map(str::to_string);
-            let (c, cache) = m
-                .hub()
-                .api(&route, query.as_deref(), None, auth(req.headers()).as_ref())
-                .await?;
-            span.record("cache", cache);
-            m.xet()
-                .check_listing(&route, &c.body, auth(req.headers()).as_ref())
-                .await;
-            Ok(api_response(&m, &route, &c, &host))
-        }
         _ => Err(ServiceError::method_not_allowed(format!(
             "{method} is not supported on this route"
         ))),
@@ -388,191 +396,4 @@ fn host_of(h: &HeaderMap) -> Option<String> {
     h.get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-fn api_response(m: &Mirror, route: &Route, c: &CachedResponse, host: &Option<String>) -> Response {
-    // xetHash stays where clients speak Xet to the mirror; elsewhere it would send them upstream.
-    let body = match route.repo() {
-        Some(repo) if m.xet().serves(repo) => c.body.clone(),
-        _ => xet::strip_json(&c.body),
-    };
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = StatusCode::from_u16(c.status).unwrap_or(StatusCode::OK);
-    let h = r.headers_mut();
-    let ct = c
-        .content_type
-        .clone()
-        .unwrap_or_else(|| "application/json; charset=utf-8".into());
-    if let Ok(v) = HeaderValue::from_str(&ct) {
-        h.insert(header::CONTENT_TYPE, v);
-    }
-    if let Some(link) = &c.link {
-        let rewritten = rewrite_link(
-            link,
-            m.hub().hub_base(),
-            &m.policy().mirror_base(host.as_deref()),
-        );
-        if let Some(v) = rewritten.and_then(|l| HeaderValue::from_str(&l).ok()) {
-            h.insert(header::LINK, v);
-        }
-    }
-    r
-}
-
-/// Rewrites the Hub origin in a `Link` header to the mirror's, dropping any entry that would
-/// still point elsewhere (so a client is never sent upstream) and Xet entries.
-pub fn rewrite_link(link: &str, hub_base: &str, mirror_base: &str) -> Option<String> {
-    let kept: Vec<String> = link
-        .split(',')
-        .map(str::trim)
-        .filter(|e| !e.contains("rel=\"xet-"))
-        .filter_map(|e| {
-            let inner = e.strip_prefix('<')?;
-            let (url, rest) = inner.split_once('>')?;
-            let path = url.strip_prefix(hub_base)?;
-            path.starts_with('/')
-                .then(|| format!("<{mirror_base}{path}>{rest}"))
-        })
-        .collect();
-    (!kept.is_empty()).then(|| kept.join(", "))
-}
-
-async fn resolve(
-    m: &Arc<Mirror>,
-    repo: &RepoRef,
-    revision: &Revision,
-    path: &RepoPath,
-    req_headers: &HeaderMap,
-    is_head: bool,
-) -> Result<Response, ServiceError> {
-    let a = auth(req_headers);
-    let started = Instant::now();
-    let res = m.hub().resolve(repo, revision, path, a.as_ref()).await?;
-    if res.meta.xet_hash.is_some() {
-        // Learn first whether Xet can be offered at all (an upstream CAS outside the allow list
-        // means plain HTTP for this file).
-        m.xet().check_cas(repo, &res.commit, a.as_ref()).await;
-    }
-    let span = tracing::Span::current();
-    span.record("commit", res.commit.as_str());
-    span.record("cache", res.cache);
-    if res.cache != "hit" {
-        span.record("upstream_ms", started.elapsed().as_millis() as u64);
-    }
-    let meta = &res.meta;
-    let size = meta.size;
-    let mut extra = HeaderMap::new();
-    let put = |h: &mut HeaderMap, k: &'static str, v: &str| {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            h.insert(k, v);
-        }
-    };
-    if let Some(xh) = meta.xet_hash.as_deref().filter(|_| m.xet().serves(repo)) {
-        // Xet clients go to the mirror's token route and CAS; hashes are never rewritten.
-        let base = m.policy().mirror_base(host_of(req_headers).as_deref());
-        let token_route = Route::XetReadToken {
-            repo: repo.clone(),
-            revision: Revision::new(&res.commit)
-                .map_err(|e| ServiceError::internal(e.to_string()))?,
-        };
-        let refresh = format!("{base}{}", token_route.upstream_path());
-        let recon = format!("{base}/cas/v1/reconstructions/{}", xh.to_ascii_lowercase());
-        put(&mut extra, "x-xet-hash", xh);
-        put(
-            &mut extra,
-            "link",
-            &format!("<{refresh}>; rel=\"xet-auth\", <{recon}>; rel=\"xet-reconstruction-info\""),
-        );
-        // huggingface.js asks for the file info as JSON (PROTOCOL.md §4.6).
-        let wants_fileinfo = req_headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.contains("application/vnd.xet-fileinfo+json"));
-        if wants_fileinfo {
-            let mut h = extra;
-            let etag = format!("\"{}\"", meta.client_etag());
-            put(&mut h, "x-repo-commit", &res.commit);
-            put(&mut h, "etag", &etag);
-            if meta.linked_etag.is_some() {
-                put(&mut h, "x-linked-etag", &etag);
-                put(&mut h, "x-linked-size", &size.to_string());
-            }
-            put(&mut h, "accept-ranges", "bytes");
-            let body = serde_json::json!({
-                "casUrl": format!("{base}/cas"),
-                "hash": xh,
-                "refreshUrl": refresh,
-                "reconstructionUrl": recon,
-                "etag": meta.client_etag(),
-                "size": size,
-            })
-            .to_string();
-            put(&mut h, "content-type", "application/vnd.xet-fileinfo+json");
-            put(&mut h, "content-length", &body.len().to_string());
-            let mut r = Response::new(if is_head {
-                Body::empty()
-            } else {
-                Body::from(body)
-            });
-            *r.headers_mut() = h;
-            return Ok(r);
-        }
-    }
-    let file = RepoFile {
-        head: FileHead {
-            commit: Some(res.commit.clone()),
-            size,
-            etag: meta.client_etag().to_string(),
-            linked: meta
-                .linked_etag
-                .as_ref()
-                .map(|_| (meta.client_etag().to_string(), size)),
-            xet_hash: meta.xet_hash.clone(),
-            content_type: meta
-                .content_type
-                .clone()
-                .unwrap_or_else(|| "application/octet-stream".into()),
-            outcome: match res.cache {
-                "hit" => Outcome::Hit,
-                "revalidated" => Outcome::Revalidated,
-                "stale" => Outcome::Stale,
-                _ => Outcome::Miss,
-            },
-        },
-        body: Arc::new(m.files().body(repo, path, &res, a.as_ref())),
-    };
-    surface::file_response(file, req_headers, is_head, extra).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn link_rewrite_points_at_the_mirror_and_drops_foreign_entries() {
-        let l = "<https://huggingface.co/api/models/a/b/tree/main?recursive=true&cursor=xyz>; rel=\"next\"";
-        assert_eq!(
-            rewrite_link(l, "https://huggingface.co", "http://m:8090").unwrap(),
-            "<http://m:8090/api/models/a/b/tree/main?recursive=true&cursor=xyz>; rel=\"next\""
-        );
-        assert!(
-            rewrite_link(
-                "<https://evil.example/x>; rel=\"next\"",
-                "https://huggingface.co",
-                "http://m"
-            )
-            .is_none()
-        );
-        assert!(
-            rewrite_link(
-                "<https://huggingface.co.evil/x>; rel=\"next\"",
-                "https://huggingface.co",
-                "http://m"
-            )
-            .is_none()
-        );
-        let x = "<https://huggingface.co/api/models/a/b/xet-read-token/s>; rel=\"xet-auth\"";
-        assert!(rewrite_link(x, "https://huggingface.co", "http://m").is_none());
-    }
 }

@@ -2,9 +2,11 @@
 //! service itself lives in `olah-service`.
 //!
 //! * [`http`]: the axum router (serve and model-bin modes) — one route parser, thin handlers;
-//!   local sources (`olah_service::source`) first, then the upstream mirror.
+//!   repo routes go to the first source that owns the repo (`olah_service::source`: local git,
+//!   directories, then the upstream Hub), all on one path; the Hub-only routes (whoami, Xet
+//!   CAS) to the mirror.
 //! * [`surface`]: the one resolve/metadata answer writer (headers, conditional requests,
-//!   Range, multipart) for every source.
+//!   Range, multipart, Xet headers and file info, `Link` rewrite) for every source.
 //! * [`error`]: the one place where errors become HTTP responses.
 //! * [`serve`]: the listener (connection cap, header and idle timeouts; plain or TLS).
 

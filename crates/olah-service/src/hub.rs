@@ -20,6 +20,7 @@ use crate::common::{Meta, cache_write_failed, header_str, is_refusal, now, read_
 use crate::error::ServiceError;
 use crate::flight::Flight;
 use crate::policy::Policy;
+use crate::source::{Outcome, PathsQuery};
 use crate::xet::XetMirror;
 /// Metadata of one file at one commit, as the Hub announced it. Immutable once known.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -58,8 +59,8 @@ pub struct Resolved {
     pub commit: String,
     /// The file's metadata.
     pub meta: FileMeta,
-    /// hit | miss | revalidated | stale
-    pub cache: &'static str,
+    /// Hit, miss, revalidated or stale.
+    pub cache: Outcome,
 }
 
 /// A cached API response.
@@ -170,7 +171,7 @@ impl HubCache {
             return Ok(Resolved {
                 commit: commit.clone(),
                 meta,
-                cache: "hit",
+                cache: Outcome::Hit,
             });
         }
         if self.policy.offline() {
@@ -183,9 +184,9 @@ impl HubCache {
         match self.head_file(repo, rev, path, auth, &caller).await {
             Ok((commit, meta)) => {
                 let cache = if stale_commit.is_some() {
-                    "revalidated"
+                    Outcome::Revalidated
                 } else {
-                    "miss"
+                    Outcome::Miss
                 };
                 Ok(Resolved {
                     commit,
@@ -205,7 +206,7 @@ impl HubCache {
                     return Ok(Resolved {
                         commit,
                         meta,
-                        cache: "stale",
+                        cache: Outcome::Stale,
                     });
                 }
                 Err(e)
@@ -422,7 +423,7 @@ impl HubCache {
         query: Option<&str>,
         form: Option<Bytes>,
         auth: Option<&HeaderValue>,
-    ) -> Result<(Arc<CachedResponse>, &'static str), ServiceError> {
+    ) -> Result<(Arc<CachedResponse>, Outcome), ServiceError> {
         let repo = route
             .repo()
             .ok_or_else(|| ServiceError::internal("API route without a repo"))?
@@ -459,7 +460,7 @@ impl HubCache {
             self.gate
                 .check(&repo, Scope::Meta, &caller, auth, None)
                 .await?;
-            return Ok((Arc::new(c.clone()), "hit"));
+            return Ok((Arc::new(c.clone()), Outcome::Hit));
         }
         if self.policy.offline() {
             return Err(ServiceError::offline_not_cached(&up_full));
@@ -527,9 +528,9 @@ impl HubCache {
             Ok(c) => Ok((
                 c,
                 if cached.is_some() {
-                    "revalidated"
+                    Outcome::Revalidated
                 } else {
-                    "miss"
+                    Outcome::Miss
                 },
             )),
             Err(e)
@@ -540,29 +541,29 @@ impl HubCache {
                         .may_serve_without_upstream(&repo.key(), Scope::Meta, &caller)
                         .await =>
             {
-                Ok((Arc::new(cached.expect("checked")), "stale"))
+                Ok((Arc::new(cached.expect("checked")), Outcome::Stale))
             }
             Err(e) => Err(e),
         }
     }
 
-    /// `POST …/paths-info/{rev}`: the body (form `paths=…&expand=…` as huggingface_hub sends
-    /// it, or JSON `{"paths": […], "expand": …}` as huggingface.js does) is parsed; entries are
+    /// `POST …/paths-info/{rev}` with its parsed body ([`PathsQuery::parse`]): entries are
     /// cached per (repo, revision, expand, path) and the answer composed from them; only the paths
     /// not cached (or expired) are asked upstream, in one request. Paths the Hub does not list
     /// are not cached (absence would let any caller grow the cache).
     pub async fn paths_info(
         self: &Arc<Self>,
         route: &Route,
-        body: Bytes,
+        query: &PathsQuery,
         auth: Option<&HeaderValue>,
-    ) -> Result<(Arc<CachedResponse>, &'static str), ServiceError> {
+    ) -> Result<(Arc<CachedResponse>, Outcome), ServiceError> {
         let repo = route
             .repo()
             .ok_or_else(|| ServiceError::internal("API route without a repo"))?
             .clone();
         let caller = self.gate.caller(auth);
-        let (paths, expand) = parse_paths_info(&body).map_err(ServiceError::bad_request)?;
+        let paths = &query.paths;
+        let expand = query.expand;
         let up = route.upstream_path();
         let entry_key = |p: &str| format!("api|{up}|paths-info|{expand}|{p}");
         let immutable = route.revision().is_some_and(|r| r.is_commit_sha());
@@ -570,7 +571,7 @@ impl HubCache {
         let mut have: std::collections::HashMap<String, PathEntry> = Default::default();
         let mut ask: Vec<&str> = Vec::new();
         let mut stale = false;
-        for p in &paths {
+        for p in paths {
             let e: Option<PathEntry> = if keep {
                 self.db.get_api(entry_key(p)).await
             } else {
@@ -596,7 +597,7 @@ impl HubCache {
             self.gate
                 .check(&repo, Scope::Meta, &caller, auth, None)
                 .await?;
-            return Ok((compose_paths_info(&paths, &have), "hit"));
+            return Ok((compose_paths_info(paths, &have), Outcome::Hit));
         }
         if self.policy.offline() {
             return Err(ServiceError::offline_not_cached(&format!(
@@ -651,8 +652,12 @@ impl HubCache {
                         cache_write_failed(&e);
                     }
                 }
-                let how = if stale { "revalidated" } else { "miss" };
-                Ok((compose_paths_info(&paths, &have), how))
+                let how = if stale {
+                    Outcome::Revalidated
+                } else {
+                    Outcome::Miss
+                };
+                Ok((compose_paths_info(paths, &have), how))
             }
             Err(e)
                 if e.is_outage()
@@ -662,7 +667,7 @@ impl HubCache {
                         .may_serve_without_upstream(&repo.key(), Scope::Meta, &caller)
                         .await =>
             {
-                Ok((compose_paths_info(&paths, &have), "stale"))
+                Ok((compose_paths_info(paths, &have), Outcome::Stale))
             }
             Err(e) => Err(e),
         }
@@ -703,9 +708,6 @@ struct PathEntry {
     fetched_at: u64,
 }
 
-/// Most paths in one paths-info request.
-pub const MAX_PATHS_INFO: usize = 1000;
-
 /// Longest query parameter (name and value, as sent) forwarded to the Hub.
 const MAX_PARAM_LEN: usize = 1024;
 
@@ -743,60 +745,6 @@ fn normalise_query(route: &Route, query: Option<&str>) -> Result<Option<String>,
     kept.sort_unstable();
     kept.dedup();
     Ok((!kept.is_empty()).then(|| kept.join("&")))
-}
-
-/// The paths (deduplicated, in order, each a valid repo path) and `expand` of a paths-info body.
-fn parse_paths_info(body: &[u8]) -> Result<(Vec<String>, bool), String> {
-    let is_json = body
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{');
-    let (paths, expand) = if is_json {
-        #[derive(Deserialize)]
-        struct Body {
-            #[serde(default)]
-            paths: Vec<String>,
-            #[serde(default)]
-            expand: Option<serde_json::Value>,
-        }
-        let b: Body = serde_json::from_slice(body)
-            .map_err(|_| "paths-info body is not valid JSON".to_string())?;
-        let expand = match b.expand {
-            Some(serde_json::Value::Bool(x)) => x,
-            Some(serde_json::Value::String(s)) => is_true(&s),
-            _ => false,
-        };
-        (b.paths, expand)
-    } else {
-        let mut paths = Vec::new();
-        let mut expand = false;
-        for (k, v) in url::form_urlencoded::parse(body) {
-            match &*k {
-                "paths" => paths.push(v.into_owned()),
-                "expand" => expand = is_true(&v),
-                _ => {}
-            }
-        }
-        (paths, expand)
-    };
-    if paths.len() > MAX_PATHS_INFO {
-        return Err(format!(
-            "at most {MAX_PATHS_INFO} paths per paths-info request"
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for p in paths {
-        RepoPath::new(&p).map_err(|e| e.to_string())?;
-        if seen.insert(p.clone()) {
-            out.push(p);
-        }
-    }
-    Ok((out, expand))
-}
-
-fn is_true(s: &str) -> bool {
-    matches!(s, "true" | "True" | "1")
 }
 
 /// A paths-info answer made of per-path entries, in the order the paths were asked.
@@ -976,23 +924,5 @@ mod tests {
             ),
             Ok(Some("expand=author&expand=sha".into()))
         );
-    }
-
-    #[test]
-    fn paths_info_bodies_parse_as_form_or_json() {
-        assert_eq!(
-            parse_paths_info(b"paths=a.txt&paths=sub%2Fb%20c.txt&paths=a.txt&expand=True&x=1"),
-            Ok((vec!["a.txt".into(), "sub/b c.txt".into()], true))
-        );
-        assert_eq!(
-            parse_paths_info(br#" {"paths": ["a.txt"], "expand": false}"#),
-            Ok((vec!["a.txt".into()], false))
-        );
-        assert!(parse_paths_info(b"paths=../x").is_err());
-        assert!(parse_paths_info(b"{\"paths\": 3}").is_err());
-        let many: Vec<String> = (0..=MAX_PATHS_INFO)
-            .map(|i| format!("paths=f{i}"))
-            .collect();
-        assert!(parse_paths_info(many.join("&").as_bytes()).is_err());
     }
 }

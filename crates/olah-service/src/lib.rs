@@ -11,10 +11,11 @@
 //! * [`xet`]: the Xet mirror ([`xet::XetMirror`]): tokens, reconstructions, signed xorb ranges,
 //!   verification, the plain-HTTP rebuild of Xet files.
 //! * [`files`]: the bytes of a resolved file (cache, fill source, passthrough).
+//! * [`hub_source`]: [`hub_source::HubSource`], the upstream Hub as a [`source::RepoSource`].
 //! * [`flight`]: single-flight (concurrent identical requests share one execution).
 //!
-//! Dependencies inside the crate point one way: `lib` → `files` → `hub` → `xet` → `access` →
-//! {`policy`, `common`, `flight`} → `error`.
+//! Dependencies inside the crate point one way: `lib` → `hub_source` → `files` → `hub` → `xet`
+//! → `access` → {`policy`, `common`, `flight`, `source`} → `error`.
 
 pub mod access;
 mod common;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod files;
 pub mod flight;
 pub mod hub;
+pub mod hub_source;
 pub mod policy;
 pub mod source;
 pub mod xet;
@@ -38,6 +40,7 @@ use crate::access::AccessGate;
 use crate::common::Meta;
 use crate::files::Files;
 use crate::hub::HubCache;
+use crate::hub_source::HubSource;
 use crate::policy::Policy;
 use crate::xet::XetMirror;
 
@@ -50,10 +53,18 @@ pub struct Mirror {
     hub: Arc<HubCache>,
     xet: Arc<XetMirror>,
     files: Arc<Files>,
+    source: Arc<HubSource>,
+    blobs: Arc<BlobStore>,
+    /// Where a damaged metadata database was moved, and why: [`Mirror::start`] rebuilds the
+    /// records of the cached blobs from their data files.
+    damaged: std::sync::Mutex<Option<(std::path::PathBuf, String)>>,
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl Mirror {
-    /// Opens the store under `cfg.repos_path` and builds the services.
+    /// Opens the store under `cfg.repos_path` (bringing it to the current format: a damaged
+    /// database is moved aside, records of older versions and leftovers of a crash are removed)
+    /// and builds the services. Starts nothing: [`Mirror::start`] does the start-up work.
     pub fn open(cfg: Arc<Config>) -> Result<Self, String> {
         let root = &cfg.repos_path;
         std::fs::create_dir_all(root)
@@ -105,21 +116,6 @@ impl Mirror {
             upstream.clone(),
         )?);
         blobs.attach_xorbs(xet.store().clone());
-        if let Some((aside, why)) = damaged {
-            tracing::warn!(moved_to = %aside.display(), reason = %why,
-                "the metadata database was damaged: moved aside, starting with a fresh one; \
-                 re-registering the cached blobs that verify");
-            let (kept, bytes, dropped) = blobs
-                .recover_blobs()
-                .map_err(|e| format!("cannot rebuild the metadata database: {e}"))?;
-            tracing::warn!(
-                blobs = kept,
-                bytes,
-                deleted = dropped,
-                "cache recovered from the data files (file metadata is fetched again)"
-            );
-        }
-        blobs.start_evictor();
         let hub = Arc::new(HubCache::new(
             policy.clone(),
             gate.clone(),
@@ -130,10 +126,11 @@ impl Mirror {
         let files = Arc::new(Files::new(
             policy.clone(),
             meta,
-            blobs,
+            blobs.clone(),
             hub.clone(),
             xet.clone(),
         ));
+        let source = Arc::new(HubSource::new(hub.clone(), xet.clone(), files.clone()));
         Ok(Self {
             policy,
             db,
@@ -141,7 +138,40 @@ impl Mirror {
             hub,
             xet,
             files,
+            source,
+            blobs,
+            damaged: std::sync::Mutex::new(damaged),
+            started: Default::default(),
         })
+    }
+
+    /// The start-up work, separate from building: after a damaged metadata database was moved
+    /// aside, re-registers the cached blobs whose content verifies (blocking, proportional to
+    /// the cache); then starts the evictor (a background task: call from a Tokio runtime).
+    /// Call once before serving; later calls do nothing. Without it the mirror serves, but
+    /// nothing is evicted and blobs cached before a database loss are fetched again.
+    pub fn start(&self) -> Result<(), String> {
+        if self.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let damaged = self.damaged.lock().map(|mut d| d.take()).unwrap_or(None);
+        if let Some((aside, why)) = damaged {
+            tracing::warn!(moved_to = %aside.display(), reason = %why,
+                "the metadata database was damaged: moved aside, starting with a fresh one; \
+                 re-registering the cached blobs that verify");
+            let (kept, bytes, dropped) = self
+                .blobs
+                .recover_blobs()
+                .map_err(|e| format!("cannot rebuild the metadata database: {e}"))?;
+            tracing::warn!(
+                blobs = kept,
+                bytes,
+                deleted = dropped,
+                "cache recovered from the data files (file metadata is fetched again)"
+            );
+        }
+        self.blobs.start_evictor();
+        Ok(())
     }
 
     /// The configured rules.
@@ -169,8 +199,44 @@ impl Mirror {
         &self.files
     }
 
+    /// The upstream Hub as a repository source (the last of serve mode's sources).
+    pub fn source(&self) -> Arc<HubSource> {
+        self.source.clone()
+    }
+
     /// The metadata database (to flush it at shutdown).
     pub fn meta_db(&self) -> &Arc<MetaDb> {
         &self.db
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Building spawns nothing (it works outside a Tokio runtime, where a spawn would panic);
+    /// `start` does the start-up work once, also after a damaged database was moved aside.
+    #[test]
+    fn open_builds_only_and_start_does_the_start_up_work() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("olah-meta.redb"), b"not a database").unwrap();
+        let cfg = Arc::new(Config {
+            repos_path: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let m = Mirror::open(cfg).expect("builds without a runtime");
+        assert!(
+            m.damaged.lock().unwrap().is_some(),
+            "recovery is left to start"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            m.start().expect("start");
+            assert!(m.damaged.lock().unwrap().is_none(), "recovered");
+            m.start().expect("a second start does nothing");
+        });
     }
 }

@@ -69,12 +69,12 @@ async fn a_miss_is_cached_then_hit_without_the_upstream() {
     let m = mirror(&hub, dir.path(), |_| {});
     let (r, rv, p) = (repo("acme/tiny"), rev("main"), path("config.json"));
     let first = m.hub().resolve(&r, &rv, &p, None).await.unwrap();
-    assert_eq!(first.cache, "miss");
+    assert_eq!(first.cache.as_str(), "miss");
     assert_eq!(first.commit.len(), 40);
     let asked = hub_heads(&hub);
     assert!(asked >= 1);
     let second = m.hub().resolve(&r, &rv, &p, None).await.unwrap();
-    assert_eq!(second.cache, "hit");
+    assert_eq!(second.cache.as_str(), "hit");
     assert_eq!(second.commit, first.commit);
     assert_eq!(second.meta, first.meta);
     assert_eq!(hub_heads(&hub), asked, "a hit asks nothing upstream");
@@ -87,17 +87,22 @@ async fn a_branch_is_revalidated_after_the_ttl_and_served_stale_when_the_upstrea
     let m = mirror(&hub, dir.path(), |c| c.metadata_cache_ttl = 0);
     let (r, rv, p) = (repo("acme/tiny"), rev("main"), path("config.json"));
     assert_eq!(
-        m.hub().resolve(&r, &rv, &p, None).await.unwrap().cache,
+        m.hub()
+            .resolve(&r, &rv, &p, None)
+            .await
+            .unwrap()
+            .cache
+            .as_str(),
         "miss"
     );
     let again = m.hub().resolve(&r, &rv, &p, None).await.unwrap();
-    assert_eq!(again.cache, "revalidated");
+    assert_eq!(again.cache.as_str(), "revalidated");
     hub.set_faults(Faults {
         fail_5xx: 100,
         ..Faults::none()
     });
     let stale = m.hub().resolve(&r, &rv, &p, None).await.unwrap();
-    assert_eq!(stale.cache, "stale");
+    assert_eq!(stale.cache.as_str(), "stale");
     assert_eq!(stale.commit, again.commit);
     // Something never cached is not made up: the outage is reported as an upstream error.
     let e = m
@@ -141,7 +146,7 @@ async fn the_gate_refuses_anonymous_callers_of_a_gated_repo_and_remembers_it() {
     // A granted token is admitted (the Hub confirms it).
     let granted = token("hf_granted");
     let ok = m.hub().resolve(&r, &rv, &p, Some(&granted)).await.unwrap();
-    assert_eq!(ok.cache, "miss");
+    assert_eq!(ok.cache.as_str(), "miss");
     // Cached now, but the anonymous caller is still refused: from the remembered refusal,
     // without asking the Hub again.
     let before = hub.stats().hub_requests;
@@ -166,7 +171,7 @@ async fn the_gate_refuses_anonymous_callers_of_a_gated_repo_and_remembers_it() {
     // The granted token reads the cached file without a new upstream HEAD of its own.
     let heads = hub_heads(&hub);
     let hit = m.hub().resolve(&r, &rv, &p, Some(&granted)).await.unwrap();
-    assert_eq!(hit.cache, "hit");
+    assert_eq!(hit.cache.as_str(), "hit");
     assert_eq!(hub_heads(&hub), heads);
 }
 

@@ -233,16 +233,7 @@ impl AccessGate {
                 self.mark_public(repo_key, Scope::Meta).await;
             }
         } else {
-            let k = grant_key(repo_key, scope, caller);
-            let _ = self
-                .db
-                .run(move |db| {
-                    if db.get_json::<u64>(&k)?.is_none() {
-                        db.put_json(&k, &now())?;
-                    }
-                    Ok(())
-                })
-                .await;
+            self.put_mark(grant_key(repo_key, scope, caller)).await;
         }
     }
 
@@ -304,7 +295,11 @@ impl AccessGate {
     }
 
     async fn mark_public(&self, repo_key: &str, scope: Scope) {
-        let k = public_key(repo_key, scope);
+        self.put_mark(public_key(repo_key, scope)).await;
+    }
+
+    /// Persists a grant or public mark (the time it was first seen) unless it exists already.
+    async fn put_mark(&self, k: String) {
         let _ = self
             .db
             .run(move |db| {

@@ -424,10 +424,7 @@ impl HubCache {
         form: Option<Bytes>,
         auth: Option<&HeaderValue>,
     ) -> Result<(Arc<CachedResponse>, Outcome), ServiceError> {
-        let repo = route
-            .repo()
-            .ok_or_else(|| ServiceError::internal("API route without a repo"))?
-            .clone();
+        let repo = api_repo(route)?;
         let caller = self.gate.caller(auth);
         let up = route.upstream_path();
         // Only the parameters clients send for this route, sorted: a junk query string neither
@@ -557,10 +554,7 @@ impl HubCache {
         query: &PathsQuery,
         auth: Option<&HeaderValue>,
     ) -> Result<(Arc<CachedResponse>, Outcome), ServiceError> {
-        let repo = route
-            .repo()
-            .ok_or_else(|| ServiceError::internal("API route without a repo"))?
-            .clone();
+        let repo = api_repo(route)?;
         let caller = self.gate.caller(auth);
         let paths = &query.paths;
         let expand = query.expand;
@@ -710,6 +704,14 @@ struct PathEntry {
 
 /// Longest query parameter (name and value, as sent) forwarded to the Hub.
 const MAX_PARAM_LEN: usize = 1024;
+
+/// The repo of an API route (every API route the sources answer names one).
+fn api_repo(route: &Route) -> Result<RepoRef, ServiceError> {
+    route
+        .repo()
+        .cloned()
+        .ok_or_else(|| ServiceError::internal("API route without a repo"))
+}
 
 /// The query parameters clients send per API route (PROTOCOL.md §2.3, PROTOCOL-2.md).
 fn known_params(route: &Route) -> &'static [&'static str] {

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod conditional;
+pub mod error;
 pub mod range;
 pub mod repo;
 pub mod route;

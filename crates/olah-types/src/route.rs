@@ -11,16 +11,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 
 use crate::repo::{RepoId, RepoPath, RepoRef, RepoType, Revision};
 
-/// Why a path could not be routed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RouteError {
-    /// No route has this shape.
-    #[error("no such route")]
-    NotFound,
-    /// The shape matches (or the path is malformed) but a component is invalid.
-    #[error("bad request: {0}")]
-    BadRequest(String),
-}
+pub use crate::error::RouteError;
 
 fn bad(msg: &str) -> RouteError {
     RouteError::BadRequest(msg.to_string())

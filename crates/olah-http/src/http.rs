@@ -112,8 +112,14 @@ async fn route_request(app: App, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => return render(e.into()),
     };
-    if matches!(route, Route::Health) && matches!(*req.method(), Method::GET | Method::HEAD) {
-        return "ok".into_response();
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        match route {
+            // Liveness: the process answers. Readiness: its stores can be used. Neither asks
+            // the upstream.
+            Route::Health => return "ok".into_response(),
+            Route::Ready => return ready(app.mirror.as_deref()).await,
+            _ => {}
+        }
     }
     let span = tracing::Span::current();
     if let Some(r) = route.repo() {
@@ -154,11 +160,30 @@ async fn route_request(app: App, req: Request) -> Response {
     }
 }
 
+/// `/readyz`: 200 `ok` when the cache can be used (model-bin mode has no cache: always), else
+/// 503 `NotReady` with the reason.
+async fn ready(mirror: Option<&Mirror>) -> Response {
+    match mirror {
+        Some(m) => match m.readiness().await {
+            Ok(()) => "ok".into_response(),
+            Err(reason) => render(ServiceError::new(
+                ErrorKind::Busy,
+                Origin::Internal,
+                HubCode::NotReady,
+                reason,
+            )),
+        },
+        None => "ok".into_response(),
+    }
+}
+
 /// Without an upstream (model-bin mode): health answers, nothing else exists.
 fn no_mirror(route: &Route) -> ServiceError {
     match route {
         // GET and HEAD were answered before.
-        Route::Health => ServiceError::method_not_allowed("only GET and HEAD on /health"),
+        Route::Health | Route::Ready => {
+            ServiceError::method_not_allowed("only GET and HEAD on /health and /readyz")
+        }
         Route::Whoami => ServiceError::new(
             ErrorKind::Unauthorized,
             Origin::Client,

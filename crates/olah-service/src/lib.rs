@@ -204,6 +204,19 @@ impl Mirror {
         self.source.clone()
     }
 
+    /// Whether the mirror can use its cache now: the metadata store is open and not degraded
+    /// after an I/O error, and the cache directory takes a write. Never asks the upstream.
+    /// `Err` carries the reason (for `/readyz`).
+    pub async fn readiness(&self) -> Result<(), String> {
+        if self.db.is_degraded() {
+            return Err("the metadata store failed a write and is being reopened".into());
+        }
+        self.blobs
+            .probe()
+            .await
+            .map_err(|e| format!("the cache directory cannot be written: {e}"))
+    }
+
     /// The metadata database (to flush it at shutdown).
     pub fn meta_db(&self) -> &Arc<MetaDb> {
         &self.db

@@ -144,6 +144,12 @@ pub struct BlobStatus {
 }
 
 impl BlobStore {
+    /// Whether the store can take a write right now (the backend's probe): for readiness
+    /// checks, never on a download's path.
+    pub async fn probe(&self) -> Result<()> {
+        self.part.io.probe().await
+    }
+
     /// A store keeping data files under `root`, without a size limit.
     pub fn new(root: PathBuf, db: Arc<MetaDb>, block_size: u64) -> Self {
         Self::with_limit(root, db, block_size, None, Strategy::Lru)

@@ -91,8 +91,10 @@ pub enum Route {
     },
     /// `/api/whoami-v2`.
     Whoami,
-    /// `/health`: the mirror's own liveness route.
+    /// `/health` (or `/healthz`): the mirror's own liveness route.
     Health,
+    /// `/readyz`: the mirror's own readiness route (its stores can be used).
+    Ready,
 }
 
 /// Longest raw path accepted (a 1024-character path of 4-byte characters encodes to 12 KiB).
@@ -161,7 +163,8 @@ fn parse_unchecked(raw_path: &str) -> Result<Route, RouteError> {
         .collect::<Result<Vec<_>, _>>()?;
     let segs: Vec<&str> = decoded.iter().map(|s| s.as_ref()).collect();
     match segs.as_slice() {
-        ["health"] => Ok(Route::Health),
+        ["health" | "healthz"] => Ok(Route::Health),
+        ["readyz"] => Ok(Route::Ready),
         ["api", "whoami-v2"] => Ok(Route::Whoami),
         ["cas", v @ ("v1" | "v2"), "reconstructions", h] => Ok(Route::CasReconstruction {
             version: if *v == "v1" { 1 } else { 2 },
@@ -322,6 +325,7 @@ impl Route {
         let mut out = String::with_capacity(64);
         let (repo, keyword, revision, dir) = match self {
             Route::Health => return "/health".into(),
+            Route::Ready => return "/readyz".into(),
             Route::Whoami => return "/api/whoami-v2".into(),
             Route::CasReconstruction { version, file } => {
                 return format!("/cas/v{version}/reconstructions/{file}");
@@ -406,6 +410,7 @@ impl Route {
             | Route::XetReadToken { repo, .. } => Some(repo),
             Route::Whoami
             | Route::Health
+            | Route::Ready
             | Route::CasReconstruction { .. }
             | Route::CasXorb { .. } => None,
         }
@@ -424,6 +429,7 @@ impl Route {
             | Route::Refs { .. }
             | Route::Whoami
             | Route::Health
+            | Route::Ready
             | Route::CasReconstruction { .. }
             | Route::CasXorb { .. } => None,
         }
@@ -561,6 +567,8 @@ mod tests {
             // non-repo routes
             ("/api/whoami-v2", Route::Whoami, ""),
             ("/health", Route::Health, ""),
+            ("/healthz", Route::Health, "/health"),
+            ("/readyz", Route::Ready, ""),
             ("/cas/v1/reconstructions/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", Route::CasReconstruction { version: 1, file: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into() }, ""),
             ("/cas/v2/reconstructions/0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF", Route::CasReconstruction { version: 2, file: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into() }, "/cas/v2/reconstructions/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
             ("/cas/xorb/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", Route::CasXorb { xorb: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into() }, ""),
@@ -727,7 +735,7 @@ mod tests {
             Some("spaces/acme/app")
         );
         assert_eq!(refs(Model, "gpt2").revision(), None);
-        for r in [Route::Whoami, Route::Health] {
+        for r in [Route::Whoami, Route::Health, Route::Ready] {
             assert_eq!((r.repo(), r.revision(), r.path()), (None, None, None));
         }
         let c = with_rev(commits, Kernel, "acme/k", "v1");
@@ -816,7 +824,7 @@ mod tests {
             arb_id(),
             arb_rev(),
             prop::option::of(arb_path()),
-            0..10u8,
+            0..11u8,
         )
             .prop_map(|(kind, id, revision, path, which)| {
                 let repo = RepoRef::new(kind, id);
@@ -838,6 +846,7 @@ mod tests {
                     6 => Route::Commits { repo, revision },
                     7 => Route::XetReadToken { repo, revision },
                     8 => Route::Whoami,
+                    9 => Route::Ready,
                     _ => Route::Health,
                 }
             })
@@ -869,6 +878,7 @@ mod tests {
             Route::Refs { .. }
             | Route::Whoami
             | Route::Health
+            | Route::Ready
             | Route::CasReconstruction { .. }
             | Route::CasXorb { .. } => false,
         }
@@ -940,7 +950,7 @@ mod tests {
                 ambiguous.insert(std::mem::discriminant(&r));
             }
         }
-        assert_eq!(variants.len(), 10);
+        assert_eq!(variants.len(), 11);
         // Every variant that can be ambiguous is generated ambiguous at least once.
         assert_eq!(ambiguous.len(), 7, "{ambiguous:?}");
     }

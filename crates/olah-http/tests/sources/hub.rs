@@ -42,6 +42,17 @@ async fn hub_app() -> Hub {
     }
 }
 
+/// Every request the fake Hub and CDN received.
+fn upstream_total(h: &Hub) -> u64 {
+    h.hub
+        .stats()
+        .requests
+        .values()
+        .flat_map(|m| m.values())
+        .flat_map(|r| r.values())
+        .sum()
+}
+
 fn upstream_resolves(h: &Hub) -> u64 {
     h.hub.stats().count_route(HostKind::Hub, RouteKind::Resolve)
 }
@@ -297,4 +308,30 @@ async fn a_hub_file_and_a_git_file_with_the_same_content_answer_alike() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_without_the_upstream_and_readiness_sees_an_unwritable_cache() {
+    let h = hub_app().await;
+    let before = upstream_total(&h);
+    for path in ["/health", "/healthz", "/readyz"] {
+        let g = get(&h.app, path).await;
+        assert_eq!(g.status, StatusCode::OK, "{path}");
+        assert_eq!(&g.body[..], b"ok", "{path}");
+    }
+    let post = call(&h.app, "POST", "/readyz", &[]).await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    // The cache directory goes away (a lost mount): not ready, with the reason, still no
+    // upstream request; liveness is unaffected.
+    std::fs::remove_dir_all(h._tmp.path()).expect("remove the cache directory");
+    let g = get(&h.app, "/readyz").await;
+    assert_eq!(g.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(g.code(), Some("NotReady"));
+    assert!(
+        g.h("x-error-message").contains("cache directory"),
+        "{}",
+        g.h("x-error-message")
+    );
+    assert_eq!(get(&h.app, "/healthz").await.status, StatusCode::OK);
+    assert_eq!(upstream_total(&h), before, "no upstream request");
 }

@@ -77,6 +77,23 @@ impl BlobData for FsData {
 
 #[async_trait]
 impl BlockIo for FsBlocks {
+    async fn probe(&self) -> Result<()> {
+        // A name no blob can have (blobs live two levels down, under hex directories).
+        let root = self.root.clone();
+        let path = root.join(format!(".ready-probe-{:016x}", rand::random::<u64>()));
+        blocking(move || {
+            // A fresh cache has no blob directory yet; its parent (the cache directory) must
+            // exist, though: it is never recreated here (a lost mount stays visible).
+            if !root.is_dir() {
+                std::fs::create_dir(&root)?;
+            }
+            let res = std::fs::write(&path, b"ok").and_then(|()| File::open(&path)?.sync_all());
+            let _ = std::fs::remove_file(&path);
+            Ok(res?)
+        })
+        .await
+    }
+
     async fn open(&self, key: &BlobKey) -> Result<(Arc<dyn BlobData>, u64)> {
         let path = self.path(key);
         blocking(move || {

@@ -47,6 +47,12 @@ pub trait BlockIo: Send + Sync + 'static {
     /// Deletes the stored bytes of a blob (absent is not an error). Open handles stay usable.
     async fn remove(&self, key: &BlobKey) -> Result<()>;
 
+    /// Whether the backend takes a write right now (readiness checks): writes and removes a
+    /// small probe object. The default (memory) always can.
+    async fn probe(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Where the blob's bytes live on the local disk, if they do (tests, admin views).
     fn local_path(&self, _key: &BlobKey) -> Option<PathBuf> {
         None

@@ -216,7 +216,6 @@ async fn repo_request(
     // Only the Hub ever sees the caller's credentials.
     let cx = RequestCtx {
         auth: if is_hub { auth(req.headers()) } else { None },
-        host: host.clone(),
     };
     let base = app
         .mirror

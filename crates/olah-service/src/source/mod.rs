@@ -35,8 +35,6 @@ pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 pub struct RequestCtx {
     /// The caller's `Authorization` header, passed to the Hub only (never logged or stored).
     pub auth: Option<HeaderValue>,
-    /// The `Host` the client used (for the URLs the mirror hands out).
-    pub host: Option<String>,
 }
 
 /// How a file or answer was obtained: recorded on the request span (and, next, in metrics).

@@ -37,18 +37,23 @@ impl FsBlocks {
     }
 }
 
+/// `len` bytes of `f` from `off`, read on a blocking thread.
+async fn read_exact_at(f: &Arc<File>, off: u64, len: usize) -> Result<Bytes> {
+    let f = f.clone();
+    blocking(move || {
+        let mut buf = vec![0u8; len];
+        f.read_exact_at(&mut buf, off)?;
+        Ok(Bytes::from(buf))
+    })
+    .await
+}
+
 struct FsData(Arc<File>);
 
 #[async_trait]
 impl BlobData for FsData {
     async fn read(&self, off: u64, len: usize) -> Result<Bytes> {
-        let f = self.0.clone();
-        blocking(move || {
-            let mut buf = vec![0u8; len];
-            f.read_exact_at(&mut buf, off)?;
-            Ok(Bytes::from(buf))
-        })
-        .await
+        read_exact_at(&self.0, off, len).await
     }
 
     async fn write(&self, off: u64, data: Vec<Bytes>) -> Result<()> {
@@ -239,13 +244,7 @@ struct FsReader(Arc<File>);
 #[async_trait]
 impl ReadAt for FsReader {
     async fn read_at(&self, off: u64, len: usize) -> Result<Bytes> {
-        let f = self.0.clone();
-        blocking(move || {
-            let mut buf = vec![0u8; len];
-            f.read_exact_at(&mut buf, off)?;
-            Ok(Bytes::from(buf))
-        })
-        .await
+        read_exact_at(&self.0, off, len).await
     }
 }
 

@@ -1,55 +1,14 @@
 //! `olah-cli`: a self-hosted Hugging Face Hub mirror, drop-in for the Python olah.
 
-use std::io::IsTerminal;
+mod cache;
+mod config_show;
+mod logging;
+mod prefetch;
+
 use std::sync::Arc;
 
 use anyhow::Context;
 use olah_config::{Command, Config};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::field::MakeExt;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-
-fn init_logging(cfg: &Config) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
-    std::fs::create_dir_all(&cfg.log_path)
-        .with_context(|| format!("cannot create log-path {}", cfg.log_path.display()))?;
-    let file = tracing_appender::rolling::Builder::new()
-        .rotation(tracing_appender::rolling::Rotation::DAILY)
-        .filename_prefix("olah")
-        .filename_suffix("log")
-        .max_log_files(14)
-        .build(&cfg.log_path)
-        .context("cannot open the log file")?;
-    let (file_writer, guard) = tracing_appender::non_blocking(file);
-    let filter = EnvFilter::try_from_env("OLAH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_writer(std::io::stderr),
-        )
-        // A field formatter of its own type: span fields formatted for one layer are cached per
-        // formatter type, so sharing DefaultFields would leak stderr's colours (and duplicate
-        // recorded fields) into the file.
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .fmt_fields(
-                    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
-                        if field.name() == "message" {
-                            write!(w, "{value:?}")
-                        } else {
-                            write!(w, "{field}={value:?}")
-                        }
-                    })
-                    .delimited(" "),
-                )
-                .with_writer(file_writer),
-        )
-        .init();
-    Ok(guard)
-}
 
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -94,11 +53,18 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run(cfg, command))
+    // The tools: their own exit status, no listener, no log files.
+    let code = match command {
+        Command::Prefetch(args) => rt.block_on(prefetch::run(args))?,
+        Command::Cache(c) => rt.block_on(cache::run(&cfg, c))?,
+        Command::ConfigShow { sources } => config_show::run(&cfg, sources)?,
+        command => return rt.block_on(run(cfg, command)),
+    };
+    std::process::exit(code)
 }
 
 async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
-    let _guard = init_logging(&cfg)?;
+    let _guard = logging::init(&cfg)?;
     // TLS material is checked before anything else: a wrong key file stops start-up clearly.
     let tls = match (&cfg.ssl_cert, &cfg.ssl_key) {
         (Some(cert), Some(key)) => {
@@ -155,6 +121,9 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
                 "olah-rs model-bin ready (offline, serving directories as model repos)"
             );
             (olah_http::router(olah_http::App::model_bin(path)), None)
+        }
+        Command::Prefetch(_) | Command::Cache(_) | Command::ConfigShow { .. } => {
+            unreachable!("tools are run by main")
         }
     };
     olah_http::serve::serve(tcp, tls, app, opts, shutdown_signal()).await?;

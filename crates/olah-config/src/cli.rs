@@ -12,7 +12,10 @@ use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand};
 
 use crate::merge::Layer;
-use crate::{CleanStrategy, Command, Compression, ConfigError, XetMode, parse_size, values};
+use crate::{
+    CacheCommand, CleanStrategy, Command, Compression, ConfigError, LogFormat, PrefetchArgs,
+    Secret, XetMode, parse_size, values,
+};
 
 const AFTER_HELP: &str = "\
 Precedence: built-in defaults < configs.toml (-c) < flags. Unlike olah, a flag given together \
@@ -55,7 +58,7 @@ pub(crate) struct Cli {
     ssl_cert: Option<PathBuf>,
 
     /// Directory of the cache [default: ./repos]
-    #[arg(long = "repos-path", value_name = "DIR")]
+    #[arg(long = "repos-path", value_name = "DIR", global = true)]
     repos_path: Option<PathBuf>,
 
     /// Cache size limit: 100G, 500GB, 2TB, 1.5T, 1024 (K/M/G/T = powers of 1024); "" = no
@@ -162,8 +165,98 @@ pub(crate) struct Cli {
     #[arg(long = "idle-timeout", value_name = "SECONDS")]
     idle_timeout: Option<u64>,
 
+    /// Bearer token that opens /admin and /admin/api/* from any address (without one: from
+    /// loopback only) [default: none]
+    #[arg(
+        long = "admin-token",
+        value_name = "TOKEN",
+        env = "OLAH_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    admin_token: Option<String>,
+
+    /// File holding the admin token (first line) [default: none]
+    #[arg(long = "admin-token-file", value_name = "FILE", global = true)]
+    admin_token_file: Option<PathBuf>,
+
+    /// Log line format: text or json (one JSON object per line) [default: text]
+    #[arg(long = "log-format", value_name = "FORMAT", global = true)]
+    log_format: Option<LogFormat>,
+
     #[command(subcommand)]
     command: Option<Sub>,
+}
+
+/// `--repo-type`'s values.
+const REPO_TYPES: [&str; 3] = ["model", "dataset", "space"];
+
+#[derive(Debug, clap::Args)]
+struct PrefetchCli {
+    /// Repository id, e.g. openai-community/gpt2
+    #[arg(value_name = "REPO_ID")]
+    repo_id: String,
+    /// model, dataset or space [default: model]
+    #[arg(long = "repo-type", value_name = "TYPE", default_value = "model",
+          value_parser = clap::builder::PossibleValuesParser::new(REPO_TYPES))]
+    repo_type: String,
+    /// Branch, tag or commit [default: main]
+    #[arg(long, value_name = "REV")]
+    revision: Option<String>,
+    /// Only paths matching this glob (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// Skip paths matching this glob (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// The mirror's URL [default: $HF_ENDPOINT, else http://127.0.0.1:8090]
+    #[arg(long, value_name = "URL", env = "HF_ENDPOINT")]
+    endpoint: Option<String>,
+    /// Hub token for gated or private repos [default: $HF_TOKEN]
+    #[arg(long, value_name = "TOKEN", env = "HF_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Files downloaded at once [default: 4]
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheSub {
+    /// Repositories in the cache: revisions, files, size, last access
+    Ls {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash every complete blob and verified xorb range; drop what fails (exit 1 if any)
+    Verify,
+    /// Drop one repository's cached files and metadata
+    Rm {
+        /// Repository id
+        #[arg(value_name = "REPO_ID")]
+        repo_id: String,
+        /// model, dataset or space [default: model]
+        #[arg(long = "repo-type", value_name = "TYPE", default_value = "model",
+              value_parser = clap::builder::PossibleValuesParser::new(REPO_TYPES))]
+        repo_type: String,
+    },
+    /// Remove orphans, stale partial fills and metadata without data
+    Gc {
+        /// Report what would be removed, remove nothing
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigSub {
+    /// Print the effective configuration (TOML)
+    Show {
+        /// Say where each value came from: default, file, flag or environment
+        #[arg(long)]
+        sources: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +267,15 @@ enum Sub {
         #[arg(long, value_name = "DIR")]
         path: PathBuf,
     },
+    /// Pull a repository's files through a running mirror so its cache holds them
+    Prefetch(PrefetchCli),
+    /// Cache tools on --repos-path (through the running server's admin API when it holds the
+    /// cache)
+    #[command(subcommand)]
+    Cache(CacheSub),
+    /// The effective configuration
+    #[command(subcommand)]
+    Config(ConfigSub),
 }
 
 /// `--cache-size-limit`'s value: `None` for `""`.
@@ -213,7 +315,32 @@ where
     })?;
     let command = match cli.command {
         Some(Sub::ModelBin { path }) => Command::ModelBin { path },
+        Some(Sub::Prefetch(p)) => Command::Prefetch(PrefetchArgs {
+            repo_id: p.repo_id,
+            repo_type: p.repo_type,
+            revision: p.revision,
+            include: p.include,
+            exclude: p.exclude,
+            endpoint: p
+                .endpoint
+                .filter(|e| !e.trim().is_empty())
+                .unwrap_or_else(|| "http://127.0.0.1:8090".to_string()),
+            token: p.token.filter(|t| !t.is_empty()).map(Secret::new),
+            jobs: usize::from(p.jobs),
+        }),
+        Some(Sub::Cache(c)) => Command::Cache(match c {
+            CacheSub::Ls { json } => CacheCommand::Ls { json },
+            CacheSub::Verify => CacheCommand::Verify,
+            CacheSub::Rm { repo_id, repo_type } => CacheCommand::Rm { repo_id, repo_type },
+            CacheSub::Gc { dry_run } => CacheCommand::Gc { dry_run },
+        }),
+        Some(Sub::Config(ConfigSub::Show { sources })) => Command::ConfigShow { sources },
         None => Command::Serve,
+    };
+    let admin_token = match (cli.admin_token, cli.admin_token_file) {
+        (Some(t), _) if !t.is_empty() => Some(Some(Secret::new(t))),
+        (_, Some(f)) => Some(Some(read_secret_file(&f, "--admin-token-file")?)),
+        _ => None,
     };
     let layer = Layer {
         host: cli.host,
@@ -241,9 +368,26 @@ where
         max_connections: cli.max_connections,
         header_timeout: cli.header_timeout,
         idle_timeout: cli.idle_timeout,
+        admin_token: admin_token.flatten(),
+        log_format: cli.log_format,
         ..Layer::default()
     };
     Ok((cli.config, layer, command))
+}
+
+/// The first line of a secret file, trimmed; an empty or unreadable file is an error naming the
+/// file and `what` (the key or flag).
+pub(crate) fn read_secret_file(path: &std::path::Path, what: &str) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Cli(format!("{what}: cannot read {}: {e}", path.display())))?;
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.is_empty() {
+        return Err(ConfigError::Cli(format!(
+            "{what}: {} is empty",
+            path.display()
+        )));
+    }
+    Ok(Secret::new(line))
 }
 
 /// clap's rendered error on one line: the "error:" line and any tip, without the usage text.

@@ -26,6 +26,16 @@ struct FileConfig {
     basic: Basic,
     #[serde(default)]
     accessibility: Accessibility,
+    #[serde(default)]
+    admin: Admin,
+}
+
+/// `[admin]` (olah-rs): who may open `/admin` from another address.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Admin {
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,6 +74,7 @@ struct Basic {
     max_connections: Option<u32>,
     header_timeout: Option<u64>,
     idle_timeout: Option<u64>,
+    log_format: Option<Parsed<crate::LogFormat>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,6 +288,27 @@ fn parse(text: &str) -> Result<Layer, Problem> {
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
     };
+    let admin_token = match (f.admin.token, f.admin.token_file) {
+        (Some(t), _) if !t.get_ref().is_empty() => Some(crate::Secret::new(t.into_inner())),
+        (Some(t), None) => {
+            return Err(Problem {
+                span: Some(t.span()),
+                msg: "must not be empty".into(),
+            });
+        }
+        (_, Some(f)) => {
+            let span = f.span();
+            Some(
+                crate::cli::read_secret_file(f.get_ref(), "admin.token_file").map_err(|e| {
+                    Problem {
+                        span: Some(span),
+                        msg: e.to_string(),
+                    }
+                })?,
+            )
+        }
+        (None, None) => None,
+    };
     let upstream_hosts = netlocs(b.upstream_hosts)?;
     let mirror_names = netlocs(b.mirror_names)?;
     Ok(Layer {
@@ -313,11 +345,13 @@ fn parse(text: &str) -> Result<Layer, Problem> {
         max_connections: b.max_connections,
         header_timeout: b.header_timeout,
         idle_timeout: b.idle_timeout,
+        admin_token,
+        log_format: b.log_format.map(|v| v.0),
     })
 }
 
 /// `[basic]` keys, as olah spells them (plus ours).
-const BASIC_KEYS: [&str; 30] = [
+const BASIC_KEYS: [&str; 31] = [
     "host",
     "port",
     "ssl-key",
@@ -348,6 +382,7 @@ const BASIC_KEYS: [&str; 30] = [
     "max-connections",
     "header-timeout",
     "idle-timeout",
+    "log-format",
 ];
 
 /// `[accessibility]` keys.

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 pub use rules::{AccessRule, decide};
 pub use size::parse_size;
-pub use values::{CleanStrategy, Compression, XetMode};
+pub use values::{CleanStrategy, Compression, LogFormat, Secret, XetMode};
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,60 @@ pub enum Command {
     ModelBin {
         /// Root directory (`--path`).
         path: PathBuf,
+    },
+    /// `prefetch REPO_ID …`: pull a repository's files through a running mirror.
+    Prefetch(PrefetchArgs),
+    /// `cache ls|verify|rm|gc`: the cache tools, on `repos-path`.
+    Cache(CacheCommand),
+    /// `config show [--sources]`: the effective configuration.
+    ConfigShow {
+        /// Also say where each value came from (default, file, flag, environment).
+        sources: bool,
+    },
+}
+
+/// `olah-cli prefetch`'s arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefetchArgs {
+    /// `ns/name` (or a legacy one-segment id).
+    pub repo_id: String,
+    /// `model`, `dataset` or `space` [default: model].
+    pub repo_type: String,
+    /// Branch, tag or commit [default: main].
+    pub revision: Option<String>,
+    /// Glob patterns of paths to take (none = all).
+    pub include: Vec<String>,
+    /// Glob patterns of paths to skip.
+    pub exclude: Vec<String>,
+    /// The mirror's base URL [default: `HF_ENDPOINT`, else `http://127.0.0.1:8090`].
+    pub endpoint: String,
+    /// The caller's Hub token (`--token`, else `HF_TOKEN`).
+    pub token: Option<Secret>,
+    /// Files downloaded at once [default: 4].
+    pub jobs: usize,
+}
+
+/// `olah-cli cache …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheCommand {
+    /// `cache ls [--json]`.
+    Ls {
+        /// Print JSON instead of a table.
+        json: bool,
+    },
+    /// `cache verify`.
+    Verify,
+    /// `cache rm REPO_ID [--repo-type T]`.
+    Rm {
+        /// `ns/name`.
+        repo_id: String,
+        /// `model`, `dataset` or `space`.
+        repo_type: String,
+    },
+    /// `cache gc [--dry-run]`.
+    Gc {
+        /// Report what would go, remove nothing.
+        dry_run: bool,
     },
 }
 
@@ -128,6 +182,13 @@ pub struct Config {
     /// olah-rs: seconds a connection may stay open without a request in progress
     /// (`idle-timeout`, `--idle-timeout`) [default: 60].
     pub idle_timeout: u64,
+    /// olah-rs: bearer token that opens `/admin` and `/admin/api/*` from any address
+    /// (`[admin] token` or `token_file`, `--admin-token`, `--admin-token-file`,
+    /// `OLAH_ADMIN_TOKEN`) [default: none = loopback only].
+    pub admin_token: Option<Secret>,
+    /// olah-rs: log line format, `text` or `json` (`log-format`, `--log-format`)
+    /// [default: text].
+    pub log_format: LogFormat,
 }
 
 impl Default for Config {

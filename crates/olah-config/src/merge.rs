@@ -48,6 +48,8 @@ pub(crate) struct Layer {
     pub max_connections: Option<u32>,
     pub header_timeout: Option<u64>,
     pub idle_timeout: Option<u64>,
+    pub admin_token: Option<crate::Secret>,
+    pub log_format: Option<crate::LogFormat>,
 }
 
 impl Layer {
@@ -93,6 +95,8 @@ impl Layer {
             max_connections,
             header_timeout,
             idle_timeout,
+            admin_token,
+            log_format,
         )
     }
 
@@ -149,6 +153,8 @@ impl Layer {
             max_connections: self.max_connections,
             header_timeout: self.header_timeout.unwrap_or(30),
             idle_timeout: self.idle_timeout.unwrap_or(60),
+            admin_token: self.admin_token,
+            log_format: self.log_format.unwrap_or_default(),
         }
     }
 }

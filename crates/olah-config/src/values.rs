@@ -131,6 +131,74 @@ impl fmt::Display for XetMode {
     }
 }
 
+/// How log lines are written to stderr and the log file (`log-format`, `--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `text` (default): one human-readable line per event.
+    #[default]
+    Text,
+    /// `json`: one JSON object per line, for log shippers.
+    Json,
+}
+
+impl LogFormat {
+    /// The spelling used in the flag and TOML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
+
+impl FromStr for LogFormat {
+    /// A one-line reason.
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("{s:?} is not one of text, json")),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A secret value (a token): compared and used, never shown. `Debug` and `Display` print
+/// `<redacted>`, so a config dump or a log line cannot leak it; [`Secret::expose`] gives the text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret text (compare in constant time where an attacker chooses the other side).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// `http` or `https` (any case), returned in lower case.
 pub(crate) fn scheme(s: &str) -> Result<String, String> {
     let lower = s.trim().to_ascii_lowercase();

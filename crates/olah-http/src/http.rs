@@ -118,8 +118,13 @@ async fn route_request(app: App, req: Request) -> Response {
             // the upstream.
             Route::Health => return "ok".into_response(),
             Route::Ready => return ready(app.mirror.as_deref()).await,
+            Route::Metrics => return metrics_answer(),
             _ => {}
         }
+    }
+    match route {
+        Route::Landing | Route::Admin(_) => return crate::admin::answer(&app, route, req).await,
+        _ => {}
     }
     let span = tracing::Span::current();
     if let Some(r) = route.repo() {
@@ -158,6 +163,16 @@ async fn route_request(app: App, req: Request) -> Response {
         }
         _ => render(no_mirror(&route)),
     }
+}
+
+/// `/metrics`: the Prometheus text exposition. Open like `/healthz` (scrapers run elsewhere);
+/// no label names a repository, path or token.
+fn metrics_answer() -> Response {
+    (
+        [(header::CONTENT_TYPE, olah_metrics::CONTENT_TYPE)],
+        olah_metrics::encode(),
+    )
+        .into_response()
 }
 
 /// `/readyz`: 200 `ok` when the cache can be used (model-bin mode has no cache: always), else

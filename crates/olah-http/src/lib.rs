@@ -10,6 +10,7 @@
 //! * [`error`]: the one place where errors become HTTP responses.
 //! * [`serve`]: the listener (connection cap, header and idle timeouts; plain or TLS).
 
+pub mod admin;
 mod conditional;
 pub mod error;
 pub mod http;

@@ -18,6 +18,7 @@
 //! → `access` → {`policy`, `common`, `flight`, `source`} → `error`.
 
 pub mod access;
+pub mod catalog;
 mod common;
 pub mod error;
 pub mod files;
@@ -215,6 +216,14 @@ impl Mirror {
             .probe()
             .await
             .map_err(|e| format!("the cache directory cannot be written: {e}"))
+    }
+
+    /// The cache per repository, and the cache tools.
+    pub fn catalog(&self) -> catalog::Catalog {
+        catalog::Catalog {
+            db: self.db.clone(),
+            blobs: self.blobs.clone(),
+        }
     }
 
     /// The metadata database (to flush it at shutdown).

@@ -95,6 +95,48 @@ pub enum Route {
     Health,
     /// `/readyz`: the mirror's own readiness route (its stores can be used).
     Ready,
+    /// `/`: the mirror's landing page (what it is, how to use it).
+    Landing,
+    /// `/metrics`: the mirror's Prometheus metrics.
+    Metrics,
+    /// `/admin…`: the mirror's admin page and API (loopback or admin token only).
+    Admin(AdminRoute),
+}
+
+/// The mirror's own admin routes. Local: never sent upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRoute {
+    /// `/admin`: the HTML page.
+    Page,
+    /// `/admin/api/stats`: the page's figures as JSON.
+    Stats,
+    /// `/admin/api/cache/{op}`: a cache tool run by the server that holds the cache.
+    Cache(CacheOp),
+}
+
+/// A cache tool (`olah-cli cache …`) as an admin API operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOp {
+    /// `ls`: repositories with revisions, files, size, last access.
+    Ls,
+    /// `verify`: re-hash complete blobs and verified xorb ranges, drop what fails.
+    Verify,
+    /// `rm`: drop one repository's cached files and metadata.
+    Rm,
+    /// `gc`: orphans, stale partial fills, metadata without data.
+    Gc,
+}
+
+impl CacheOp {
+    /// The operation's name in the URL and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOp::Ls => "ls",
+            CacheOp::Verify => "verify",
+            CacheOp::Rm => "rm",
+            CacheOp::Gc => "gc",
+        }
+    }
 }
 
 /// Longest raw path accepted (a 1024-character path of 4-byte characters encodes to 12 KiB).
@@ -165,6 +207,17 @@ fn parse_unchecked(raw_path: &str) -> Result<Route, RouteError> {
     match segs.as_slice() {
         ["health" | "healthz"] => Ok(Route::Health),
         ["readyz"] => Ok(Route::Ready),
+        [""] => Ok(Route::Landing),
+        ["metrics"] => Ok(Route::Metrics),
+        ["admin"] => Ok(Route::Admin(AdminRoute::Page)),
+        ["admin", "api", "stats"] => Ok(Route::Admin(AdminRoute::Stats)),
+        ["admin", "api", "cache", op] => Ok(Route::Admin(AdminRoute::Cache(match *op {
+            "ls" => CacheOp::Ls,
+            "verify" => CacheOp::Verify,
+            "rm" => CacheOp::Rm,
+            "gc" => CacheOp::Gc,
+            _ => return Err(RouteError::NotFound),
+        }))),
         ["api", "whoami-v2"] => Ok(Route::Whoami),
         ["cas", v @ ("v1" | "v2"), "reconstructions", h] => Ok(Route::CasReconstruction {
             version: if *v == "v1" { 1 } else { 2 },
@@ -326,6 +379,13 @@ impl Route {
         let (repo, keyword, revision, dir) = match self {
             Route::Health => return "/health".into(),
             Route::Ready => return "/readyz".into(),
+            Route::Landing => return "/".into(),
+            Route::Metrics => return "/metrics".into(),
+            Route::Admin(AdminRoute::Page) => return "/admin".into(),
+            Route::Admin(AdminRoute::Stats) => return "/admin/api/stats".into(),
+            Route::Admin(AdminRoute::Cache(op)) => {
+                return format!("/admin/api/cache/{}", op.as_str());
+            }
             Route::Whoami => return "/api/whoami-v2".into(),
             Route::CasReconstruction { version, file } => {
                 return format!("/cas/v{version}/reconstructions/{file}");
@@ -411,6 +471,9 @@ impl Route {
             Route::Whoami
             | Route::Health
             | Route::Ready
+            | Route::Landing
+            | Route::Metrics
+            | Route::Admin(_)
             | Route::CasReconstruction { .. }
             | Route::CasXorb { .. } => None,
         }
@@ -430,6 +493,9 @@ impl Route {
             | Route::Whoami
             | Route::Health
             | Route::Ready
+            | Route::Landing
+            | Route::Metrics
+            | Route::Admin(_)
             | Route::CasReconstruction { .. }
             | Route::CasXorb { .. } => None,
         }
@@ -569,6 +635,15 @@ mod tests {
             ("/health", Route::Health, ""),
             ("/healthz", Route::Health, "/health"),
             ("/readyz", Route::Ready, ""),
+            ("/", Route::Landing, ""),
+            ("/metrics", Route::Metrics, ""),
+            ("/admin", Route::Admin(AdminRoute::Page), ""),
+            ("/admin/api/stats", Route::Admin(AdminRoute::Stats), ""),
+            (
+                "/admin/api/cache/gc",
+                Route::Admin(AdminRoute::Cache(CacheOp::Gc)),
+                "",
+            ),
             ("/cas/v1/reconstructions/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", Route::CasReconstruction { version: 1, file: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into() }, ""),
             ("/cas/v2/reconstructions/0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF", Route::CasReconstruction { version: 2, file: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into() }, "/cas/v2/reconstructions/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
             ("/cas/xorb/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", Route::CasXorb { xorb: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into() }, ""),
@@ -590,8 +665,10 @@ mod tests {
         for p in [
             "",
             "nope",
-            "/",
             "//",
+            "/admin/",
+            "/admin/api/cache/drop",
+            "/metrics/x",
             "/health/",
             "/api",
             "/api/",
@@ -879,6 +956,9 @@ mod tests {
             | Route::Whoami
             | Route::Health
             | Route::Ready
+            | Route::Landing
+            | Route::Metrics
+            | Route::Admin(_)
             | Route::CasReconstruction { .. }
             | Route::CasXorb { .. } => false,
         }
@@ -886,6 +966,10 @@ mod tests {
 
     /// What every upstream path must look like, whoever built the route.
     fn check_upstream_text(up: &str) -> Result<(), TestCaseError> {
+        if up == "/" {
+            // The landing page: the mirror's own, never sent upstream.
+            return Ok(());
+        }
         prop_assert!(up.starts_with('/') && !up.starts_with("//"), "{}", up);
         for seg in up[1..].split('/') {
             prop_assert!(!matches!(seg, "" | "." | ".."), "{}", up);

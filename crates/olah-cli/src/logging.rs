@@ -1,0 +1,52 @@
+//! Logging: stderr and a daily log file under `log-path`.
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use olah_config::Config;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Installs the subscriber; keep the guard alive until exit (it flushes the file writer).
+pub(crate) fn init(cfg: &Config) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
+    std::fs::create_dir_all(&cfg.log_path)
+        .with_context(|| format!("cannot create log-path {}", cfg.log_path.display()))?;
+    let file = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("olah")
+        .filename_suffix("log")
+        .max_log_files(14)
+        .build(&cfg.log_path)
+        .context("cannot open the log file")?;
+    let (file_writer, guard) = tracing_appender::non_blocking(file);
+    let filter = EnvFilter::try_from_env("OLAH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr),
+        )
+        // A field formatter of its own type: span fields formatted for one layer are cached per
+        // formatter type, so sharing DefaultFields would leak stderr's colours (and duplicate
+        // recorded fields) into the file.
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .fmt_fields(
+                    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+                        if field.name() == "message" {
+                            write!(w, "{value:?}")
+                        } else {
+                            write!(w, "{field}={value:?}")
+                        }
+                    })
+                    .delimited(" "),
+                )
+                .with_writer(file_writer),
+        )
+        .init();
+    Ok(guard)
+}

@@ -9,12 +9,13 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::builder::TypedValueParser;
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::merge::Layer;
 use crate::{
-    CacheCommand, CleanStrategy, Command, Compression, ConfigError, LogFormat, PrefetchArgs,
-    Secret, XetMode, parse_size, values,
+    CacheCommand, CleanStrategy, Command, Compression, ConfigError, LogFormat, Origin,
+    PrefetchArgs, Secret, XetMode, parse_size, values,
 };
 
 const AFTER_HELP: &str = "\
@@ -301,18 +302,40 @@ fn optional_path(p: Option<PathBuf>) -> Option<Option<PathBuf>> {
     p.map(|p| (!p.as_os_str().is_empty()).then_some(p))
 }
 
+/// Where the command line's admin token came from: the flag, `OLAH_ADMIN_TOKEN`, or a token file
+/// (then `file` names it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AdminFrom {
+    pub origin: Origin,
+    pub file: Option<PathBuf>,
+}
+
+/// What the command line says: the `-c` file, the flags given, the command, and where the admin
+/// token came from (the only key an environment variable can give).
+pub(crate) struct Parsed {
+    pub config: Option<PathBuf>,
+    pub layer: Layer,
+    pub command: Command,
+    pub admin: Option<AdminFrom>,
+}
+
 /// Parses the arguments (the first is the program name) into the flags given and the command.
-pub(crate) fn parse<I, T>(args: I) -> Result<(Option<PathBuf>, Layer, Command), ConfigError>
+pub(crate) fn parse<I, T>(args: I) -> Result<Parsed, ConfigError>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = Cli::try_parse_from(args).map_err(|e| match e.kind() {
+    let to_error = |e: clap::Error| match e.kind() {
         clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
             ConfigError::Help(e.render().to_string())
         }
         _ => ConfigError::Cli(one_line(&e.render().to_string())),
-    })?;
+    };
+    let matches = Cli::command()
+        .try_get_matches_from(args)
+        .map_err(to_error)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(to_error)?;
+    let token_source = matches.value_source("admin_token");
     let command = match cli.command {
         Some(Sub::ModelBin { path }) => Command::ModelBin { path },
         Some(Sub::Prefetch(p)) => Command::Prefetch(PrefetchArgs {
@@ -337,10 +360,28 @@ where
         Some(Sub::Config(ConfigSub::Show { sources })) => Command::ConfigShow { sources },
         None => Command::Serve,
     };
-    let admin_token = match (cli.admin_token, cli.admin_token_file) {
-        (Some(t), _) if !t.is_empty() => Some(Some(Secret::new(t))),
-        (_, Some(f)) => Some(Some(read_secret_file(&f, "--admin-token-file")?)),
-        _ => None,
+    let (admin_token, admin) = match (cli.admin_token, cli.admin_token_file) {
+        (Some(t), _) if !t.is_empty() => {
+            let origin = if token_source == Some(ValueSource::EnvVariable) {
+                Origin::Env("OLAH_ADMIN_TOKEN".into())
+            } else {
+                Origin::Flag("--admin-token".into())
+            };
+            let from = AdminFrom { origin, file: None };
+            (Some(Secret::new(t)), Some(from))
+        }
+        (_, Some(f)) => {
+            let token = read_secret_file(&f, "--admin-token-file")?;
+            let origin = Origin::Flag("--admin-token-file".into());
+            (
+                Some(token),
+                Some(AdminFrom {
+                    origin,
+                    file: Some(f),
+                }),
+            )
+        }
+        _ => (None, None),
     };
     let layer = Layer {
         host: cli.host,
@@ -368,11 +409,16 @@ where
         max_connections: cli.max_connections,
         header_timeout: cli.header_timeout,
         idle_timeout: cli.idle_timeout,
-        admin_token: admin_token.flatten(),
+        admin_token,
         log_format: cli.log_format,
         ..Layer::default()
     };
-    Ok((cli.config, layer, command))
+    Ok(Parsed {
+        config: cli.config,
+        layer,
+        command,
+        admin,
+    })
 }
 
 /// The first line of a secret file, trimmed; an empty or unreadable file is an error naming the
@@ -409,6 +455,7 @@ mod tests {
 
     fn flags(args: &[&str]) -> Result<(Option<PathBuf>, Layer, Command), ConfigError> {
         parse(std::iter::once("olah-cli").chain(args.iter().copied()))
+            .map(|p| (p.config, p.layer, p.command))
     }
 
     fn cli_error(args: &[&str]) -> String {

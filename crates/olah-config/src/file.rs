@@ -243,13 +243,36 @@ fn rule_list(rules: Vec<RawRule>) -> Result<Vec<AccessRule>, Problem> {
         .collect()
 }
 
+/// Where the keys of a file were: the 1-based line of each key given (`basic.port`;
+/// `accessibility.proxy` is the first `[[accessibility.proxy]]` header; `admin.token` is the
+/// line of `token` or `token_file`, whichever gave the token), and the token file, if the token
+/// came from one.
+#[derive(Debug, Default)]
+pub(crate) struct FileKeys {
+    pub lines: std::collections::HashMap<String, usize>,
+    pub token_file: Option<PathBuf>,
+}
+
 /// Reads and checks `path`, returning the keys it gives.
+#[cfg(test)]
 pub(crate) fn read(path: &Path) -> Result<Layer, ConfigError> {
+    read_with_keys(path).map(|(layer, _)| layer)
+}
+
+/// Reads and checks `path`, returning the keys it gives and where they were.
+pub(crate) fn read_with_keys(path: &Path) -> Result<(Layer, FileKeys), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(&text).map_err(|p| {
+    let parsed = parse(&text).map(|(layer, (admin_key, token_file))| {
+        let mut lines = key_lines(&text);
+        if let Some(line) = admin_key.and_then(|k| lines.get(k).copied()) {
+            lines.insert("admin.token".into(), line);
+        }
+        (layer, FileKeys { lines, token_file })
+    });
+    parsed.map_err(|p| {
         let (line, key) = match p.span {
             Some(span) => (
                 Some(line_of(&text, span.start)),
@@ -270,8 +293,28 @@ pub(crate) fn read(path: &Path) -> Result<Layer, ConfigError> {
     })
 }
 
+/// The 1-based line of every `table.key` in `text` (which has parsed already).
+fn key_lines(text: &str) -> std::collections::HashMap<String, usize> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(doc) = DeTable::parse(text) else {
+        return out;
+    };
+    for (table, value) in doc.get_ref().iter() {
+        if let DeValue::Table(t) = value.get_ref() {
+            for (key, _) in t.iter() {
+                let path = format!("{}.{}", table.get_ref(), key.get_ref());
+                out.insert(path, line_of(text, key.span().start));
+            }
+        }
+    }
+    out
+}
+
+/// What gave the admin token (`admin.token` or `admin.token_file`), and the token file.
+type AdminKey = (Option<&'static str>, Option<PathBuf>);
+
 /// Parses and checks the text of a config file.
-fn parse(text: &str) -> Result<Layer, Problem> {
+fn parse(text: &str) -> Result<(Layer, AdminKey), Problem> {
     let f: FileConfig = toml::from_str(text)?;
     let b = f.basic;
     let netlocs = |list: Option<Vec<Spanned<String>>>| match list {
@@ -288,8 +331,12 @@ fn parse(text: &str) -> Result<Layer, Problem> {
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
     };
+    let mut admin_key: AdminKey = (None, None);
     let admin_token = match (f.admin.token, f.admin.token_file) {
-        (Some(t), _) if !t.get_ref().is_empty() => Some(crate::Secret::new(t.into_inner())),
+        (Some(t), _) if !t.get_ref().is_empty() => {
+            admin_key.0 = Some("admin.token");
+            Some(crate::Secret::new(t.into_inner()))
+        }
         (Some(t), None) => {
             return Err(Problem {
                 span: Some(t.span()),
@@ -298,20 +345,21 @@ fn parse(text: &str) -> Result<Layer, Problem> {
         }
         (_, Some(f)) => {
             let span = f.span();
-            Some(
+            let token =
                 crate::cli::read_secret_file(f.get_ref(), "admin.token_file").map_err(|e| {
                     Problem {
                         span: Some(span),
                         msg: e.to_string(),
                     }
-                })?,
-            )
+                })?;
+            admin_key = (Some("admin.token_file"), Some(f.into_inner()));
+            Some(token)
         }
         (None, None) => None,
     };
     let upstream_hosts = netlocs(b.upstream_hosts)?;
     let mirror_names = netlocs(b.mirror_names)?;
-    Ok(Layer {
+    let layer = Layer {
         host: b.host.map(|v| v.0),
         port: b.port,
         ssl_key: b.ssl_key.map(|v| v.0),
@@ -347,7 +395,8 @@ fn parse(text: &str) -> Result<Layer, Problem> {
         idle_timeout: b.idle_timeout,
         admin_token,
         log_format: b.log_format.map(|v| v.0),
-    })
+    };
+    Ok((layer, admin_key))
 }
 
 /// `[basic]` keys, as olah spells them (plus ours).

@@ -9,7 +9,9 @@
 //!   [`ConfigError`] naming the key (and, for the file, the file and line). olah silently
 //!   ignores unknown keys.
 //!
-//! Entry points: [`load`] (process arguments) and [`load_from_args`]. Access rules:
+//! Entry points: [`load`] (process arguments) and [`load_from_args`]; [`load_with_sources`] and
+//! [`load_from_args_with_sources`] also say where each value came from ([`Sources`]), and
+//! [`Config::to_toml`] writes a configuration back out (`config show`). Access rules:
 //! [`AccessRule`] and [`decide`].
 
 #![warn(missing_docs)]
@@ -18,6 +20,7 @@ mod cli;
 mod file;
 mod merge;
 mod rules;
+mod show;
 mod size;
 mod values;
 
@@ -25,6 +28,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 pub use rules::{AccessRule, decide};
+pub use show::{Origin, REDACTED, Sources};
 pub use size::parse_size;
 pub use values::{CleanStrategy, Compression, LogFormat, Secret, XetMode};
 
@@ -275,14 +279,34 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let (path, flags, command) = cli::parse(args)?;
-    let from_file = match &path {
-        Some(path) => file::read(path)?,
-        None => merge::Layer::default(),
+    load_from_args_with_sources(args).map(|(cfg, command, _)| (cfg, command))
+}
+
+/// [`load`], and where each value came from.
+pub fn load_with_sources() -> Result<(Config, Command, Sources), ConfigError> {
+    load_from_args_with_sources(std::env::args_os())
+}
+
+/// [`load_from_args`], and where each value came from: the file (with its line), a flag, the
+/// environment (`OLAH_ADMIN_TOKEN`), derived (`mirror-*`) or the default.
+pub fn load_from_args_with_sources<I, T>(args: I) -> Result<(Config, Command, Sources), ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let parsed = cli::parse(args)?;
+    let (from_file, keys) = match &parsed.config {
+        Some(path) => file::read_with_keys(path)?,
+        None => (merge::Layer::default(), file::FileKeys::default()),
     };
-    let cfg = from_file.under(flags).into_config();
+    let sources = Sources::collect(
+        parsed.config.as_deref().map(|p| (p, &from_file, &keys)),
+        &parsed.layer,
+        parsed.admin,
+    );
+    let cfg = from_file.under(parsed.layer).into_config();
     cfg.validate()?;
-    Ok((cfg, command))
+    Ok((cfg, parsed.command, sources))
 }
 
 impl Config {
@@ -346,6 +370,13 @@ impl Config {
                 ));
             }
             _ => {}
+        }
+        if self.admin_token.as_ref().map(Secret::expose) == Some(REDACTED) {
+            return Err(ConfigError::invalid(
+                "admin.token",
+                "\"<redacted>\" is what `config show` prints in place of the token: give the \
+                 token itself, a token_file, --admin-token-file or OLAH_ADMIN_TOKEN",
+            ));
         }
         if self.cache_block_size == Some(0) {
             return Err(ConfigError::invalid(

@@ -159,6 +159,63 @@ impl Layer {
     }
 }
 
+/// Every key: its `Layer` field, its name in the TOML file (`table.key`) and its flag.
+macro_rules! key_table {
+    ($($f:ident => $key:literal, $flag:literal;)*) => {
+        /// The TOML key paths, in the order `config show` prints them.
+        pub(crate) const KEYS: &[(&str, &str)] = &[$(($key, $flag)),*];
+
+        impl Layer {
+            /// The TOML key paths (`basic.port`...) this layer gives.
+            pub fn given(&self) -> Vec<&'static str> {
+                let mut out = Vec::new();
+                $(if self.$f.is_some() {
+                    out.push($key);
+                })*
+                out
+            }
+        }
+    };
+}
+
+key_table! {
+    host => "basic.host", "--host";
+    port => "basic.port", "--port";
+    ssl_key => "basic.ssl-key", "--ssl-key";
+    ssl_cert => "basic.ssl-cert", "--ssl-cert";
+    repos_path => "basic.repos-path", "--repos-path";
+    cache_size_limit => "basic.cache-size-limit", "--cache-size-limit";
+    cache_clean_strategy => "basic.cache-clean-strategy", "--cache-clean-strategy";
+    cache_compression => "basic.cache-compression", "--cache-compression";
+    cache_block_size => "basic.cache-block-size", "";
+    cache_chunk_size => "basic.cache-chunk-size", "";
+    cache_redirect_model => "basic.cache-redirect-model", "";
+    xet_passthrough => "basic.xet-passthrough", "";
+    xet_passthrough_min_size => "basic.xet-passthrough-min-size", "";
+    metadata_cache_ttl => "basic.metadata-cache-ttl", "--metadata-cache-ttl";
+    hf_scheme => "basic.hf-scheme", "--hf-scheme";
+    hf_netloc => "basic.hf-netloc", "--hf-netloc";
+    hf_lfs_netloc => "basic.hf-lfs-netloc", "--hf-lfs-netloc";
+    mirror_scheme => "basic.mirror-scheme", "--mirror-scheme";
+    mirror_netloc => "basic.mirror-netloc", "--mirror-netloc";
+    mirror_lfs_netloc => "basic.mirror-lfs-netloc", "--mirror-lfs-netloc";
+    mirrors_path => "basic.mirrors-path", "";
+    has_lfs_site => "basic.has-lfs-site", "--has-lfs-site";
+    log_path => "basic.log-path", "--log-path";
+    workers => "basic.workers", "--workers";
+    upstream_hosts => "basic.upstream-hosts", "--upstream-host";
+    xet_mode => "basic.xet", "--xet";
+    mirror_names => "basic.mirror-names", "--mirror-name";
+    max_connections => "basic.max-connections", "--max-connections";
+    header_timeout => "basic.header-timeout", "--header-timeout";
+    idle_timeout => "basic.idle-timeout", "--idle-timeout";
+    log_format => "basic.log-format", "--log-format";
+    offline => "accessibility.offline", "--offline";
+    proxy_rules => "accessibility.proxy", "";
+    cache_rules => "accessibility.cache", "";
+    admin_token => "admin.token", "--admin-token";
+}
+
 /// olah 0.5.4's built-in defaults for the keys that are not `false`, empty or derived.
 struct Builtin {
     host: String,

@@ -1,11 +1,16 @@
 """Operating the mirror: `olah-cli config show [--sources]` (the effective configuration, read
-back with `-c`)."""
+back with `-c`), `--log-format json` (one JSON object per line, no token anywhere), and the pip
+wheel (`olah-cli` on PATH of a fresh venv)."""
 
+import glob
+import json
 import os
 import subprocess
 import tomllib
 
-from conftest import BIN, mirror_only
+import pytest
+
+from conftest import BIN, http, mirror_only
 
 pytestmark = mirror_only
 
@@ -89,3 +94,55 @@ def test_config_show_names_a_token_file_not_its_content(tmp_path):
     rc, again, err = olah("-c", str(shown), "config", "show", "--sources")
     assert rc == 0, err
     assert f'token_file = "{token_file}"  # file ({shown}:' in again
+
+
+# --------------------------------------------------------------------------------------------
+# --log-format json
+
+
+def _json_lines(text, where):
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"{where}: not a JSON line: {line!r}")
+    return out
+
+
+def test_json_logs_are_one_object_per_line_and_never_carry_a_token(make_mirror, hub, client_env):
+    admin_secret = "olah_admin_" + SECRET
+    m = make_mirror("--log-format", "json", "--admin-token", admin_secret)
+    auth = {"Authorization": f"Bearer {SECRET}"}
+    status, _, _ = http(f"{m.url}/acme/tiny/resolve/main/config.json", headers=auth)
+    http(f"{m.url}/api/models/acme/tiny", headers=auth)
+    http(f"{m.url}/api/models/acme/private", headers=auth)
+    # A real client with a real token, through the mirror.
+    r = client_env(
+        "from huggingface_hub import hf_hub_download\n"
+        "emit(sha(hf_hub_download('acme/gated', 'weights.bin')))\n",
+        endpoint=m.url,
+        token="hf_granted",
+    )
+    assert r.out == hub.file("acme/gated", "weights.bin")["sha256"], r
+    m.stop()
+
+    stderr = _json_lines(m.log_text(), "stderr")
+    files = glob.glob(os.path.join(m.dir, "logs", "olah*.log"))
+    assert files, "no log file"
+    logged = "".join(open(f, encoding="utf-8").read() for f in files)
+    in_file = _json_lines(logged, "log file")
+    for what, records in (("stderr", stderr), ("log file", in_file)):
+        responses = [rec for rec in records if rec.get("message") == "response"]
+        paths = {rec["span"]["path"]: rec["span"] for rec in responses}
+        span = paths.get("/acme/tiny/resolve/main/config.json")
+        assert span is not None, f"{what}: no request line for the resolve: {paths.keys()}"
+        assert span["method"] == "GET" and span["repo"] == "models/acme/tiny"
+        assert span["status"] == status, span
+        assert all(isinstance(rec["level"], str) and rec["timestamp"] for rec in records)
+        assert any(p.endswith("/weights.bin") for p in paths), f"{what}: the client's download"
+    text = m.log_text() + logged
+    for secret in (SECRET, "hf_granted", admin_secret):
+        assert secret not in text, f"{secret} was logged"

@@ -2,13 +2,15 @@
 # The whole test suite, from a fresh machine (Rust toolchain, cargo-nextest optional, python3 + pip):
 #   1. .venv at the repo root with the pinned real clients (tests/python/requirements.txt),
 #      and huggingface.js under tests/js (npm),
-#   2. debug build of every binary (olah-cli, olah-fakehub, ...),
+#   2. debug build of every binary (olah-cli, olah-fakehub, ...), and the pip wheel of olah-cli
+#      (maturin) installed into a fresh venv (target/wheel-venv),
 #   3. Rust tests (cargo nextest, or cargo test without it),
 #   4. the real-client suite (pytest tests/python) against the fake Hub and the mirror.
 # Extra arguments go to pytest (e.g. `scripts/test.sh -k snapshot -x`).
 # Env: OLAH_TEST_TARGET=direct runs the Python suite against the fake Hub without the mirror;
 #      OLAH_TEST_SKIP_RUST=1 skips step 3; PYTHON picks the interpreter for the venv (default python3);
-#      OLAH_TEST_TIMEOUT is the per-test timeout in seconds (default 300).
+#      OLAH_TEST_TIMEOUT is the per-test timeout in seconds (default 300);
+#      OLAH_TEST_WHEEL=dev|release|skip: how the pip wheel is built (default dev, see below).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -37,6 +39,29 @@ fi
 
 echo "== cargo build --workspace --bins"
 cargo build --workspace --bins
+
+# The pip wheel (maturin, binary bindings; pyproject.toml), installed into a fresh venv where
+# tests/python/test_ops.py runs its olah-cli. By default it packages the debug build just made
+# (same profile and target dir: no rebuild; stored, not compressed: ~10 s); OLAH_TEST_WHEEL=release
+# builds what `pip install .` would (release profile: a full release build); =skip leaves it out
+# (the wheel test then skips).
+WHEEL_MODE="${OLAH_TEST_WHEEL:-dev}"
+WHEEL_VENV=target/wheel-venv
+case "$WHEEL_MODE" in
+  dev) wheel_opts=(--profile dev --compression-method stored) ;;
+  release) wheel_opts=(--release) ;;
+  skip) ;;
+  *) echo "OLAH_TEST_WHEEL must be dev, release or skip, not $WHEEL_MODE" >&2; exit 2 ;;
+esac
+if [ "$WHEEL_MODE" != skip ]; then
+  echo "== wheel ($WHEEL_MODE): maturin build, installed into a fresh $WHEEL_VENV"
+  rm -rf target/wheels "$WHEEL_VENV"
+  "$VENV/bin/maturin" build --quiet "${wheel_opts[@]}" --out target/wheels
+  "$VENV/bin/python" -m venv --without-pip "$WHEEL_VENV"
+  "$VENV/bin/python" -m pip --python "$WHEEL_VENV/bin/python" install --quiet --no-index --no-deps \
+    --disable-pip-version-check target/wheels/olah_rs-*.whl
+  export OLAH_WHEEL_VENV="$PWD/$WHEEL_VENV"
+fi
 
 if [ "${OLAH_TEST_SKIP_RUST:-0}" != "1" ]; then
   if cargo nextest --version >/dev/null 2>&1; then

@@ -5,12 +5,14 @@ wheel (`olah-cli` on PATH of a fresh venv)."""
 import glob
 import json
 import os
+import shutil
 import subprocess
+import time
 import tomllib
 
 import pytest
 
-from conftest import BIN, http, mirror_only
+from conftest import BIN, ROOT, Proc, free_port, http, mirror_only
 
 pytestmark = mirror_only
 
@@ -146,3 +148,91 @@ def test_json_logs_are_one_object_per_line_and_never_carry_a_token(make_mirror, 
     text = m.log_text() + logged
     for secret in (SECRET, "hf_granted", admin_secret):
         assert secret not in text, f"{secret} was logged"
+
+
+# --------------------------------------------------------------------------------------------
+# The pip wheel
+
+
+def _workspace_version():
+    with open(os.path.join(ROOT, "Cargo.toml"), "rb") as f:
+        return tomllib.load(f)["workspace"]["package"]["version"]
+
+
+@pytest.fixture
+def wheel_venv():
+    """The fresh venv scripts/test.sh installed the maturin wheel into (OLAH_WHEEL_VENV)."""
+    venv = os.environ.get("OLAH_WHEEL_VENV")
+    if not venv:
+        pytest.skip("no wheel venv: scripts/test.sh builds and installs the wheel (OLAH_WHEEL_VENV)")
+    return venv
+
+
+def test_the_wheel_puts_olah_cli_on_path_and_it_mirrors(wheel_venv, hub, client_env, tmp_path):
+    bindir = os.path.join(wheel_venv, "bin")
+    exe = shutil.which("olah-cli", path=bindir)
+    assert exe == os.path.join(bindir, "olah-cli"), "olah-cli is not on the venv's PATH"
+    version = _workspace_version()
+    # pip knows it as the olah-rs distribution, at the workspace's version.
+    got = subprocess.run(
+        [os.path.join(bindir, "python"), "-c", "import importlib.metadata as m; print(m.version('olah-rs'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert got == version
+    rc, out, err = olah("--version", binary=exe)
+    assert (rc, out.strip()) == (0, f"olah-cli {version}"), err
+    rc, out, err = olah("--help", binary=exe)
+    assert rc == 0, err
+    for word in ("--cache-size-limit", "--hf-netloc", "prefetch", "config"):
+        assert word in out, word
+
+    # The installed binary serves: one download from the fake Hub through it.
+    port = free_port()
+    hub_netloc, cdn_netloc = hub.netlocs
+    log = open(tmp_path / "wheel-mirror.log", "wb")
+    proc = Proc(
+        [
+            exe,
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--hf-scheme", "http",
+            "--hf-netloc", hub_netloc,
+            "--hf-lfs-netloc", cdn_netloc,
+            "--repos-path", str(tmp_path / "repos"),
+            "--log-path", str(tmp_path / "logs"),
+        ],
+        stdout=log,
+        stderr=log,
+        env={**os.environ, "NO_PROXY": "*", "no_proxy": "*"},
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, proc, tmp_path / "wheel-mirror.log")
+        want = hub.file("acme/tiny", "model.bin")
+        r = client_env(
+            "from huggingface_hub import hf_hub_download\n"
+            "emit(sha(hf_hub_download('acme/tiny', 'model.bin')))\n",
+            endpoint=url,
+            disable_xet=True,
+        )
+        assert r.out == want["sha256"], r
+        assert all(u.split(" ", 1)[1].startswith(url) for u in r.urls), r.urls
+    finally:
+        proc.stop()
+        log.close()
+
+
+def _wait_healthy(url, proc, log_path, timeout=30.0):
+    """Waits until the mirror at url answers /healthz (it may take a moment to bind)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            if http(f"{url}/healthz", timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        assert proc.alive(), log_path.read_text()
+        assert time.time() < deadline, f"not healthy after {timeout}s:\n{log_path.read_text()}"
+        time.sleep(0.1)

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -76,6 +77,61 @@ def test_stats_list_a_repo_downloaded_with_huggingface_hub(make_mirror, client_e
     assert s["cache"]["size_bytes"] >= want["size"], s["cache"]
     assert s["fills_in_flight"] == []
     assert s["uptime_seconds"] >= 0
+
+
+SLOW_DOWNLOAD = """
+from huggingface_hub import hf_hub_download
+p = hf_hub_download("acme/big", "big.bin")
+emit({"sha": sha(p)})
+"""
+
+
+def test_a_running_fill_is_listed_with_its_progress(make_mirror, client_env, hub, hub_admin):
+    m = make_mirror()
+    want = hub.file("acme/big", "big.bin")
+    # Slow the transfer so that the fill is still running while we look.
+    rate = max(want["size"] // 8, 1 << 20)
+    seen = None
+    with hub_admin.faulted(bandwidth_bytes_per_sec=rate):
+        h = client_env.spawn(SLOW_DOWNLOAD, endpoint=m.url)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            fills = _stats(m)["fills_in_flight"]
+            big = [f for f in fills if f["path"] == "big.bin"]
+            if big and 0 < big[0]["bytes_done"] < big[0]["bytes_total"]:
+                seen = big[0]
+                break
+            time.sleep(0.05)
+        res = client_env.finish(h, timeout=240)
+    assert res.out == {"sha": want["sha256"]}
+    assert seen is not None, "no fill in progress was listed"
+    assert (seen["repo_type"], seen["repo_id"], seen["size"]) == ("model", "acme/big", want["size"])
+    assert seen["bytes_total"] <= want["size"]
+    s = _stats(m)
+    assert s["fills_in_flight"] == [], "the fill left the list when it ended"
+    big = [r for r in s["top_repos_by_downloads"] if r["repo_id"] == "acme/big"]
+    assert big and big[0]["upstream_bytes"] == want["size"], s["top_repos_by_downloads"]
+
+
+def _rate_limited(m, hub_admin):
+    """One request the Hub answers 429 (relayed to the caller, so a failure of the mirror's)."""
+    with hub_admin.faulted(fail_429=1, scope="hub"):
+        status, _, _ = http(f"{m.url}/api/models/acme/tiny", headers={"Authorization": "Bearer hf_user_secret"})
+    assert status == 429
+
+
+def test_failed_requests_are_listed_without_their_credentials(make_mirror, hub_admin):
+    m = make_mirror()
+    _rate_limited(m, hub_admin)
+    http(f"{m.url}/acme/tiny/resolve/main/no-such-file")  # a 404 is not a failure of the mirror
+    status, _, body = http(f"{m.url}/admin/api/stats")
+    assert status == 200
+    errors = json.loads(body)["recent_errors"]
+    assert len(errors) == 1, errors
+    e = errors[0]
+    assert (e["status"], e["route"], e["repo"]) == (429, "api", "models/acme/tiny"), e
+    assert e["time"] > 1_600_000_000
+    assert b"hf_user_secret" not in body
 
 
 def _non_loopback_ipv4():
@@ -209,11 +265,12 @@ def _browser(args, url, timeout=120):
     return r
 
 
-def test_the_admin_page_renders_a_downloaded_repo_in_chromium(make_mirror, client_env, hub):
+def test_the_admin_page_renders_a_downloaded_repo_in_chromium(make_mirror, client_env, hub_admin):
     if _chromium() is None:
         pytest.skip("chromium not found (scripts/test.sh installs it with apt-get when it can)")
     m = make_mirror()
     client_env(DOWNLOAD, endpoint=m.url)
+    _rate_limited(m, hub_admin)
     assert _stats(m)["cache"]["size_bytes"] > 0
 
     r = _browser(["--dump-dom"], f"{m.url}/admin")
@@ -229,7 +286,7 @@ def test_the_admin_page_renders_a_downloaded_repo_in_chromium(make_mirror, clien
     assert re.search(r'id="cache-limit"[^>]*>no size limit<', dom)
     assert re.search(r'id="version">' + re.escape(_version()) + "<", dom)
     assert ">no fill running<" in dom
-    assert ">no errors<" in dom
+    assert re.search(r'<td class="err">429</td>.*?<td>models/acme/tiny</td>', dom, flags=re.S), "the error row"
 
     os.makedirs(ARTIFACTS, exist_ok=True)
     shot = os.path.join(ARTIFACTS, "admin.png")

@@ -343,3 +343,40 @@ pub fn default_max_connections(nofile_limit: u64) -> usize {
     let half = nofile_limit.saturating_sub(128) / 2;
     usize::try_from(half.clamp(32, 65_536)).unwrap_or(65_536)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every request served by the listener carries its connection's peer address.
+    #[tokio::test]
+    async fn requests_carry_the_peer_address() {
+        let app = Router::new().fallback(|req: axum::extract::Request| async move {
+            match req.extensions().get::<PeerAddr>() {
+                Some(p) => format!("peer={} loopback={}", p.0.ip(), p.is_loopback()),
+                None => "no peer".to_string(),
+            }
+        });
+        let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = tcp.local_addr().expect("addr");
+        let opts = ServeOptions {
+            max_connections: 4,
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(tcp, None, app, opts, async {
+            let _ = stopped.await;
+        }));
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.expect("read");
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.ends_with("peer=127.0.0.1 loopback=true"), "{text}");
+        let _ = stop.send(());
+        server.await.expect("join").expect("serve");
+    }
+}

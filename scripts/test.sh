@@ -2,6 +2,7 @@
 # The whole test suite, from a fresh machine (Rust toolchain, cargo-nextest optional, python3 + pip):
 #   1. .venv at the repo root with the pinned real clients (tests/python/requirements.txt),
 #      and huggingface.js under tests/js (npm),
+#      and chromium (apt-get, when missing and possible) for the admin page test,
 #   2. debug build of every binary (olah-cli, olah-fakehub, ...), and the pip wheel of olah-cli
 #      (maturin) installed into a fresh venv (target/wheel-venv),
 #   3. Rust tests (cargo nextest, or cargo test without it),
@@ -35,6 +36,21 @@ fi
 if [ ! -d tests/js/node_modules/@huggingface/hub ]; then
   echo "== npm install (tests/js)"
   (cd tests/js && npm install --no-package-lock --no-audit --no-fund --silent)
+fi
+
+# Chromium (Debian's package) for the admin page test (tests/python/test_admin.py renders the
+# page headless). Installed when missing and possible; without it that test skips, saying so.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing chromium (apt-get) for the admin page test"
+  if [ "$(id -u)" = "0" ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+      || echo "   could not install chromium: the browser test will skip"
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    (sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+      || echo "   could not install chromium: the browser test will skip"
+  else
+    echo "   not root and no sudo: the browser test will skip"
+  fi
 fi
 
 echo "== cargo build --workspace --bins"

@@ -101,7 +101,11 @@ fn auth(headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
-    route_request(app, req).await
+    let uri = req.uri().clone();
+    let resp = route_request(app.clone(), req).await;
+    // Failures (≥ 500, 429) go to the admin page's error ring.
+    crate::admin::note_failure(&app, &uri, &resp);
+    resp
 }
 
 /// Largest request body read (paths-info).
@@ -276,7 +280,21 @@ async fn repo_request(
             if !matches!(outcome, Outcome::Hit | Outcome::Local) {
                 span.record("upstream_ms", started.elapsed().as_millis() as u64);
             }
-            surface::file_response(f, repo, req.headers(), is_head, base.as_deref()).await
+            let resp =
+                surface::file_response(f, repo, req.headers(), is_head, base.as_deref()).await?;
+            // Downloads per repository, for the admin page.
+            if let Some(m) = &app.mirror
+                && !is_head
+                && resp.status().is_success()
+            {
+                let len = resp
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .unwrap_or(0);
+                m.activity().download(repo, len);
+            }
+            Ok(resp)
         }
         Route::XetReadToken { repo, revision } if read => match &app.mirror {
             Some(m) if is_hub => xet_token(m, repo, revision, req.headers()).await,

@@ -9,10 +9,15 @@
 //! * A connection with no request in progress (response bodies included) for `idle_timeout` is
 //!   closed, whatever the protocol.
 //!
+//! * Each request carries the connection's peer address as a [`PeerAddr`] extension (the admin
+//!   routes answer loopback peers; behind a reverse proxy on the same host every peer is
+//!   loopback).
+//!
 //! On shutdown the listener stops accepting, asks every connection to finish its requests and
 //! close, and waits for them (bounded).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -36,6 +41,24 @@ use tower::ServiceExt;
 use olah_service::{ErrorKind, HubCode, Origin, ServiceError};
 
 use crate::error::HttpError;
+
+/// The address of the client at the other end of a request's connection, as the listener saw
+/// it (a request extension). In-process requests (tests) have none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl PeerAddr {
+    /// Whether the peer is on this host's loopback (127.0.0.0/8, `::1`, or an IPv4-mapped
+    /// loopback address).
+    pub fn is_loopback(&self) -> bool {
+        match self.0.ip() {
+            std::net::IpAddr::V4(v4) => v4.is_loopback(),
+            std::net::IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+        }
+    }
+}
 
 /// Limits of the listener.
 #[derive(Debug, Clone, Copy)]
@@ -100,10 +123,10 @@ pub async fn serve(
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             match tls {
-                None => connection(stream, app, opts, closing).await,
+                None => connection(stream, addr, app, opts, closing).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(opts.header_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => connection(s, app, opts, closing).await,
+                        Ok(Ok(s)) => connection(s, addr, app, opts, closing).await,
                         Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
                     }
@@ -243,8 +266,13 @@ impl http_body::Body for GuardedBody {
 }
 
 /// Serves one connection until the client closes it, it stays idle too long, or shutdown.
-async fn connection<I>(io: I, app: Router, opts: ServeOptions, mut closing: watch::Receiver<bool>)
-where
+async fn connection<I>(
+    io: I,
+    peer: SocketAddr,
+    app: Router,
+    opts: ServeOptions,
+    mut closing: watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity {
@@ -258,7 +286,9 @@ where
         let guard = a.begin();
         let app = app.clone();
         async move {
-            let resp = app.oneshot(req.map(Body::new)).await?;
+            let mut req = req.map(Body::new);
+            req.extensions_mut().insert(PeerAddr(peer));
+            let resp = app.oneshot(req).await?;
             Ok::<_, std::convert::Infallible>(resp.map(|inner| {
                 Body::new(GuardedBody {
                     inner,
@@ -312,4 +342,41 @@ where
 pub fn default_max_connections(nofile_limit: u64) -> usize {
     let half = nofile_limit.saturating_sub(128) / 2;
     usize::try_from(half.clamp(32, 65_536)).unwrap_or(65_536)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every request served by the listener carries its connection's peer address.
+    #[tokio::test]
+    async fn requests_carry_the_peer_address() {
+        let app = Router::new().fallback(|req: axum::extract::Request| async move {
+            match req.extensions().get::<PeerAddr>() {
+                Some(p) => format!("peer={} loopback={}", p.0.ip(), p.is_loopback()),
+                None => "no peer".to_string(),
+            }
+        });
+        let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = tcp.local_addr().expect("addr");
+        let opts = ServeOptions {
+            max_connections: 4,
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(tcp, None, app, opts, async {
+            let _ = stopped.await;
+        }));
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.expect("read");
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.ends_with("peer=127.0.0.1 loopback=true"), "{text}");
+        let _ = stop.send(());
+        server.await.expect("join").expect("serve");
+    }
 }

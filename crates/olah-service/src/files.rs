@@ -15,6 +15,7 @@ use crate::error::ServiceError;
 use crate::hub::{HubCache, Resolved};
 use crate::policy::Policy;
 use crate::source::{ByteStream, FileBody};
+use crate::stats::Activity;
 use crate::xet::XetMirror;
 
 /// Opens file bodies: owns the blob store and picks the fill source.
@@ -24,6 +25,7 @@ pub struct Files {
     blobs: Arc<BlobStore>,
     hub: Arc<HubCache>,
     xet: Arc<XetMirror>,
+    activity: Arc<Activity>,
 }
 
 impl Files {
@@ -33,6 +35,7 @@ impl Files {
         blobs: Arc<BlobStore>,
         hub: Arc<HubCache>,
         xet: Arc<XetMirror>,
+        activity: Arc<Activity>,
     ) -> Self {
         Self {
             policy,
@@ -40,6 +43,7 @@ impl Files {
             blobs,
             hub,
             xet,
+            activity,
         }
     }
 
@@ -163,6 +167,11 @@ impl FileBytes {
                 self.path.as_str()
             )));
         }
+        // Each upstream fetch of missing blocks is listed as a fill in flight (admin page).
+        let source = source.map(|s| {
+            f.activity
+                .track(s, &self.repo, self.path.as_str(), self.size)
+        });
         let want = end - start + 1;
         let span = tracing::Span::current();
         let me = Arc::new(self.clone());

@@ -13,9 +13,13 @@
 //! * [`files`]: the bytes of a resolved file (cache, fill source, passthrough).
 //! * [`hub_source`]: [`hub_source::HubSource`], the upstream Hub as a [`source::RepoSource`].
 //! * [`flight`]: single-flight (concurrent identical requests share one execution).
+//! * [`catalog`]: the cache per repository, and the cache tools.
+//! * [`stats`]: the mirror's activity for the admin page ([`stats::Activity`]: downloads per
+//!   repo, fills in flight, recent errors; all bounded).
 //!
 //! Dependencies inside the crate point one way: `lib` → `hub_source` → `files` → `hub` → `xet`
-//! → `access` → {`policy`, `common`, `flight`, `source`} → `error`.
+//! → `access` → {`policy`, `common`, `flight`, `source`} → `error`; `files` → `stats` →
+//! `catalog` → `error`.
 
 pub mod access;
 pub mod catalog;
@@ -27,6 +31,7 @@ pub mod hub;
 pub mod hub_source;
 pub mod policy;
 pub mod source;
+pub mod stats;
 pub mod xet;
 
 use std::sync::Arc;
@@ -43,6 +48,7 @@ use crate::files::Files;
 use crate::hub::HubCache;
 use crate::hub_source::HubSource;
 use crate::policy::Policy;
+use crate::stats::Activity;
 use crate::xet::XetMirror;
 
 /// The mirror's services, built once from the configuration. Each part owns only what it needs
@@ -56,6 +62,7 @@ pub struct Mirror {
     files: Arc<Files>,
     source: Arc<HubSource>,
     blobs: Arc<BlobStore>,
+    activity: Arc<Activity>,
     /// Where a damaged metadata database was moved, and why: [`Mirror::start`] rebuilds the
     /// records of the cached blobs from their data files.
     damaged: std::sync::Mutex<Option<(std::path::PathBuf, String)>>,
@@ -124,12 +131,14 @@ impl Mirror {
             upstream,
             xet.clone(),
         ));
+        let activity = Arc::new(Activity::new());
         let files = Arc::new(Files::new(
             policy.clone(),
             meta,
             blobs.clone(),
             hub.clone(),
             xet.clone(),
+            activity.clone(),
         ));
         let source = Arc::new(HubSource::new(hub.clone(), xet.clone(), files.clone()));
         Ok(Self {
@@ -141,6 +150,7 @@ impl Mirror {
             files,
             source,
             blobs,
+            activity,
             damaged: std::sync::Mutex::new(damaged),
             started: Default::default(),
         })
@@ -224,6 +234,17 @@ impl Mirror {
             db: self.db.clone(),
             blobs: self.blobs.clone(),
         }
+    }
+
+    /// What the mirror is doing (downloads per repo, fills in flight, recent errors).
+    pub fn activity(&self) -> &Arc<Activity> {
+        &self.activity
+    }
+
+    /// Bytes the cache holds now (blobs, xorb ranges, API answers) and the configured limit.
+    pub fn cache_usage(&self) -> (u64, Option<u64>) {
+        let u = self.blobs.usage();
+        (u.bytes(), u.limit())
     }
 
     /// The metadata database (to flush it at shutdown).

@@ -1,11 +1,13 @@
 //! `olah-cli prefetch`: pull a repository's files through a running mirror so its cache holds
 //! them.
 //!
-//! A client of the mirror like any other: one revision listing (`/api/{t}s/{repo}/revision/{rev}
-//! ?blobs=true`, which gives the commit and every file with its size), then a GET of each
-//! selected file at that commit (so every file comes from one revision), `--jobs` at a time,
+//! A client of the mirror like any other: the listings `snapshot_download` asks
+//! (`/api/{t}s/{repo}/revision/{rev}` for the commit, then `/tree/{commit}?recursive=true` for
+//! every file with its size, page by page), then a GET of each selected file at that commit (so
+//! every file comes from one revision), `--jobs` at a time,
 //! read to the end and discarded: the point is the mirror's cache. Files the mirror holds cost
-//! nothing upstream, so a re-run after an interruption completes the rest.
+//! nothing upstream, so a re-run after an interruption completes the rest. The listings and the
+//! branch name are cached by the mirror on the way, so an offline mirror answers them later.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -18,6 +20,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use olah_config::PrefetchArgs;
 use olah_types::{RepoId, RepoPath, RepoRef, RepoType, Revision, Route};
 use serde_json::Value;
+
+/// Most tree pages followed (the Hub pages 1000 entries at a time in recursive listings).
+const MAX_PAGES: u32 = 10_000;
 
 /// Attempts per file (connection errors, 5xx answers, cut bodies).
 const ATTEMPTS: u32 = 3;
@@ -61,67 +66,108 @@ pub(crate) async fn run(args: PrefetchArgs) -> anyhow::Result<i32> {
     let token = args.token.as_ref().map(|t| t.expose().to_string());
     let what = format!("{} {} at revision {}", kind.singular(), repo.id, rev_text);
 
-    // The listing: commit and files with sizes.
-    let list_url = format!(
-        "{endpoint}{}?blobs=true",
+    // The listings a client asks before a snapshot download (so the mirror keeps them too):
+    // the revision (its commit, pinned from here on), then the recursive tree at that commit
+    // (every file with its size), page by page.
+    let info_url = format!(
+        "{endpoint}{}",
         Route::RevisionInfo {
             repo: repo.clone(),
             revision: revision.clone(),
         }
         .upstream_path()
     );
-    let info = match listing(&client, &list_url, token.as_deref()).await {
-        Ok(v) => v,
-        Err(ListError::Refused { status, code, msg }) => {
-            let why = match code.as_str() {
-                "RepoNotFound" => format!("repository {} {} not found", kind.singular(), repo.id),
-                "RevisionNotFound" => {
-                    format!(
+    let fail = |e: ListError| -> i32 {
+        match e {
+            ListError::Refused { status, code, msg } => {
+                let why = match code.as_str() {
+                    "RepoNotFound" => {
+                        format!("repository {} {} not found", kind.singular(), repo.id)
+                    }
+                    "RevisionNotFound" => format!(
                         "revision {rev_text} not found in {} {}",
                         kind.singular(),
                         repo.id
-                    )
-                }
-                "GatedRepo" => format!(
-                    "{} {} is gated: accept its conditions on the Hub and pass --token",
-                    kind.singular(),
-                    repo.id
-                ),
-                _ => format!("{what}: the mirror answered {status}"),
-            };
-            let detail = if msg.is_empty() {
-                String::new()
-            } else {
-                format!(" ({msg})")
-            };
-            eprintln!("olah-cli prefetch: {why}{detail}");
-            return Ok(2);
+                    ),
+                    "GatedRepo" => format!(
+                        "{} {} is gated: accept its conditions on the Hub and pass --token",
+                        kind.singular(),
+                        repo.id
+                    ),
+                    _ => format!("{what}: the mirror answered {status}"),
+                };
+                let detail = if msg.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({msg})")
+                };
+                eprintln!("olah-cli prefetch: {why}{detail}");
+                2
+            }
+            ListError::Other(e) => {
+                eprintln!("olah-cli prefetch: cannot list {what} through {endpoint}: {e:#}");
+                1
+            }
         }
-        Err(ListError::Other(e)) => {
-            eprintln!("olah-cli prefetch: cannot list {what} through {endpoint}: {e:#}");
-            return Ok(1);
-        }
+    };
+    let info = match listing(&client, &info_url, token.as_deref()).await {
+        Ok((v, _)) => v,
+        Err(e) => return Ok(fail(e)),
     };
     let Some(sha) = info.get("sha").and_then(Value::as_str).map(str::to_string) else {
         eprintln!("olah-cli prefetch: the mirror's listing of {what} names no commit");
         return Ok(1);
     };
     let commit = Revision::new(&sha).map_err(|_| anyhow::anyhow!("bad commit {sha:?}"))?;
-    let mut files: Vec<Entry> = info
-        .get("siblings")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|s| {
-            let path = s.get("rfilename")?.as_str()?.to_string();
-            let size = s.get("size").and_then(Value::as_u64)?;
-            Some(Entry { path, size })
-        })
-        .filter(|e| include.as_ref().is_none_or(|g| g.is_match(&e.path)))
-        .filter(|e| exclude.as_ref().is_none_or(|g| !g.is_match(&e.path)))
-        .collect();
+    let mut next = Some(format!(
+        "{endpoint}{}?recursive=true&expand=false",
+        Route::Tree {
+            repo: repo.clone(),
+            revision: commit.clone(),
+            path: None,
+        }
+        .upstream_path()
+    ));
+    let mut files: Vec<Entry> = Vec::new();
+    let mut pages = 0;
+    while let Some(url) = next.take() {
+        pages += 1;
+        if pages > MAX_PAGES {
+            eprintln!("olah-cli prefetch: the tree of {what} has more than {MAX_PAGES} pages");
+            return Ok(1);
+        }
+        let (page, link) = match listing(&client, &url, token.as_deref()).await {
+            Ok(v) => v,
+            Err(e) => return Ok(fail(e)),
+        };
+        files.extend(
+            page.as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter(|e| e.get("type").and_then(Value::as_str) == Some("file"))
+                .filter_map(|e| {
+                    let path = e.get("path")?.as_str()?.to_string();
+                    let size = e.get("size").and_then(Value::as_u64)?;
+                    Some(Entry { path, size })
+                })
+                .filter(|e| include.as_ref().is_none_or(|g| g.is_match(&e.path)))
+                .filter(|e| exclude.as_ref().is_none_or(|g| !g.is_match(&e.path))),
+        );
+        next = link;
+    }
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    if !revision.is_commit_sha() {
+        remember_revision(
+            &client,
+            &endpoint,
+            token.as_deref(),
+            &repo,
+            &revision,
+            files.first(),
+        )
+        .await;
+    }
     let total: u64 = files.iter().map(|f| f.size).sum();
     let count = files.len();
 
@@ -212,6 +258,36 @@ pub(crate) async fn run(args: PrefetchArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// One HEAD of a file at the branch or tag name, so the mirror records where the name points
+/// (a later download by name, also offline, needs no upstream). A failure only costs a later
+/// upstream request.
+async fn remember_revision(
+    client: &reqwest::Client,
+    endpoint: &str,
+    token: Option<&str>,
+    repo: &RepoRef,
+    revision: &Revision,
+    first: Option<&Entry>,
+) {
+    let Some(path) = first.and_then(|e| RepoPath::new(&e.path).ok()) else {
+        return;
+    };
+    let url = format!(
+        "{endpoint}{}",
+        Route::Resolve {
+            repo: repo.clone(),
+            revision: revision.clone(),
+            path,
+        }
+        .upstream_path()
+    );
+    let mut req = client.head(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let _ = req.send().await;
+}
+
 enum ListError {
     Refused {
         status: reqwest::StatusCode,
@@ -221,11 +297,12 @@ enum ListError {
     Other(anyhow::Error),
 }
 
+/// One listing answer (JSON) and its `Link: <…>; rel="next"` page, if any.
 async fn listing(
     client: &reqwest::Client,
     url: &str,
     token: Option<&str>,
-) -> Result<Value, ListError> {
+) -> Result<(Value, Option<String>), ListError> {
     let mut last = None;
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
@@ -261,10 +338,19 @@ async fn listing(
                 msg: h("x-error-message"),
             });
         }
-        return resp
+        let next = resp
+            .headers()
+            .get_all("link")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find(|l| l.contains("rel=\"next\""))
+            .and_then(|l| Some(l.split_once('<')?.1.split_once('>')?.0.to_string()));
+        let v = resp
             .json::<Value>()
             .await
-            .map_err(|e| ListError::Other(e.into()));
+            .map_err(|e| ListError::Other(e.into()))?;
+        return Ok((v, next));
     }
     Err(ListError::Other(
         last.unwrap_or_else(|| anyhow::anyhow!("no answer")),

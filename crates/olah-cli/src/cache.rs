@@ -82,6 +82,12 @@ pub(crate) async fn run(cfg: &Config, cmd: CacheCommand) -> anyhow::Result<i32> 
 }
 
 fn open(cfg: &Config) -> anyhow::Result<Target> {
+    if !cfg.repos_path.is_dir() {
+        anyhow::bail!(
+            "no cache at {} (set --repos-path to the mirror's)",
+            cfg.repos_path.display()
+        );
+    }
     let server = cfg.repos_path.join(SERVER_FILE);
     match olah_http::Mirror::open(Arc::new(cfg.clone())) {
         Ok(m) => Ok(Target::Direct(m)),

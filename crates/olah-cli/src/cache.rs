@@ -57,6 +57,8 @@ enum Target {
         url: String,
         client: reqwest::Client,
         token: Option<String>,
+        /// Why the store did not open directly.
+        why: String,
     },
 }
 
@@ -65,7 +67,12 @@ pub(crate) async fn run(cfg: &Config, cmd: CacheCommand) -> anyhow::Result<i32> 
     let target = open(cfg)?;
     let out = match &target {
         Target::Direct(m) => direct(m, &cmd).await,
-        Target::Server { url, client, token } => remote(url, client, token.as_deref(), &cmd).await,
+        Target::Server {
+            url,
+            client,
+            token,
+            why,
+        } => remote(url, client, token.as_deref(), why, &cmd).await,
     };
     let report = match out {
         Ok(v) => v,
@@ -109,6 +116,7 @@ fn open(cfg: &Config) -> anyhow::Result<Target> {
                 url,
                 client,
                 token: cfg.admin_token.as_ref().map(|t| t.expose().to_string()),
+                why,
             })
         }
     }
@@ -154,6 +162,7 @@ async fn remote(
     url: &str,
     client: &reqwest::Client,
     token: Option<&str>,
+    why: &str,
     cmd: &CacheCommand,
 ) -> Result<Value, ToolError> {
     let (op, body) = match cmd {
@@ -176,10 +185,12 @@ async fn remote(
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("the cache is held by a server at {url}, which did not answer"))?;
+    let resp = req.send().await.with_context(|| {
+        format!(
+            "the store did not open ({why}) and the server named in {SERVER_FILE} \
+                 ({url}) did not answer"
+        )
+    })?;
     let status = resp.status();
     let code = resp
         .headers()

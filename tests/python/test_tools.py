@@ -193,3 +193,24 @@ def test_cache_tools_through_a_running_server(hub, make_mirror):
     rc, out, err = prefetch(m, "gpt2")
     assert rc == 0, err
     assert len(file_gets(hub.admin.stats())) == len(tree)
+
+
+def test_cache_ls_counts_content_a_xet_client_cached_as_xorbs(hub, make_mirror, client_env, tmp_path):
+    m = make_mirror()
+    info = hub.file("acme/xet-text", "tokenizer.json")
+    assert info["xet"]
+    got = client_env(
+        """
+        from huggingface_hub import hf_hub_download
+        emit(sha(hf_hub_download("acme/xet-text", "tokenizer.json")))
+        """,
+        endpoint=m.url,
+        home=tmp_path / "xet",
+        env={"HF_XET_TELEMETRY_ENABLED": "false"},
+    ).out
+    assert got == info["sha256"]
+    # hf_xet took the Xet path: no blob was filled, the content is in the xorb store.
+    assert not os.path.exists(os.path.join(m.repos, "blobs", "sha256", info["sha256"][:2], info["sha256"]))
+    repo = ls_json(m.repos)[("model", "acme/xet-text")]
+    assert repo["files"] == 1
+    assert 0 < repo["bytes"] < info["size"], repo  # compressed xorb records

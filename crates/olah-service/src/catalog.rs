@@ -25,9 +25,11 @@ pub struct RepoSummary {
     pub repo_id: String,
     /// Commits (and branch or tag names pointing at them) with cached files.
     pub revisions: Vec<String>,
-    /// Cached files (records whose content is at least partly on disk).
+    /// Cached files (records whose content is at least partly on disk: a blob, or for a Xet
+    /// file the xorbs its cached reconstruction names).
     pub files: u64,
-    /// Bytes of content on disk for those files (shared content counted in each repo).
+    /// Bytes of content on disk for those files, blobs and xorbs (shared content counted in
+    /// each repo).
     pub bytes: u64,
     /// Last read of any of its content, unix seconds.
     pub last_access: Option<u64>,
@@ -85,6 +87,7 @@ struct FileRecord {
     path: String,
     key: Option<BlobKey>,
     size: u64,
+    xet_hash: Option<String>,
 }
 
 fn parse_file_record(k: &str, v: &[u8]) -> Option<FileRecord> {
@@ -97,6 +100,7 @@ fn parse_file_record(k: &str, v: &[u8]) -> Option<FileRecord> {
         path: path.to_string(),
         key: meta.blob_key(),
         size: meta.size,
+        xet_hash: meta.xet_hash.map(|h| h.to_ascii_lowercase()),
     })
 }
 
@@ -130,22 +134,48 @@ impl Catalog {
             .collect();
         let files = self.file_records("file|".into()).await?;
         let revs = off(&self.db, |db| db.scan_prefix("rev|")).await?;
+        // Xet files whose content is (at least partly) in the xorb store: the xorbs their
+        // cached reconstructions name that are stored.
+        let xorb_sizes = self.xorbs.sizes().await?;
+        let recons = off(&self.db, |db| db.scan_prefix("xrecon|")).await?;
+        let mut xet_files: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (k, v) in &recons {
+            let Some(file) = k.strip_prefix("xrecon|").and_then(|r| r.split('|').next()) else {
+                continue;
+            };
+            let Ok(recon) = serde_json::from_slice::<crate::xet::Recon>(v) else {
+                continue;
+            };
+            for (h, _) in recon.ranges() {
+                if xorb_sizes.contains_key(h) {
+                    xet_files
+                        .entry(file.to_string())
+                        .or_default()
+                        .insert(h.to_string());
+                }
+            }
+        }
         #[derive(Default)]
         struct Acc {
             commits: BTreeSet<String>,
             files: u64,
             blobs: HashSet<BlobKey>,
+            xorbs: BTreeSet<String>,
             bytes: u64,
             last_ms: u64,
         }
         let mut acc: BTreeMap<String, Acc> = BTreeMap::new();
         for f in files {
             let info = f.key.and_then(|k| infos.get(&k));
-            let on_disk = info.is_some_and(|i| i.bytes > 0) || f.size == 0;
+            let xorbs = f.xet_hash.as_ref().and_then(|h| xet_files.get(h));
+            let on_disk = info.is_some_and(|i| i.bytes > 0) || f.size == 0 || xorbs.is_some();
             if !on_disk {
                 continue;
             }
             let a = acc.entry(f.repo_key).or_default();
+            if let Some(x) = xorbs {
+                a.xorbs.extend(x.iter().cloned());
+            }
             a.commits.insert(f.commit);
             a.files += 1;
             if let Some(i) = info {
@@ -195,7 +225,11 @@ impl Catalog {
                     repo_id: id.to_string(),
                     revisions,
                     files: a.files,
-                    bytes: a.bytes,
+                    bytes: a.bytes
+                        + a.xorbs
+                            .iter()
+                            .filter_map(|x| xorb_sizes.get(x))
+                            .sum::<u64>(),
                     last_access: (a.last_ms > 0).then_some(a.last_ms / 1000),
                 })
             })

@@ -245,6 +245,13 @@ pub struct XorbCheck {
 const XORB_STEP: u64 = 1 << 20;
 
 impl XorbStore {
+    /// Bytes stored per xorb (hash → bytes of its ranges).
+    pub async fn sizes(&self) -> Result<HashMap<String, u64>> {
+        let io = self.io.clone();
+        let list = blocking(move || io.usage()).await?;
+        Ok(list.into_iter().map(|u| (u.hash, u.bytes)).collect())
+    }
+
     /// Re-hashes every verified range: its bytes must still parse as chunk records whose hashes
     /// and lengths are the ones recorded when it was verified. A xorb with a failing range is
     /// removed (unless a fill of it is in flight), so it is fetched again.

@@ -214,3 +214,10 @@ def test_cache_ls_counts_content_a_xet_client_cached_as_xorbs(hub, make_mirror, 
     repo = ls_json(m.repos)[("model", "acme/xet-text")]
     assert repo["files"] == 1
     assert 0 < repo["bytes"] < info["size"], repo  # compressed xorb records
+    # rm drops its xorbs too (no other repository's Xet files name them).
+    rc, out, err = cli("cache", "rm", "acme/xet-text", "--repos-path", m.repos)
+    assert rc == 0, err
+    assert ("model", "acme/xet-text") not in ls_json(m.repos)
+    xorbs = os.path.join(m.repos, "xorbs")
+    left = [f for d, _, fs in os.walk(xorbs) if d != os.path.join(xorbs, "tmp") for f in fs]
+    assert left == [], left

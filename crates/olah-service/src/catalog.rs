@@ -112,6 +112,31 @@ fn split_repo_key(repo_key: &str) -> Option<(&'static str, &str)> {
 }
 
 impl Catalog {
+    /// Xet file hash → the stored xorbs its cached reconstructions name.
+    async fn xet_files(
+        &self,
+        xorb_sizes: &HashMap<String, u64>,
+    ) -> Result<HashMap<String, BTreeSet<String>>, ServiceError> {
+        let recons = off(&self.db, |db| db.scan_prefix("xrecon|")).await?;
+        let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (k, v) in &recons {
+            let Some(file) = k.strip_prefix("xrecon|").and_then(|r| r.split('|').next()) else {
+                continue;
+            };
+            let Ok(recon) = serde_json::from_slice::<crate::xet::Recon>(v) else {
+                continue;
+            };
+            for (h, _) in recon.ranges() {
+                if xorb_sizes.contains_key(h) {
+                    out.entry(file.to_string())
+                        .or_default()
+                        .insert(h.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn file_records(&self, prefix: String) -> Result<Vec<FileRecord>, ServiceError> {
         let raw = off(&self.db, move |db| db.scan_prefix(&prefix)).await?;
         Ok(raw
@@ -137,24 +162,7 @@ impl Catalog {
         // Xet files whose content is (at least partly) in the xorb store: the xorbs their
         // cached reconstructions name that are stored.
         let xorb_sizes = self.xorbs.sizes().await?;
-        let recons = off(&self.db, |db| db.scan_prefix("xrecon|")).await?;
-        let mut xet_files: HashMap<String, BTreeSet<String>> = HashMap::new();
-        for (k, v) in &recons {
-            let Some(file) = k.strip_prefix("xrecon|").and_then(|r| r.split('|').next()) else {
-                continue;
-            };
-            let Ok(recon) = serde_json::from_slice::<crate::xet::Recon>(v) else {
-                continue;
-            };
-            for (h, _) in recon.ranges() {
-                if xorb_sizes.contains_key(h) {
-                    xet_files
-                        .entry(file.to_string())
-                        .or_default()
-                        .insert(h.to_string());
-                }
-            }
-        }
+        let xet_files = self.xet_files(&xorb_sizes).await?;
         #[derive(Default)]
         struct Acc {
             commits: BTreeSet<String>,
@@ -290,8 +298,9 @@ impl Catalog {
         Ok(report)
     }
 
-    /// Drops one repository's records, and the content no other repository references.
-    /// A repository the cache knows nothing of is `RepoNotFound`.
+    /// Drops one repository's records, and the content (blobs, and the xorbs of its Xet files)
+    /// no other repository references; open content is kept. A repository the cache knows
+    /// nothing of is `RepoNotFound`.
     pub async fn remove(&self, repo: &RepoRef) -> Result<RemoveReport, ServiceError> {
         let repo_key = repo.key();
         let mine = self.file_records(format!("file|{repo_key}|")).await?;
@@ -345,12 +354,8 @@ impl Catalog {
         report.removed.extend(kv_keys);
         report.removed.extend(api_keys);
         // Content no other repository's records name.
-        let still: HashSet<BlobKey> = self
-            .file_records("file|".into())
-            .await?
-            .into_iter()
-            .filter_map(|f| f.key)
-            .collect();
+        let others = self.file_records("file|".into()).await?;
+        let still: HashSet<BlobKey> = others.iter().filter_map(|f| f.key).collect();
         let gone: BTreeSet<BlobKey> = mine
             .iter()
             .filter_map(|f| f.key)
@@ -363,6 +368,32 @@ impl Catalog {
                     report.removed.push(key.to_string());
                 }
                 None => tracing::warn!(blob = %key, "cache rm: content is open, kept"),
+            }
+        }
+        // Xorbs of its Xet files that no other repository's Xet files name.
+        let sizes = self.xorbs.sizes().await?;
+        let xet = self.xet_files(&sizes).await?;
+        let xorbs_of = |files: &mut dyn Iterator<Item = &FileRecord>| -> BTreeSet<String> {
+            files
+                .filter_map(|f| xet.get(f.xet_hash.as_deref()?))
+                .flatten()
+                .cloned()
+                .collect()
+        };
+        let kept = xorbs_of(&mut others.iter());
+        for hash in xorbs_of(&mut mine.iter()).difference(&kept) {
+            let (store, h) = (self.xorbs.clone(), hash.clone());
+            let freed = tokio::task::spawn_blocking(move || store.remove(&h))
+                .await
+                .map_err(|e| ServiceError::internal(e.to_string()))?;
+            match freed {
+                Some(bytes) => {
+                    report.bytes_freed += bytes;
+                    report.removed.push(format!("xorb/{hash}"));
+                }
+                None => {
+                    tracing::warn!(xorb = %hash, "cache rm: a fill of the xorb is running, kept")
+                }
             }
         }
         tracing::info!(repo = %repo_key, records = report.removed.len(), bytes = report.bytes_freed, "cache rm");

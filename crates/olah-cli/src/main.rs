@@ -87,6 +87,7 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = tcp.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut server_file = None;
     let (app, db) = match command {
         Command::Serve => {
             let cfg = Arc::new(cfg);
@@ -112,6 +113,7 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
                 );
             }
             let db = mirror.meta_db().clone();
+            server_file = cache::write_server_file(&cfg.repos_path, scheme, local);
             (olah_http::router(olah_http::App::serve(mirror)), Some(db))
         }
         Command::ModelBin { path } => {
@@ -126,7 +128,11 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<()> {
             unreachable!("tools are run by main")
         }
     };
-    olah_http::serve::serve(tcp, tls, app, opts, shutdown_signal()).await?;
+    let served = olah_http::serve::serve(tcp, tls, app, opts, shutdown_signal()).await;
+    if let Some(path) = server_file {
+        let _ = std::fs::remove_file(path);
+    }
+    served?;
     // Block records are committed lazily: make them durable before exiting.
     if let Some(db) = db
         && let Err(e) = db.flush()

@@ -233,6 +233,7 @@ impl Mirror {
         catalog::Catalog {
             db: self.db.clone(),
             blobs: self.blobs.clone(),
+            xorbs: self.xet.store().clone(),
         }
     }
 

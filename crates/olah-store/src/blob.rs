@@ -65,7 +65,7 @@ pub type ByteStream = tokio_stream::wrappers::ReceiverStream<Result<Bytes, Store
 
 /// The blob store: bytes in a [`BlockIo`] backend, state in a [`BlobIndex`].
 pub struct BlobStore {
-    part: Arc<BlobPart>,
+    pub(crate) part: Arc<BlobPart>,
     block_size: u64,
     /// Other parts sharing this cache's size limit (the xorb store).
     others: Mutex<Vec<Arc<dyn Evictable>>>,
@@ -74,13 +74,13 @@ pub struct BlobStore {
 }
 
 /// What the store shares with its eviction side: the blob part of the cache budget.
-struct BlobPart {
-    io: Arc<dyn BlockIo>,
-    index: Arc<dyn BlobIndex>,
+pub(crate) struct BlobPart {
+    pub(crate) io: Arc<dyn BlockIo>,
+    pub(crate) index: Arc<dyn BlobIndex>,
     registry: Arc<Mutex<Registry>>,
-    usage: Arc<Usage>,
+    pub(crate) usage: Arc<Usage>,
     /// Last read (ms) per blob, flushed to the index by eviction passes.
-    access: Mutex<HashMap<BlobKey, u64>>,
+    pub(crate) access: Mutex<HashMap<BlobKey, u64>>,
 }
 
 #[derive(Default)]
@@ -276,6 +276,11 @@ impl BlobStore {
             .lock()
             .expect("access map lock")
             .insert(key, now_ms());
+        self.open_untouched(key, size).await
+    }
+
+    /// [`BlobStore::open`] without counting it as a read (the cache tools).
+    pub(crate) async fn open_untouched(&self, key: BlobKey, size: u64) -> Result<Arc<Blob>> {
         let mut evict_waits = 0;
         let other_size_until = std::time::Instant::now() + OTHER_SIZE_WAIT;
         let done = loop {
@@ -812,6 +817,25 @@ async fn reset_blob_record(index: &dyn BlobIndex, key: &BlobKey) -> Result<()> {
 const VERIFY_STEP: u64 = 1 << 20;
 
 impl Blob {
+    /// Hashes a complete blob's content against its key again (the cache tools' verify). On a
+    /// mismatch every block is discarded, as after a failed fill. `None` when the blob is not
+    /// complete or a verification of it is running already; else whether it matched.
+    pub(crate) async fn recheck(&self) -> Option<bool> {
+        let before = {
+            let mut st = self.state.lock().expect("blob state lock");
+            if !st.complete || st.verifying {
+                return None;
+            }
+            st.complete = false;
+            st.verifying = true;
+            st.streamed = None;
+            st.mismatches
+        };
+        self.verify_all().await;
+        let st = self.state.lock().expect("blob state lock");
+        Some(st.mismatches == before && st.complete)
+    }
+
     /// Hashes the whole content against the key (reads off the backend, hashes on a blocking
     /// thread); marks the blob complete on success.
     async fn verify(&self) -> Result<bool> {
@@ -1074,7 +1098,7 @@ fn join_write(
 
 impl BlobPart {
     /// Marks a blob as being evicted unless it is open (read, filled or loaded right now).
-    fn begin_evict(&self, key: &BlobKey) -> bool {
+    pub(crate) fn begin_evict(&self, key: &BlobKey) -> bool {
         let mut r = self.registry.lock().expect("open-blob registry lock");
         if r.open.get(key).is_some_and(|w| w.strong_count() > 0) || r.loading.contains_key(key) {
             return false;
@@ -1083,7 +1107,7 @@ impl BlobPart {
         r.evicting.insert(*key)
     }
 
-    fn end_evict(&self, key: &BlobKey) {
+    pub(crate) fn end_evict(&self, key: &BlobKey) {
         self.registry
             .lock()
             .expect("open-blob registry lock")

@@ -11,8 +11,10 @@
 //!   embedded implementation, [`RedbIndex`] its async face.
 //! * [`budget`]: the cache size limit over any list of [`Evictable`] parts.
 //!
+//! * [`tools`]: the cache tools' store work (re-hash, drop a blob, garbage).
+//!
 //! Module edges point one way: `util`, `error`, `key` ← `backend`, `meta` ← `index` ←
-//! `budget`, `fill` ← `blob`, `xorb`.
+//! `budget`, `fill` ← `blob`, `xorb` ← `tools`.
 
 pub mod backend;
 pub mod blob;
@@ -22,6 +24,7 @@ pub mod fill;
 pub mod index;
 pub mod key;
 pub mod meta;
+pub mod tools;
 mod util;
 pub mod xorb;
 
@@ -33,4 +36,5 @@ pub use fill::{Claim, FillLock};
 pub use index::{BlobIndex, KvIndex, KvIndexExt, RedbIndex};
 pub use key::{BlobKey, SessionId, XorbRange};
 pub use meta::{BlobRecord, BlobUsage, MetaDb};
+pub use tools::{BlobCheck, BlobInfo, GcReason, XorbCheck};
 pub use xorb::{Expect, RangeChunks, UpstreamBytes, XorbStore, XorbStream};

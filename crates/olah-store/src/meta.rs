@@ -845,6 +845,106 @@ impl MetaDb {
             Ok(())
         })
     }
+
+    /// Every key/value entry whose key starts with `prefix` (ASCII), in key order (the cache
+    /// tools: which records name a repository).
+    pub fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.run(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(KV)?;
+            let mut out = Vec::new();
+            for item in t.range::<&str>(prefix..)? {
+                let (k, v) = item?;
+                if !k.value().starts_with(prefix) {
+                    break;
+                }
+                out.push((k.value().to_string(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Deletes key/value entries, in one commit.
+    pub fn delete_keys(&self, keys: &[String]) -> Result<()> {
+        self.write(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(KV)?;
+                for k in keys {
+                    t.remove(k.as_str())?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Keys of cached API records starting with `prefix`, in key order.
+    pub fn api_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        self.run(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(API)?;
+            let mut out = Vec::new();
+            for item in t.range::<&str>(prefix..)? {
+                let (k, _) = item?;
+                if !k.value().starts_with(prefix) {
+                    break;
+                }
+                out.push(k.value().to_string());
+            }
+            Ok(out)
+        })
+    }
+
+    /// Deletes cached API records, in one commit; returns the bytes they held.
+    pub fn delete_api(&self, keys: &[String]) -> Result<u64> {
+        let mut total = self.api_bytes.lock().expect("api bytes lock");
+        let freed = self.write(|db| {
+            let tx = db.begin_write()?;
+            let mut freed = 0u64;
+            {
+                let mut t = tx.open_table(API)?;
+                for k in keys {
+                    if let Some(v) = t.remove(k.as_str())? {
+                        freed += (k.len() + v.value().len()) as u64;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(freed)
+        });
+        // Counted again on the next use.
+        *total = None;
+        freed
+    }
+
+    /// Every blob record with the bytes its present blocks occupy (the cache tools).
+    pub fn blob_records(&self) -> Result<Vec<(BlobKey, BlobRecord, u64)>> {
+        self.run(|db| {
+            let tx = db.begin_read()?;
+            let blobs = tx.open_table(BLOBS)?;
+            let blocks = tx.open_table(BLOCKS)?;
+            let mut out = Vec::new();
+            for item in blobs.iter()? {
+                let (k, v) = item?;
+                let Ok(key) = k.value().parse::<BlobKey>() else {
+                    continue;
+                };
+                let Ok(rec) = serde_json::from_slice::<BlobRecord>(v.value()) else {
+                    continue;
+                };
+                let ks = k.value().to_string();
+                let mut bytes = 0u64;
+                for b in blocks.range((ks.as_str(), 0u32)..=(ks.as_str(), u32::MAX))? {
+                    let (idx, _) = b?;
+                    let start = idx.value().1 as u64 * rec.block_size;
+                    bytes += rec.block_size.min(rec.size.saturating_sub(start));
+                }
+                out.push((key, rec, bytes));
+            }
+            Ok(out)
+        })
+    }
 }
 
 /// A strictly increasing write stamp (unix ns, bumped past the last one): orders sessions

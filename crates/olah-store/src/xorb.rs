@@ -82,7 +82,7 @@ type Fills = Arc<Mutex<HashMap<String, Vec<Arc<Fill>>>>>;
 
 /// The xorb range store.
 pub struct XorbStore {
-    io: Arc<dyn ObjectIo>,
+    pub(crate) io: Arc<dyn ObjectIo>,
     fills: Fills,
     /// Bytes of published ranges.
     bytes: AtomicU64,

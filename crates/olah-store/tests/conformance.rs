@@ -30,6 +30,10 @@ trait Fixture: Send + Sync + 'static {
     fn kv(&self) -> Arc<dyn KvIndex>;
     /// Flips one stored byte of a blob.
     fn corrupt(&self, key: &BlobKey, off: u64);
+    /// Flips one stored byte of a verified xorb range.
+    fn corrupt_xorb(&self, xorb: &str, r: XorbRange, off: u64);
+    /// Plants bytes for a blob without any record (a crash between data and record).
+    fn plant(&self, key: &BlobKey, bytes: &[u8]);
     /// Whether any bytes of the blob are stored.
     fn stored(&self, key: &BlobKey) -> bool;
     /// Staged xorb writes left behind (temp files, live stages).
@@ -83,6 +87,23 @@ impl Fixture for Disk {
     fn stored(&self, key: &BlobKey) -> bool {
         self.blocks.local_path(key).unwrap().exists()
     }
+    fn corrupt_xorb(&self, xorb: &str, r: XorbRange, off: u64) {
+        let path = self
+            .dir
+            .path()
+            .join("xorbs")
+            .join(&xorb[..2])
+            .join(xorb)
+            .join(format!("{}-{}", r.start, r.end));
+        let mut raw = std::fs::read(&path).unwrap();
+        raw[off as usize] ^= 0xff;
+        std::fs::write(&path, raw).unwrap();
+    }
+    fn plant(&self, key: &BlobKey, bytes: &[u8]) {
+        let path = self.blocks.local_path(key).unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
     fn stage_leftovers(&self) -> usize {
         std::fs::read_dir(self.dir.path().join("xorbs/tmp"))
             .unwrap()
@@ -121,6 +142,25 @@ impl Fixture for Mem {
     }
     fn stored(&self, key: &BlobKey) -> bool {
         self.blocks.contains(key)
+    }
+    fn corrupt_xorb(&self, xorb: &str, r: XorbRange, off: u64) {
+        assert!(self.objects.corrupt(xorb, r, off));
+    }
+    fn plant(&self, key: &BlobKey, bytes: &[u8]) {
+        let blocks = self.blocks.clone();
+        let (key, bytes) = (*key, Bytes::copy_from_slice(bytes));
+        // The backend's own open creates the entry; a write puts the bytes in.
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    let (d, _) = blocks.open(&key).await.unwrap();
+                    d.write(0, vec![bytes]).await.unwrap();
+                })
+        })
+        .join()
+        .unwrap();
     }
     fn stage_leftovers(&self) -> usize {
         self.objects.live_stages()
@@ -581,6 +621,102 @@ async fn blobs_and_xorbs_share_one_budget_in_lru_order<F: Fixture>() {
     assert_eq!(xs.bytes(), 0);
 }
 
+// ---- cache tools ----------------------------------------------------------------------------
+
+async fn verify_drops_corrupt_blobs_and_xorb_ranges<F: Fixture>() {
+    use olah_store::BlobCheck;
+    let fx = F::new();
+    let st = fx.blob_store(None, Strategy::Lru);
+    let (good, g) = fill_blob(&st, 3 * BS as usize + 5, 1).await;
+    let (bad, b) = fill_blob(&st, 2 * BS as usize, 2).await;
+    drop((g, b));
+    fx.corrupt(&bad, BS + 7);
+    assert_eq!(
+        st.check_blob(good, 3 * BS + 5).await.unwrap(),
+        BlobCheck::Ok
+    );
+    assert_eq!(
+        st.check_blob(bad, 2 * BS).await.unwrap(),
+        BlobCheck::Corrupt
+    );
+    assert!(
+        fx.blob_index().blob(&bad).await.unwrap().is_none(),
+        "dropped"
+    );
+    assert!(!fx.stored(&bad));
+    assert!(fx.blob_index().blob(&good).await.unwrap().unwrap().complete);
+    assert_eq!(st.usage().bytes(), 3 * BS + 5);
+
+    // Verified xorb ranges: re-hashed against their recorded chunk hashes.
+    let xs = fx.xorb_store();
+    let data = records(&[3000, 5000], 4);
+    let r = fill_xorb(&xs, H, &data, 2).await;
+    assert!(xs.promote(H, r));
+    let r2 = fill_xorb(&xs, H2, &records(&[700], 5), 1).await;
+    assert!(xs.promote(H2, r2));
+    let ok = xs.check_verified().await.unwrap();
+    assert_eq!((ok.ranges, ok.corrupt.len()), (2, 0));
+    fx.corrupt_xorb(H, r, 4000);
+    let found = xs.check_verified().await.unwrap();
+    assert_eq!(found.corrupt, vec![(H.to_string(), r)]);
+    assert!(
+        !xs.is_cached(H, r),
+        "the xorb is dropped, fetched again later"
+    );
+    assert!(xs.is_verified(H2, r2), "the sound one stays");
+}
+
+async fn gc_removes_garbage_but_never_an_open_blob<F: Fixture>() {
+    use olah_store::GcReason;
+    let fx = F::new();
+    let st = fx.blob_store(None, Strategy::Lru);
+    let (kept, k) = fill_blob(&st, BS as usize, 3).await;
+    drop(k);
+    // A partial fill: one block of two, untouched since.
+    let d = data(2 * BS as usize, 4);
+    let partial = key_of(&d);
+    let blob = st.open(partial, d.len() as u64).await.unwrap();
+    collect(BlobStore::read(
+        blob.clone(),
+        0,
+        BS - 1,
+        Some(MemSource::new(d.clone(), 0)),
+    ))
+    .await
+    .unwrap();
+    // Data without a record.
+    let orphan = key_of(b"orphan");
+    fx.plant(&orphan, b"orphan");
+    // While the partial blob is open, it is not garbage (and stale_ms 0 makes it stale).
+    let found = st.gc_blobs(0, false).await.unwrap();
+    assert_eq!(found, vec![(orphan, GcReason::OrphanData, 6)]);
+    assert!(!fx.stored(&orphan));
+    drop(blob);
+    // "Untouched for longer than 0 ms": let a millisecond pass.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let dry = st.gc_blobs(0, true).await.unwrap();
+    assert_eq!(dry.len(), 1);
+    assert_eq!(dry[0].1, GcReason::StalePartial);
+    assert!(
+        fx.blob_index().blob(&partial).await.unwrap().is_some(),
+        "dry run"
+    );
+    // Not stale yet with an hour's grace.
+    assert!(st.gc_blobs(3_600_000, false).await.unwrap().is_empty());
+    let gone = st.gc_blobs(0, false).await.unwrap();
+    assert_eq!(gone, vec![(partial, GcReason::StalePartial, BS)]);
+    assert!(fx.blob_index().blob(&partial).await.unwrap().is_none());
+    assert!(!fx.stored(&partial));
+    assert!(fx.blob_index().blob(&kept).await.unwrap().is_some());
+    assert_eq!(st.usage().bytes(), BS);
+    // A dropped blob is gone for good; an open one is refused.
+    let (other, o) = fill_blob(&st, 100, 9).await;
+    assert_eq!(st.drop_blob(&other).await.unwrap(), None, "open");
+    drop(o);
+    assert_eq!(st.drop_blob(&other).await.unwrap(), Some(100));
+    assert!(!fx.stored(&other));
+}
+
 macro_rules! suite {
     ($m:ident, $fx:ty) => {
         mod $m {
@@ -620,6 +756,14 @@ macro_rules! suite {
             #[tokio::test]
             async fn eviction_order() {
                 eviction_keeps_order_and_waits_for_an_open_victim::<$fx>().await
+            }
+            #[tokio::test]
+            async fn tools_verify() {
+                verify_drops_corrupt_blobs_and_xorb_ranges::<$fx>().await
+            }
+            #[tokio::test]
+            async fn tools_gc() {
+                gc_removes_garbage_but_never_an_open_blob::<$fx>().await
             }
             #[tokio::test]
             async fn shared_budget() {

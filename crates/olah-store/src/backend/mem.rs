@@ -164,6 +164,22 @@ impl MemObjects {
     pub fn live_stages(&self) -> usize {
         self.staged.load(Ordering::SeqCst)
     }
+
+    /// Test hook: flips one stored byte of a range (simulates a disk that rots).
+    pub fn corrupt(&self, xorb: &str, range: XorbRange, off: u64) -> bool {
+        let map = self.objs.lock().expect("mem object lock");
+        let Some(o) = map.get(xorb).and_then(|m| m.get(&(range.start, range.end))) else {
+            return false;
+        };
+        let mut v = o.data.lock().expect("mem object lock");
+        match v.get_mut(off as usize) {
+            Some(x) => {
+                *x ^= 0xff;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 struct MemReader(Buf);

@@ -29,6 +29,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use olah_metrics::{ServedFrom, metrics};
 use sha1::Digest as _;
 use tokio::sync::{mpsc, watch};
 
@@ -61,7 +62,12 @@ pub trait Source: Send + Sync + 'static {
 }
 
 /// A stream of blob bytes handed to the HTTP layer.
-pub type ByteStream = tokio_stream::wrappers::ReceiverStream<Result<Bytes, StoreError>>;
+pub type ByteStream = BoxStream<'static, Result<Bytes, StoreError>>;
+
+/// A stream of blob bytes, each piece with where it came from: a block that was on disk
+/// ([`ServedFrom::cache`]) or an upstream fill running for this read (or one it followed,
+/// [`ServedFrom::upstream`]).
+pub type TaggedStream = tokio_stream::wrappers::ReceiverStream<Result<(Bytes, ServedFrom)>>;
 
 /// The blob store: bytes in a [`BlockIo`] backend, state in a [`BlobIndex`].
 pub struct BlobStore {
@@ -401,13 +407,26 @@ impl BlobStore {
         end: u64,
         source: Option<Arc<dyn Source>>,
     ) -> ByteStream {
+        Self::read_tagged(blob, start, end, source)
+            .map(|r| r.map(|(b, _)| b))
+            .boxed()
+    }
+
+    /// [`BlobStore::read`], each piece tagged with where it came from (for the served-bytes
+    /// metric): a block read from disk is `cache`, bytes of a fill (led or followed) `upstream`.
+    pub fn read_tagged(
+        blob: Arc<Blob>,
+        start: u64,
+        end: u64,
+        source: Option<Arc<dyn Source>>,
+    ) -> TaggedStream {
         let (tx, rx) = mpsc::channel(2);
         tokio::spawn(async move {
             if let Err(e) = blob.read_into(start, end, source, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        ByteStream::new(rx)
+        TaggedStream::new(rx)
     }
 }
 
@@ -521,7 +540,7 @@ impl Blob {
         start: u64,
         end: u64,
         source: Option<Arc<dyn Source>>,
-        tx: &mpsc::Sender<Result<Bytes>>,
+        tx: &mpsc::Sender<Result<(Bytes, ServedFrom)>>,
     ) -> Result<()> {
         if self.size == 0 || start > end || end >= self.size {
             return Ok(());
@@ -529,7 +548,7 @@ impl Blob {
         let mismatches = self.state.lock().expect("blob state lock").mismatches;
         // The piece that ends the content is released only once the whole content verified:
         // no reader gets a clean end of body with bytes that did not match the content hash.
-        let mut held: Option<Bytes> = None;
+        let mut held: Option<(Bytes, ServedFrom)> = None;
         let mut pos = start;
         let mut failures = 0u32;
         while pos <= end {
@@ -551,8 +570,8 @@ impl Blob {
                     let slice =
                         data.slice((pos - block_start) as usize..(want_end - block_start) as usize);
                     if want_end == self.size {
-                        held = Some(slice);
-                    } else if tx.send(Ok(slice)).await.is_err() {
+                        held = Some((slice, ServedFrom::cache));
+                    } else if tx.send(Ok((slice, ServedFrom::cache))).await.is_err() {
                         return Ok(());
                     }
                     pos = want_end;
@@ -576,10 +595,10 @@ impl Blob {
                             let upto = p.len.min(want_end - block_start);
                             let mut parts = fill.slice(off, upto);
                             if block_start + upto == self.size {
-                                held = parts.pop();
+                                held = parts.pop().map(|p| (p, ServedFrom::upstream));
                             }
                             for part in parts {
-                                if tx.send(Ok(part)).await.is_err() {
+                                if tx.send(Ok((part, ServedFrom::upstream))).await.is_err() {
                                     return Ok(());
                                 }
                             }
@@ -897,6 +916,8 @@ impl FillLock for Arc<Blob> {
                 for (i, f) in fills.iter().enumerate() {
                     st.slots[idx as usize + i] = Slot::Filling(f.clone());
                 }
+                // One fill in flight until its permit is dropped (done, failed or cancelled).
+                metrics().fills_in_flight.inc();
                 Claim::Lead(FillGuard {
                     blob: self.clone(),
                     first: idx,
@@ -926,6 +947,7 @@ pub struct FillGuard {
 
 impl Drop for FillGuard {
     fn drop(&mut self) {
+        metrics().fills_in_flight.dec();
         let mut st = self.blob.state.lock().expect("blob state lock");
         for (i, f) in self.fills.iter().enumerate() {
             let idx = self.first + i as u32;

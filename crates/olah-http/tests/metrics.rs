@@ -60,6 +60,21 @@ fn snap() -> Snap {
     }
 }
 
+/// Waits until no fill is in flight (a fill task ends right after its last block's write,
+/// which may be just after the client has its bytes); fails after 5 s.
+async fn wait_idle() {
+    for _ in 0..200 {
+        if metrics().fills_in_flight.get() == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("fills in flight: {}", metrics().fills_in_flight.get());
+}
+
+/// Block size of the test's cache (small, so a file spans several blocks).
+const BLOCK: u64 = 64 * 1024;
+
 /// The value of an unlabelled sample in an exposition.
 fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines()
@@ -82,11 +97,13 @@ async fn downloads_move_the_metrics_by_what_was_sent_and_fetched() {
         mirror_scheme: "http".into(),
         mirror_netloc: "mirror.test:8090".into(),
         cache_size_limit: Some(1 << 30),
+        cache_block_size: Some(BLOCK),
         ..Default::default()
     };
     let mirror = Arc::new(Mirror::open(Arc::new(cfg)).expect("mirror"));
     let app = olah_http::router(App::serve(mirror));
     const LFS: &str = "/acme/tiny/resolve/main/model.bin";
+    const SMALL: &str = "/gpt2/resolve/main/pytorch_model.bin"; // 200 000 B: 4 blocks
 
     // Cold: a miss, every byte fetched from the upstream once and sent as it arrived.
     let before = snap();
@@ -109,6 +126,7 @@ async fn downloads_move_the_metrics_by_what_was_sent_and_fetched() {
     assert_eq!(cold.served_upstream - before.served_upstream, size);
 
     // Warm: a hit, every byte from the cache, nothing fetched.
+    wait_idle().await;
     let (status, again) = get(&app, LFS).await;
     assert_eq!((status, &again), (StatusCode::OK, &body));
     let warm = snap();
@@ -131,6 +149,32 @@ async fn downloads_move_the_metrics_by_what_was_sent_and_fetched() {
         .expect("body");
     assert_eq!(part.len(), 10);
     assert_eq!(snap().served_cache, warm.served_cache + 10);
+
+    // Partial: the first block cached by a range request, then the whole file: the first block
+    // comes from disk, the rest from a fill.
+    let r0 = snap();
+    let req = http::Request::get(SMALL)
+        .header("range", "bytes=0-9")
+        .body(Body::empty())
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    let _ = axum::body::to_bytes(resp.into_body(), usize::MAX).await;
+    // Its block written (until then a reader follows the fill's buffer: upstream bytes).
+    wait_idle().await;
+    let r1 = snap();
+    assert_eq!(r1.miss, r0.miss + 1);
+    assert_eq!(r1.served_upstream, r0.served_upstream + 10);
+    let (status, whole) = get(&app, SMALL).await;
+    assert_eq!(status, StatusCode::OK);
+    let small = whole.len() as u64;
+    assert!(small > 2 * BLOCK);
+    let r2 = snap();
+    assert_eq!(r2.partial, r1.partial + 1, "{r1:?} {r2:?}");
+    assert_eq!((r2.miss, r2.hit), (r1.miss, r1.hit));
+    assert_eq!(r2.served_cache, r1.served_cache + BLOCK);
+    assert_eq!(r2.served_upstream, r1.served_upstream + small - BLOCK);
+    assert_eq!(r2.upstream_file, r1.upstream_file + small - BLOCK);
 
     // `/metrics`: the families with their closed label sets, the cache gauges refreshed from the
     // store, nothing of the repository in any label.
@@ -155,20 +199,16 @@ async fn downloads_move_the_metrics_by_what_was_sent_and_fetched() {
     );
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         assert!(
-            !line.contains("acme") && !line.contains("model.bin") && !line.contains("tiny"),
+            !line.contains("acme")
+                && !line.contains("model.bin")
+                && !line.contains("tiny")
+                && !line.contains("gpt2"),
             "{line}"
         );
     }
-    // The fill is over: none in flight (its task ends right after the last block's write).
-    let mut idle = false;
-    for _ in 0..200 {
-        if metrics().fills_in_flight.get() == 0 {
-            idle = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(idle, "fills in flight: {}", metrics().fills_in_flight.get());
+    // The fills are over: none in flight (a fill's task ends right after its last block's
+    // write).
+    wait_idle().await;
 
     // A local source's bytes count as cache.
     let root = tmp.path().join("models");

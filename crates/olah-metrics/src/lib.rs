@@ -387,6 +387,8 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
+        m.upstream_first_byte.observe(0.01);
+        assert_eq!(m.upstream_first_byte_count(), 1);
         assert_eq!(m.lookups(Lookup::hit), 1);
         assert_eq!(m.served_total(ServedFrom::cache), 10);
     }

@@ -225,10 +225,10 @@ impl Metrics {
         registry.register(
             "served_bytes",
             "File and xorb body bytes sent to clients (counted as the HTTP body takes each \
-             piece), by where they came from: cache = a block or xorb range already on disk, or a \
-             local source; upstream = bytes of an upstream fill running for the request (led or \
-             followed; a Xet file rebuilt for a plain client counts its rebuild as upstream) or \
-             passed through uncached",
+             piece), by where they came from: cache = a block or xorb range on disk when the \
+             request began, or a local source; upstream = bytes that arrived from the upstream \
+             during the request (fills it led or followed; a Xet file rebuilt for a plain \
+             client counts its rebuild as upstream) or passed through uncached",
             m.served_bytes.clone(),
         );
         registry.register(
@@ -268,7 +268,7 @@ impl Metrics {
         );
         registry.register(
             "fills_in_flight",
-            "Upstream block fills of blobs running now",
+            "Upstream fills running now (blob block runs and xorb ranges)",
             m.fills_in_flight.clone(),
         );
         Metrics { registry, ..m }

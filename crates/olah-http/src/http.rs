@@ -15,13 +15,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use olah_metrics::{HttpLabels, MethodLabel, RouteClass, RouteLabels};
 use olah_service::error::{ErrorKind, HubCode, Origin};
 use olah_service::hub_source::HubSource;
 use olah_service::source::{
     DirSource, GitSource, MetaRequest, Outcome, PathsQuery, RepoSource, RequestCtx, Sources,
 };
 use olah_service::{Mirror, ServiceError};
-use olah_types::{RepoRef, Revision, Route, parse_route};
+use olah_types::{RepoRef, Revision, Route, RouteError, parse_route};
 use tracing::Instrument;
 
 use crate::error::render;
@@ -75,8 +76,37 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
+/// The route the one parser made of the request path: [`trace`] parses it (it needs the route
+/// class for the metrics) and hands it to [`route_request`] in the request's extensions.
+#[derive(Clone)]
+struct Parsed(Result<Route, RouteError>);
+
+/// The `route` label of a request: a small fixed set, never the path itself.
+fn route_class(parsed: &Result<Route, RouteError>) -> RouteClass {
+    match parsed {
+        Ok(Route::Resolve { .. }) => RouteClass::resolve,
+        Ok(Route::XetReadToken { .. }) => RouteClass::xet,
+        Ok(Route::CasReconstruction { .. } | Route::CasXorb { .. }) => RouteClass::cas,
+        Ok(Route::Landing | Route::Admin(_) | Route::Metrics | Route::Health | Route::Ready) => {
+            RouteClass::admin
+        }
+        Ok(
+            Route::Whoami
+            | Route::RepoInfo { .. }
+            | Route::RevisionInfo { .. }
+            | Route::Tree { .. }
+            | Route::PathsInfo { .. }
+            | Route::Refs { .. }
+            | Route::Commits { .. },
+        ) => RouteClass::api,
+        Err(_) => RouteClass::other,
+    }
+}
+
 /// One span per request; handlers record repo, revision, commit, source and cache outcome on it.
-async fn trace(req: Request, next: Next) -> Response {
+/// Counts the request (`olah_http_requests_total{route,method,status}`) and its time to the
+/// response head (`olah_http_request_duration_seconds{route}`).
+async fn trace(mut req: Request, next: Next) -> Response {
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
@@ -90,9 +120,26 @@ async fn trace(req: Request, next: Next) -> Response {
         upstream_ms = tracing::field::Empty,
     );
     let started = Instant::now();
+    let parsed = parse_route(req.uri().path());
+    let route = route_class(&parsed);
+    let method = MethodLabel::from_method(req.method().as_str());
+    req.extensions_mut().insert(Parsed(parsed));
     let resp = next.run(req).instrument(span.clone()).await;
-    span.record("status", resp.status().as_u16());
-    span.in_scope(|| tracing::info!(ms = started.elapsed().as_millis() as u64, "response"));
+    let status = resp.status().as_u16();
+    span.record("status", status);
+    let elapsed = started.elapsed();
+    let m = olah_metrics::metrics();
+    m.http_requests
+        .get_or_create(&HttpLabels {
+            route,
+            method,
+            status,
+        })
+        .inc();
+    m.http_duration
+        .get_or_create(&RouteLabels { route })
+        .observe(elapsed.as_secs_f64());
+    span.in_scope(|| tracing::info!(ms = elapsed.as_millis() as u64, "response"));
     resp
 }
 
@@ -111,8 +158,13 @@ async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
 /// Largest request body read (paths-info).
 const MAX_BODY: usize = 1 << 20;
 
-async fn route_request(app: App, req: Request) -> Response {
-    let route = match parse_route(req.uri().path()) {
+async fn route_request(app: App, mut req: Request) -> Response {
+    // Parsed by `trace` (every request of the router passes it).
+    let parsed = match req.extensions_mut().remove::<Parsed>() {
+        Some(Parsed(p)) => p,
+        None => parse_route(req.uri().path()),
+    };
+    let route = match parsed {
         Ok(r) => r,
         Err(e) => return render(e.into()),
     };
@@ -122,7 +174,7 @@ async fn route_request(app: App, req: Request) -> Response {
             // the upstream.
             Route::Health => return "ok".into_response(),
             Route::Ready => return ready(app.mirror.as_deref()).await,
-            Route::Metrics => return metrics_answer(),
+            Route::Metrics => return metrics_answer(app.mirror.as_deref()),
             _ => {}
         }
     }
@@ -170,8 +222,12 @@ async fn route_request(app: App, req: Request) -> Response {
 }
 
 /// `/metrics`: the Prometheus text exposition. Open like `/healthz` (scrapers run elsewhere);
-/// no label names a repository, path or token.
-fn metrics_answer() -> Response {
+/// no label names a repository, path or token. The cache gauges are refreshed from the store
+/// first.
+fn metrics_answer(mirror: Option<&Mirror>) -> Response {
+    if let Some(m) = mirror {
+        m.refresh_metrics();
+    }
     (
         [(header::CONTENT_TYPE, olah_metrics::CONTENT_TYPE)],
         olah_metrics::encode(),

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use olah_service::ServiceError;
-use olah_service::source::{FileHead, MetaAnswer, RepoFile};
+use olah_service::source::{ByteStream, FileHead, MetaAnswer, Outcome, RepoFile};
 use olah_types::{ConditionalAnswer, RepoRef, Revision, Route};
 
 /// Most byte ranges honoured in one multipart request.
@@ -76,6 +76,21 @@ fn xet_headers(
         })
         .to_string()
     }))
+}
+
+/// A local source's file body, counted in `olah_served_bytes_total{source="cache"}` as the HTTP
+/// body takes each piece (local files count as cache). The upstream Hub's file bodies count
+/// themselves in the service, which knows which pieces came from disk and which from a fill.
+fn local_counted(outcome: Outcome, s: ByteStream) -> ByteStream {
+    if outcome != Outcome::Local {
+        return s;
+    }
+    s.inspect(|r| {
+        if let Ok(b) = r {
+            olah_metrics::metrics().served(olah_metrics::ServedFrom::cache, b.len() as u64);
+        }
+    })
+    .boxed()
 }
 
 /// The media type of a Xet file-info answer.
@@ -156,7 +171,10 @@ pub async fn file_response(
             let body = if is_head || len == 0 {
                 Body::empty()
             } else {
-                Body::from_stream(file.body.open(start, end).await?)
+                Body::from_stream(local_counted(
+                    head.outcome,
+                    file.body.open(start, end).await?,
+                ))
             };
             (status, body, len)
         }
@@ -185,6 +203,7 @@ pub async fn file_response(
                 let parts: Vec<(String, u64, u64)> =
                     many.iter().map(|&(a, b)| (part_head(a, b), a, b)).collect();
                 let source = file.body.clone();
+                let outcome = head.outcome;
                 let stream = futures::stream::iter(parts)
                     .then(move |(head, a, b)| {
                         let source = source.clone();
@@ -193,7 +212,7 @@ pub async fn file_response(
                                 Bytes::from(head),
                             )));
                             match source.open(a, b).await {
-                                Ok(s) => head.chain(s).boxed(),
+                                Ok(s) => head.chain(local_counted(outcome, s)).boxed(),
                                 Err(e) => head
                                     .chain(futures::stream::once(futures::future::ready(Err(
                                         std::io::Error::other(e.to_string()),

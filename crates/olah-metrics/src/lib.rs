@@ -217,17 +217,23 @@ impl Metrics {
         );
         registry.register(
             "cache_lookups",
-            "Cache lookups by outcome (hit, miss, partial, stale, revalidated)",
+            "Cache lookups by outcome (hit, miss, partial, stale, revalidated): one per resolve \
+             answer (partial when its bytes came partly from disk, partly from the upstream) and \
+             per API answer",
             m.cache_lookups.clone(),
         );
         registry.register(
             "served_bytes",
-            "Body bytes sent to clients, by where they came from",
+            "File and xorb body bytes sent to clients (counted as the HTTP body takes each \
+             piece), by where they came from: cache = a block or xorb range on disk when the \
+             request began, or a local source; upstream = bytes that arrived from the upstream \
+             during the request (fills it led or followed; a Xet file rebuilt for a plain \
+             client counts its rebuild as upstream) or passed through uncached",
             m.served_bytes.clone(),
         );
         registry.register(
             "upstream_bytes",
-            "Body bytes received from the upstream, by kind",
+            "Body bytes received from the upstream as they are read, by kind",
             m.upstream_bytes.clone(),
         );
         registry.register(
@@ -262,7 +268,7 @@ impl Metrics {
         );
         registry.register(
             "fills_in_flight",
-            "Upstream fills running now",
+            "Upstream fills running now (blob block runs and xorb ranges)",
             m.fills_in_flight.clone(),
         );
         Metrics { registry, ..m }
@@ -294,6 +300,19 @@ impl Metrics {
         self.upstream_requests
             .get_or_create(&UpstreamLabels { kind, status })
             .inc();
+    }
+
+    /// Upstream answers timed so far (the count of `olah_upstream_first_byte_seconds`).
+    pub fn upstream_first_byte_count(&self) -> u64 {
+        // The histogram keeps its count private; the text exposition carries it.
+        let mut out = String::new();
+        let mut r = Registry::default();
+        r.register("h", "", self.upstream_first_byte.clone());
+        let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+        out.lines()
+            .find_map(|l| l.strip_prefix("h_count "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// The count of one lookup outcome so far.
@@ -368,6 +387,8 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
+        m.upstream_first_byte.observe(0.01);
+        assert_eq!(m.upstream_first_byte_count(), 1);
         assert_eq!(m.lookups(Lookup::hit), 1);
         assert_eq!(m.served_total(ServedFrom::cache), 10);
     }

@@ -3,10 +3,12 @@
 //! upstream for a repo the cache rules exclude (or while the metadata store is degraded).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use http::HeaderValue;
+use olah_metrics::{Lookup, ServedFrom, metrics};
 use olah_store::{BlobKey, BlobStore, Source};
 use olah_types::{RepoPath, RepoRef};
 
@@ -14,7 +16,7 @@ use crate::common::{Meta, cache_write_failed};
 use crate::error::ServiceError;
 use crate::hub::{HubCache, Resolved};
 use crate::policy::Policy;
-use crate::source::{ByteStream, FileBody};
+use crate::source::{ByteStream, FileBody, Outcome};
 use crate::stats::Activity;
 use crate::xet::XetMirror;
 
@@ -64,6 +66,63 @@ impl Files {
             size: res.meta.size,
             key: res.meta.blob_key(),
             xet_hash: res.meta.xet_hash.clone(),
+            tally: Arc::new(Tally::new(res.cache)),
+        }
+    }
+}
+
+/// The cache lookup of one resolve answer: counted once (`olah_cache_lookups_total`) when the
+/// answer is over — its head and every body stream opened for it dropped — with what the bytes
+/// sent showed. A head outcome (`hit`, `miss`, `revalidated`, `stale`: how the file's metadata
+/// was obtained) stands unless the bytes say otherwise: some from disk and some from an upstream
+/// fill is `partial`; a metadata hit whose bytes all came from the upstream is a `miss`.
+struct Tally {
+    head: Outcome,
+    cache: AtomicU64,
+    upstream: AtomicU64,
+}
+
+impl Tally {
+    fn new(head: Outcome) -> Self {
+        Self {
+            head,
+            cache: AtomicU64::new(0),
+            upstream: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts `n` body bytes sent to the client from `from` (the served-bytes metric and this
+    /// lookup's split).
+    fn served(&self, from: ServedFrom, n: u64) {
+        metrics().served(from, n);
+        match from {
+            ServedFrom::cache => &self.cache,
+            ServedFrom::upstream => &self.upstream,
+        }
+        .fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn outcome(&self) -> Option<Lookup> {
+        let (cache, upstream) = (
+            self.cache.load(Ordering::Relaxed),
+            self.upstream.load(Ordering::Relaxed),
+        );
+        Some(match self.head {
+            _ if cache > 0 && upstream > 0 => Lookup::partial,
+            Outcome::Hit if upstream > 0 => Lookup::miss,
+            Outcome::Hit => Lookup::hit,
+            Outcome::Miss => Lookup::miss,
+            Outcome::Revalidated => Lookup::revalidated,
+            Outcome::Stale => Lookup::stale,
+            Outcome::Local => return None,
+        })
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        if let Some(o) = self.outcome() {
+            metrics().lookup(o);
         }
     }
 }
@@ -79,6 +138,8 @@ pub struct FileBytes {
     size: u64,
     key: Option<BlobKey>,
     xet_hash: Option<String>,
+    /// This answer's cache lookup (shared by every range opened for it).
+    tally: Arc<Tally>,
 }
 
 #[async_trait]
@@ -121,9 +182,16 @@ impl FileBytes {
                 .fetch(start, end)
                 .await
                 .map_err(|e| ServiceError::unavailable(false, e.message))?;
+            let tally = self.tally.clone();
             Ok::<ByteStream, ServiceError>(
-                s.map(|r| r.map_err(|e| std::io::Error::other(e.message)))
-                    .boxed(),
+                s.map(move |r| {
+                    // Counted as the HTTP body takes each piece.
+                    if let Ok(b) = &r {
+                        tally.served(ServedFrom::upstream, b.len() as u64);
+                    }
+                    r.map_err(|e| std::io::Error::other(e.message))
+                })
+                .boxed(),
             )
         };
         if !f.policy.cache_allowed(&self.repo) {
@@ -175,15 +243,20 @@ impl FileBytes {
         let want = end - start + 1;
         let span = tracing::Span::current();
         let me = Arc::new(self.clone());
-        let counted = BlobStore::read(blob, start, end, source).scan(0u64, move |sent, item| {
-            if let Ok(b) = &item {
+        let tally = self.tally.clone();
+        let tagged = BlobStore::read_tagged(blob, start, end, source);
+        let counted = tagged.scan(0u64, move |sent, item| {
+            if let Ok((b, from)) = &item {
+                // Counted as the HTTP body takes each piece: an aborted download counts what
+                // left.
+                tally.served(*from, b.len() as u64);
                 *sent += b.len() as u64;
                 if *sent == want {
                     span.in_scope(|| tracing::info!(bytes = *sent, "body complete"));
                 }
             }
             match item {
-                Ok(b) => futures::future::Either::Left(futures::future::ready(Some(Ok(b)))),
+                Ok((b, _)) => futures::future::Either::Left(futures::future::ready(Some(Ok(b)))),
                 Err(e) => {
                     let me = me.clone();
                     futures::future::Either::Right(async move {

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use olah_metrics::UpstreamKind;
 use olah_store::{BlobKey, Source, SourceError};
 use olah_types::{RepoPath, RepoRef, Revision, Route};
 use olah_upstream::{HubRequest, Upstream};
@@ -795,7 +796,11 @@ impl Source for HubFileSource {
         let range = format!("bytes={start}-{end}");
         let direct = match &self.location {
             // No Authorization: a presigned CDN URL authorises itself.
-            Some(loc) => match self.upstream.get_absolute(loc, None, Some(&range)).await {
+            Some(loc) => match self
+                .upstream
+                .get_absolute(UpstreamKind::file, loc, None, Some(&range))
+                .await
+            {
                 Ok(r) if r.status().is_success() => Some(r),
                 _ => None, // expired or refused: ask the Hub again
             },

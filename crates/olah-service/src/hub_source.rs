@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use olah_metrics::{Lookup, metrics};
 use olah_types::{RepoPath, RepoRef, Revision, Route};
 
 use crate::error::ServiceError;
@@ -115,6 +116,13 @@ impl RepoSource for HubSource {
                     .await?
             }
         };
+        // One cache lookup per metadata answer.
+        metrics().lookup(match outcome {
+            Outcome::Hit | Outcome::Local => Lookup::hit,
+            Outcome::Miss => Lookup::miss,
+            Outcome::Revalidated => Lookup::revalidated,
+            Outcome::Stale => Lookup::stale,
+        });
         Ok(self.answer(cx, &req.route, &c, outcome).await)
     }
 }

@@ -248,6 +248,21 @@ impl Mirror {
         (u.bytes(), u.limit())
     }
 
+    /// Sets the cache gauges (`olah_cache_size_bytes`, `olah_cache_limit_bytes`; 0 = no
+    /// limit) from the store's running total: call right before reading or encoding them
+    /// (`/metrics`, the admin page), so they are right at that moment.
+    pub fn refresh_metrics(&self) {
+        let usage = self.blobs.usage();
+        let m = olah_metrics::metrics();
+        m.cache_size
+            .set(i64::try_from(usage.bytes()).unwrap_or(i64::MAX));
+        m.cache_limit.set(
+            usage
+                .limit()
+                .map_or(0, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+        );
+    }
+
     /// The metadata database (to flush it at shutdown).
     pub fn meta_db(&self) -> &Arc<MetaDb> {
         &self.db

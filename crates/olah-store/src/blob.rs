@@ -29,6 +29,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use olah_metrics::ServedFrom;
 use sha1::Digest as _;
 use tokio::sync::{mpsc, watch};
 
@@ -36,7 +37,7 @@ use crate::backend::fs::FsBlocks;
 use crate::backend::{BlobData, BlockIo};
 use crate::budget::{Evictable, Strategy, Usage, Victim};
 use crate::error::{Result, SourceError, StoreError};
-use crate::fill::{BlockFill, Claim, FillLock, FillState, Progress, Slot};
+use crate::fill::{BlockFill, Claim, FillLock, FillState, InFlight, Progress, Slot};
 use crate::index::{BlobIndex, RedbIndex};
 use crate::key::BlobKey;
 use crate::meta::{BlobRecord, MetaDb};
@@ -61,7 +62,13 @@ pub trait Source: Send + Sync + 'static {
 }
 
 /// A stream of blob bytes handed to the HTTP layer.
-pub type ByteStream = tokio_stream::wrappers::ReceiverStream<Result<Bytes, StoreError>>;
+pub type ByteStream = BoxStream<'static, Result<Bytes, StoreError>>;
+
+/// A stream of blob bytes, each piece with where it came from: a block that was on disk when
+/// the read began ([`ServedFrom::cache`]), or bytes that arrived from the upstream during the
+/// read — from a fill it led or followed, or from disk where such a fill had written them
+/// ([`ServedFrom::upstream`]).
+pub type TaggedStream = tokio_stream::wrappers::ReceiverStream<Result<(Bytes, ServedFrom)>>;
 
 /// The blob store: bytes in a [`BlockIo`] backend, state in a [`BlobIndex`].
 pub struct BlobStore {
@@ -406,13 +413,26 @@ impl BlobStore {
         end: u64,
         source: Option<Arc<dyn Source>>,
     ) -> ByteStream {
+        Self::read_tagged(blob, start, end, source)
+            .map(|r| r.map(|(b, _)| b))
+            .boxed()
+    }
+
+    /// [`BlobStore::read`], each piece tagged with where it came from (for the served-bytes
+    /// metric, see [`TaggedStream`]).
+    pub fn read_tagged(
+        blob: Arc<Blob>,
+        start: u64,
+        end: u64,
+        source: Option<Arc<dyn Source>>,
+    ) -> TaggedStream {
         let (tx, rx) = mpsc::channel(2);
         tokio::spawn(async move {
             if let Err(e) = blob.read_into(start, end, source, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        ByteStream::new(rx)
+        TaggedStream::new(rx)
     }
 }
 
@@ -526,15 +546,34 @@ impl Blob {
         start: u64,
         end: u64,
         source: Option<Arc<dyn Source>>,
-        tx: &mpsc::Sender<Result<Bytes>>,
+        tx: &mpsc::Sender<Result<(Bytes, ServedFrom)>>,
     ) -> Result<()> {
         if self.size == 0 || start > end || end >= self.size {
             return Ok(());
         }
-        let mismatches = self.state.lock().expect("blob state lock").mismatches;
+        let first = (start / self.block_size) as u32;
+        // Which blocks of the range were on disk when the read began: their bytes are `cache`,
+        // every other byte arrived from the upstream during this read (`upstream`), also when a
+        // fill wrote its block to disk before the reader got there.
+        let (mismatches, mut on_disk) = {
+            let st = self.state.lock().expect("blob state lock");
+            let last = (end / self.block_size) as usize;
+            let on_disk: Vec<bool> = st.slots[first as usize..=last]
+                .iter()
+                .map(|s| matches!(s, Slot::Present(_)))
+                .collect();
+            (st.mismatches, on_disk)
+        };
+        let from = |on_disk: &[bool], idx: u32| {
+            if on_disk[(idx - first) as usize] {
+                ServedFrom::cache
+            } else {
+                ServedFrom::upstream
+            }
+        };
         // The piece that ends the content is released only once the whole content verified:
         // no reader gets a clean end of body with bytes that did not match the content hash.
-        let mut held: Option<Bytes> = None;
+        let mut held: Option<(Bytes, ServedFrom)> = None;
         let mut pos = start;
         let mut failures = 0u32;
         while pos <= end {
@@ -551,13 +590,15 @@ impl Blob {
                     if crc32fast::hash(&data) != crc {
                         tracing::warn!(blob = %self.key, block = idx, "block checksum mismatch; refetching");
                         self.invalidate(idx, crc).await;
+                        on_disk[(idx - first) as usize] = false;
                         continue;
                     }
                     let slice =
                         data.slice((pos - block_start) as usize..(want_end - block_start) as usize);
+                    let tag = from(&on_disk, idx);
                     if want_end == self.size {
-                        held = Some(slice);
-                    } else if tx.send(Ok(slice)).await.is_err() {
+                        held = Some((slice, tag));
+                    } else if tx.send(Ok((slice, tag))).await.is_err() {
                         return Ok(());
                     }
                     pos = want_end;
@@ -581,10 +622,10 @@ impl Blob {
                             let upto = p.len.min(want_end - block_start);
                             let mut parts = fill.slice(off, upto);
                             if block_start + upto == self.size {
-                                held = parts.pop();
+                                held = parts.pop().map(|p| (p, ServedFrom::upstream));
                             }
                             for part in parts {
-                                if tx.send(Ok(part)).await.is_err() {
+                                if tx.send(Ok((part, ServedFrom::upstream))).await.is_err() {
                                     return Ok(());
                                 }
                             }
@@ -621,8 +662,7 @@ impl Blob {
             }
         }
         if let Some(last) = held {
-            self.settle((start / self.block_size) as u32, mismatches)
-                .await?;
+            self.settle(first, mismatches).await?;
             let _ = tx.send(Ok(last)).await;
         }
         Ok(())
@@ -922,6 +962,7 @@ impl FillLock for Arc<Blob> {
                     st.slots[idx as usize + i] = Slot::Filling(f.clone());
                 }
                 Claim::Lead(FillGuard {
+                    _in_flight: InFlight::start(),
                     blob: self.clone(),
                     first: idx,
                     fills: fills.into_iter().map(Some).collect(),
@@ -937,6 +978,8 @@ impl FillLock for Arc<Blob> {
 /// being dropped — every block it did not finish goes back to `Missing` and its followers are
 /// told, so nobody waits forever on a dead fill.
 pub struct FillGuard {
+    /// Counts the fill in flight until the permit is dropped (done, failed or cancelled).
+    _in_flight: InFlight,
     blob: Arc<Blob>,
     first: u32,
     /// Unfinished blocks' fills. A finished block's entry is dropped at once, so the fill holds

@@ -165,6 +165,9 @@ pub async fn pass(usage: &Usage, parts: &[Arc<dyn Evictable>]) -> Result<usize> 
         match parts[i].evict(&v).await {
             Ok(Some(freed)) => {
                 evicted += 1;
+                let m = olah_metrics::metrics();
+                m.evictions.inc();
+                m.evicted_bytes.inc_by(freed);
                 tracing::debug!(victim = %v.id, bytes = freed, "evicted");
             }
             Ok(None) => {

@@ -48,6 +48,24 @@ pub trait FillLock {
     fn claim(&self, idx: u32, last: u32, lead: bool) -> Claim<Self::Permit, Self::Watch>;
 }
 
+/// One upstream fill in flight (`olah_fills_in_flight`) from its start until this is dropped:
+/// held by a fill's permit or task, so a fill that ends any way (done, failed, cancelled)
+/// leaves the gauge.
+pub(crate) struct InFlight(());
+
+impl InFlight {
+    pub(crate) fn start() -> Self {
+        olah_metrics::metrics().fills_in_flight.inc();
+        Self(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        olah_metrics::metrics().fills_in_flight.dec();
+    }
+}
+
 /// The state of one block, as the in-process lock keeps it.
 #[derive(Clone)]
 pub(crate) enum Slot {

@@ -29,7 +29,7 @@ mod util;
 pub mod xorb;
 
 pub use backend::{BlobData, BlockIo, HeldRange, ObjectIo, ReadAt, StagedWrite};
-pub use blob::{Blob, BlobStatus, BlobStore, ByteStream, DEFAULT_BLOCK_SIZE, Source};
+pub use blob::{Blob, BlobStatus, BlobStore, ByteStream, DEFAULT_BLOCK_SIZE, Source, TaggedStream};
 pub use budget::{Evictable, Strategy, Usage, Victim};
 pub use error::{Result, SourceError, StoreError};
 pub use fill::{Claim, FillLock};

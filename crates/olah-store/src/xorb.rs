@@ -378,7 +378,9 @@ impl XorbStore {
         let fetch = fetch();
         let me = self.clone();
         let xorb = xorb.to_string();
+        let in_flight = crate::fill::InFlight::start();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             let mut staged = staged;
             let res = match run_fill(&mut staged, fetch, range, expect, &tx).await {
                 Ok(hashes) => {

@@ -10,6 +10,7 @@ use http::{HeaderMap, StatusCode, header};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+use olah_metrics::{UpstreamKind, metrics};
 
 use crate::error::{Result, UpstreamError};
 
@@ -36,7 +37,9 @@ impl fmt::Debug for Response {
 }
 
 impl Response {
-    pub(crate) fn from_reqwest(r: reqwest::Response) -> Self {
+    /// An answer off the wire: its body bytes are counted in `olah_upstream_bytes_total{kind}`
+    /// as they are read (a body dropped half-read counts what arrived).
+    pub(crate) fn from_reqwest(r: reqwest::Response, kind: UpstreamKind) -> Self {
         let r = http::Response::from(r);
         let content_length = r.body().size_hint().exact();
         let (parts, body) = r.into_parts();
@@ -44,7 +47,15 @@ impl Response {
             status: parts.status,
             headers: parts.headers,
             content_length,
-            body: body.map_err(UpstreamError::from_reqwest).boxed_unsync(),
+            body: body
+                .map_frame(move |f| {
+                    if let Some(d) = f.data_ref() {
+                        metrics().upstream_received(kind, d.len() as u64);
+                    }
+                    f
+                })
+                .map_err(UpstreamError::from_reqwest)
+                .boxed_unsync(),
         }
     }
 

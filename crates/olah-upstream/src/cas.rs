@@ -3,6 +3,7 @@
 //! resolve redirect. The host must be on the allow list and redirects are never followed.
 
 use http::{Method, header};
+use olah_metrics::UpstreamKind;
 use url::Url;
 
 use crate::body::Response;
@@ -22,16 +23,18 @@ impl Upstream {
     /// GET an absolute URL the upstream itself handed out (the Xet CAS URL of a token answer, a
     /// presigned xorb URL of a reconstruction). The host must be on the allow list, redirects
     /// are not followed, and the only credential sent is `bearer` (an upstream CAS token, never
-    /// a caller's Hub token). `range` is a `Range` header value the caller built.
+    /// a caller's Hub token). `range` is a `Range` header value the caller built. `kind` is what
+    /// the transfer is for in the upstream metrics (a CDN file, a xorb range, an API answer).
     pub async fn get_absolute(
         &self,
+        kind: UpstreamKind,
         url: &str,
         bearer: Option<&str>,
         range: Option<&str>,
     ) -> Result<Response> {
         let url = self.absolute_url(url)?;
         let resp = self
-            .send(true, || {
+            .send(true, kind, || {
                 let mut rb = self
                     .request(Method::GET, url.clone())
                     .header(header::ACCEPT_ENCODING, "identity");
@@ -44,7 +47,7 @@ impl Upstream {
                 rb
             })
             .await?;
-        Ok(Response::from_reqwest(resp))
+        Ok(Response::from_reqwest(resp, kind))
     }
 
     /// HEAD of an absolute URL the Hub redirected to (the LFS CDN URL of a resolve): allow-listed
@@ -52,12 +55,12 @@ impl Upstream {
     pub async fn head_absolute(&self, url: &str) -> Result<Response> {
         let url = self.absolute_url(url)?;
         let resp = self
-            .send(true, || {
+            .send(true, UpstreamKind::api, || {
                 self.request(Method::HEAD, url.clone())
                     .header(header::ACCEPT_ENCODING, "identity")
             })
             .await?;
-        Ok(Response::from_reqwest(resp))
+        Ok(Response::from_reqwest(resp, UpstreamKind::api))
     }
 }
 
@@ -135,7 +138,7 @@ impl Upstream {
             Some(b) => format!("bytes={a}-{b}"),
             None => format!("bytes={a}-"),
         });
-        self.get_absolute(&url, Some(&tok.token), range.as_deref())
+        self.get_absolute(UpstreamKind::api, &url, Some(&tok.token), range.as_deref())
             .await
     }
 }

@@ -2,6 +2,7 @@
 //! downloads (redirects followed to allow-listed CDN hosts, without the caller's token).
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use olah_metrics::UpstreamKind;
 
 use crate::body::Response;
 use crate::error::{Result, UpstreamError};
@@ -39,9 +40,10 @@ impl Upstream {
     pub async fn hub(&self, req: HubRequest<'_>) -> Result<Response> {
         let mut url = self.hub_url(req.path_and_query)?;
         let idempotent = req.idempotent();
+        let kind = UpstreamKind::api;
         for _ in 0..=MAX_REDIRECTS {
             let resp = self
-                .send(idempotent, || {
+                .send(idempotent, kind, || {
                     let mut rb = self
                         .request(req.method.clone(), url.clone())
                         .headers(req.headers.clone());
@@ -55,13 +57,13 @@ impl Upstream {
                 })
                 .await?;
             if !resp.status().is_redirection() {
-                return Ok(Response::from_reqwest(resp));
+                return Ok(Response::from_reqwest(resp, kind));
             }
             let Some(next) = location(&resp).and_then(|loc| url.join(&loc).ok()) else {
-                return Ok(Response::from_reqwest(resp));
+                return Ok(Response::from_reqwest(resp, kind));
             };
             if !(same_origin(&next, &self.hub) && self.allow.allows(&next)) {
-                return Ok(Response::from_reqwest(resp));
+                return Ok(Response::from_reqwest(resp, kind));
             }
             url = next;
         }
@@ -70,6 +72,7 @@ impl Upstream {
 
     /// GET a Hub URL following every redirect whose target is on the allow list (max 5), e.g. the
     /// resolve → LFS CDN hop. `Authorization` goes to the Hub origin only. `range` is inclusive.
+    /// Counted as a `file` transfer in the upstream metrics.
     pub async fn get_following(
         &self,
         path_and_query: &str,
@@ -77,9 +80,10 @@ impl Upstream {
         range: Option<(u64, u64)>,
     ) -> Result<Response> {
         let mut url = self.hub_url(path_and_query)?;
+        let kind = UpstreamKind::file;
         for _ in 0..=MAX_REDIRECTS {
             let resp = self
-                .send(true, || {
+                .send(true, kind, || {
                     let mut rb = self
                         .request(Method::GET, url.clone())
                         .header(header::ACCEPT_ENCODING, "identity");
@@ -95,7 +99,7 @@ impl Upstream {
                 })
                 .await?;
             if !resp.status().is_redirection() || resp.status() == StatusCode::NOT_MODIFIED {
-                return Ok(Response::from_reqwest(resp));
+                return Ok(Response::from_reqwest(resp, kind));
             }
             let loc = location(&resp)
                 .ok_or_else(|| UpstreamError::BadRedirect("redirect without Location".into()))?;

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, HeaderValue, Method};
+use olah_metrics::UpstreamKind;
 
 use crate::test_server::TestServer;
 use crate::{HubRequest, Response, Upstream, UpstreamError};
@@ -173,7 +174,12 @@ async fn get_absolute_contacts_allowed_hosts_only() {
         format!("http://127.0.0.1:{}@127.0.0.1:{}/", hub.port, other.port),
         format!("http:/\\127.0.0.1:{}/cas", other.port),
     ] {
-        assert!(up.get_absolute(&u, Some("t"), None).await.is_err(), "{u}");
+        assert!(
+            up.get_absolute(UpstreamKind::api, &u, Some("t"), None)
+                .await
+                .is_err(),
+            "{u}"
+        );
     }
     assert!(other.seen().is_empty());
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable};
 use http::{HeaderMap, StatusCode, header};
+use olah_metrics::{UpstreamKind, metrics};
 
 use crate::error::{Result, UpstreamError};
 
@@ -98,13 +99,28 @@ enum Again {
 
 /// Sends the request `build` makes, again per `policy` when `idempotent` (the caller's word:
 /// GET or HEAD without a body). The last answer is returned when retries run out.
+///
+/// Every attempt is a request in `olah_upstream_requests_total{kind,status}` (status 0: no
+/// answer), and the time to its answer's head goes to `olah_upstream_first_byte_seconds`.
 pub(crate) async fn send(
     policy: &RetryPolicy,
     idempotent: bool,
+    kind: UpstreamKind,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<reqwest::Response> {
     let attempt = || async {
-        match build().send().await {
+        let started = std::time::Instant::now();
+        let sent = build().send().await;
+        let m = metrics();
+        match &sent {
+            Ok(r) => {
+                m.upstream_first_byte
+                    .observe(started.elapsed().as_secs_f64());
+                m.upstream_request(kind, r.status().as_u16());
+            }
+            Err(_) => m.upstream_request(kind, 0),
+        }
+        match sent {
             Ok(r) if policy.retries_status(r.status()) => Err(Again::Answer(r)),
             Ok(r) => Ok(r),
             Err(e) => Err(Again::Failed(e)),

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Method};
+use olah_metrics::{UpstreamKind, metrics};
 
 use crate::test_server::TestServer;
 use crate::{HubRequest, RetryPolicy, Upstream, UpstreamError};
@@ -63,7 +64,13 @@ async fn a_503_then_200_is_retried_and_succeeds() {
     let s = scripted(vec![(503, ""), (200, "")]).await;
     let up = upstream(&s, quick());
     let u = format!("http://127.0.0.1:{}/xorb", s.port);
-    assert_eq!(up.get_absolute(&u, None, None).await.unwrap().status(), 200);
+    assert_eq!(
+        up.get_absolute(UpstreamKind::file, &u, None, None)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert_eq!(up.head_absolute(&u).await.unwrap().status(), 200);
     let seen = s.seen();
     assert_eq!(seen.len(), 3, "{seen:?}");
@@ -206,4 +213,56 @@ async fn connect_errors_are_retried_with_backoff() {
         "{:?}",
         t.elapsed()
     );
+}
+
+/// Every attempt is counted with its kind and status (0: no answer), and body bytes as they are
+/// read. Deltas only: tests of this binary share the process's metrics (none other uses the
+/// `xorb` kind or status 418).
+#[tokio::test]
+async fn attempts_statuses_and_body_bytes_are_counted() {
+    let m = metrics();
+    let reqs = |status| {
+        m.upstream_requests
+            .get_or_create(&olah_metrics::UpstreamLabels {
+                kind: UpstreamKind::xorb,
+                status,
+            })
+            .get()
+    };
+    let (bytes0, r503, r418, seen0) = (
+        m.upstream_total(UpstreamKind::xorb),
+        reqs(503),
+        reqs(418),
+        m.upstream_first_byte_count(),
+    );
+    let s = scripted(vec![(503, ""), (418, "")]).await;
+    let up = upstream(&s, quick());
+    let u = format!("http://127.0.0.1:{}/xorb", s.port);
+    let r = up
+        .get_absolute(UpstreamKind::xorb, &u, None, None)
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 418);
+    // Nothing read yet: nothing counted.
+    assert_eq!(m.upstream_total(UpstreamKind::xorb), bytes0);
+    assert_eq!(&r.read_limited(10).await.unwrap()[..], b"ok");
+    assert_eq!(m.upstream_total(UpstreamKind::xorb), bytes0 + 2);
+    assert_eq!((reqs(503), reqs(418)), (r503 + 1, r418 + 1));
+    assert!(m.upstream_first_byte_count() >= seen0 + 2);
+    // No answer at all: status 0.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let up = Upstream::new(&format!("http://127.0.0.1:{closed}"), &[])
+        .unwrap()
+        .with_retry(RetryPolicy::none());
+    let r0 = reqs(0);
+    let u = format!("http://127.0.0.1:{closed}/xorb");
+    assert!(
+        up.get_absolute(UpstreamKind::xorb, &u, None, None)
+            .await
+            .is_err()
+    );
+    assert_eq!(reqs(0), r0 + 1);
 }

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use http::header;
+use olah_metrics::UpstreamKind;
 use url::Url;
 
 use crate::error::{Result, UpstreamError};
@@ -137,13 +138,15 @@ impl Upstream {
         self.client.request(method, url)
     }
 
-    /// Sends one request (no redirect followed), retried per the policy when `idempotent`.
+    /// Sends one request (no redirect followed), retried per the policy when `idempotent`;
+    /// counted in the upstream metrics under `kind`.
     pub(crate) async fn send(
         &self,
         idempotent: bool,
+        kind: UpstreamKind,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response> {
-        retry::send(&self.retry, idempotent, build).await
+        retry::send(&self.retry, idempotent, kind, build).await
     }
 
     /// The Hub URL of a path: joined like a redirect would be, and refused unless it stays on

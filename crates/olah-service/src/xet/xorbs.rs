@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use http::StatusCode;
+use olah_metrics::ServedFrom;
 use olah_store::{Expect, SourceError, StoreError, UpstreamBytes, XorbRange};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
@@ -134,7 +135,16 @@ impl XetMirror {
         if want.start < fill.start || want.start > want.end {
             return Err(ServiceError::range_not_satisfiable(b.end + 1));
         }
-        let stream = self.xorb_bytes(xorb, want, fill, c).await?;
+        let (from, stream) = self.xorb_bytes_from(xorb, want, fill, c).await?;
+        // Served bytes, counted as the HTTP body takes each piece: a range the store covered
+        // is `cache`, one filled from the upstream for this request `upstream`.
+        let stream = stream
+            .inspect(move |r| {
+                if let Ok(b) = r {
+                    olah_metrics::metrics().served(from, b.len() as u64);
+                }
+            })
+            .boxed();
         Ok((want, stream))
     }
 
@@ -147,6 +157,18 @@ impl XetMirror {
         fill: XorbRange,
         chunks: Span,
     ) -> Result<olah_store::XorbStream, ServiceError> {
+        Ok(self.xorb_bytes_from(xorb, want, fill, chunks).await?.1)
+    }
+
+    /// [`Self::xorb_bytes`], and whether they come from the store (`cache`) or a fill
+    /// (`upstream`).
+    async fn xorb_bytes_from(
+        self: &Arc<Self>,
+        xorb: &str,
+        want: XorbRange,
+        fill: XorbRange,
+        chunks: Span,
+    ) -> Result<(ServedFrom, olah_store::XorbStream), ServiceError> {
         let store = &self.state.store;
         let url =
             if self.policy.offline() || matches!(store.coverage(xorb, want).await, Ok(Some(_))) {
@@ -162,11 +184,17 @@ impl XetMirror {
                 )
             })?)
             };
+        let from = if url.is_some() {
+            ServedFrom::upstream
+        } else {
+            ServedFrom::cache
+        };
         let upstream = self.upstream.clone();
         let fetch = url.map(|url| {
             move || async move {
                 let resp = upstream
                     .get_absolute(
+                        olah_metrics::UpstreamKind::xorb,
                         &url,
                         None,
                         Some(&format!("bytes={}-{}", fill.start, fill.end)),
@@ -202,6 +230,7 @@ impl XetMirror {
                 fetch,
             )
             .await
+            .map(|s| (from, s))
             .map_err(|e| match e {
                 StoreError::NotCached(what) => ServiceError::offline_not_cached(&what),
                 e => ServiceError::from(e),

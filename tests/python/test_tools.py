@@ -63,7 +63,7 @@ def test_prefetch_fills_the_cache_once_then_an_offline_mirror_serves_snapshot_do
     hub.admin.reset()
     rc, out, err = prefetch(m, "gpt2", "--jobs", "2")
     assert rc == 0, err
-    assert f"prefetched {len(tree)} files, {total} bytes" in out, out
+    assert f"prefetched {len(tree)} files, {total} bytes ({total} bytes from upstream)" in out, out
     # Not a terminal: one plain line per finished file.
     for path in tree:
         assert path in err, err
@@ -73,7 +73,7 @@ def test_prefetch_fills_the_cache_once_then_an_offline_mirror_serves_snapshot_do
     hub.admin.reset()
     rc, out, err = prefetch(m, "gpt2")
     assert rc == 0, err
-    assert f"prefetched {len(tree)} files, {total} bytes" in out, out
+    assert f"prefetched {len(tree)} files, {total} bytes (0 bytes from upstream)" in out, out
     assert file_gets(hub.admin.stats()) == []
     # The cache holds them: a real client downloads the snapshot from an offline mirror.
     m.restart(["--offline"])

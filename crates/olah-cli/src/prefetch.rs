@@ -27,9 +27,9 @@ const MAX_PAGES: u32 = 10_000;
 /// Attempts per file (connection errors, 5xx answers, cut bodies).
 const ATTEMPTS: u32 = 3;
 
-/// The header a mirror may set on a file answer to say where its bytes came from (`hit`: the
-/// cache; anything else: at least partly the upstream). olah-rs does not set one yet; without
-/// it the summary says the upstream share is unknown.
+/// The header the mirror sets on a file answer to say where its bytes came from (`hit`: the
+/// cache; `miss`: at least partly the upstream). Without it (another mirror, a local source)
+/// the summary says the upstream share is unknown.
 const CACHE_HEADER: &str = "x-olah-cache";
 
 /// One selected file.

@@ -171,10 +171,12 @@ pub async fn file_response(
             let body = if is_head || len == 0 {
                 Body::empty()
             } else {
-                Body::from_stream(local_counted(
-                    head.outcome,
-                    file.body.open(start, end).await?,
-                ))
+                let stream = file.body.open(start, end).await?;
+                // Where these bytes come from (a prefetch counts what the upstream cost).
+                if let Some(cached) = file.body.cached() {
+                    put(&mut h, "x-olah-cache", if cached { "hit" } else { "miss" });
+                }
+                Body::from_stream(local_counted(head.outcome, stream))
             };
             (status, body, len)
         }

@@ -80,6 +80,8 @@ struct Tally {
     head: Outcome,
     cache: AtomicU64,
     upstream: AtomicU64,
+    /// What the ranges opened so far found: 0 nothing opened, 1 all cached, 2 some not.
+    coverage: std::sync::atomic::AtomicU8,
 }
 
 impl Tally {
@@ -88,7 +90,14 @@ impl Tally {
             head,
             cache: AtomicU64::new(0),
             upstream: AtomicU64::new(0),
+            coverage: std::sync::atomic::AtomicU8::new(0),
         }
+    }
+
+    /// Notes whether a range just opened was wholly cached (a miss sticks).
+    fn opened(&self, cached: bool) {
+        self.coverage
+            .fetch_max(if cached { 1 } else { 2 }, Ordering::Relaxed);
     }
 
     /// Counts `n` body bytes sent to the client from `from` (the served-bytes metric and this
@@ -147,6 +156,13 @@ impl FileBody for FileBytes {
     async fn open(&self, start: u64, end: u64) -> Result<ByteStream, ServiceError> {
         self.stream(start, end).await
     }
+
+    fn cached(&self) -> Option<bool> {
+        match self.tally.coverage.load(Ordering::Relaxed) {
+            0 => None,
+            c => Some(c == 1),
+        }
+    }
 }
 
 impl FileBytes {
@@ -183,6 +199,7 @@ impl FileBytes {
                 .await
                 .map_err(|e| ServiceError::unavailable(false, e.message))?;
             let tally = self.tally.clone();
+            tally.opened(false);
             Ok::<ByteStream, ServiceError>(
                 s.map(move |r| {
                     // Counted as the HTTP body takes each piece.
@@ -244,6 +261,7 @@ impl FileBytes {
         let span = tracing::Span::current();
         let me = Arc::new(self.clone());
         let tally = self.tally.clone();
+        tally.opened(blob.is_cached(start, end));
         let tagged = BlobStore::read_tagged(blob, start, end, source);
         let counted = tagged.scan(0u64, move |sent, item| {
             if let Ok((b, from)) = &item {

@@ -91,6 +91,13 @@ pub struct FileHead {
 pub trait FileBody: Send + Sync {
     /// Streams bytes `start..=end` (inclusive, within the file).
     async fn open(&self, start: u64, end: u64) -> Result<ByteStream, ServiceError>;
+
+    /// After [`FileBody::open`]: `Some(true)` when every range opened so far was wholly in the
+    /// cache, `Some(false)` when some bytes had to come from the upstream, `None` for a source
+    /// without a cache (local repositories) or before any open. Answered as `X-Olah-Cache`.
+    fn cached(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// A file of a repository at a revision: its head and a way to its bytes.

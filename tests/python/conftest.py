@@ -291,6 +291,9 @@ class FakeHub:
 
 
 class Mirror:
+    # The address the mirror listens on and is reached at.
+    host = "127.0.0.1"
+
     def __init__(self, hub: FakeHub, extra_args=(), config=None, repos=None, port=None):
         self.hub = hub
         self.dir = tempfile.mkdtemp(prefix="olah-test-mirror-")
@@ -308,7 +311,7 @@ class Mirror:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self):
         hub_netloc, cdn_netloc = self.hub.netlocs
@@ -316,7 +319,7 @@ class Mirror:
         self.proc = Proc(
             [
                 _binary("olah-cli"),
-                "--host", "127.0.0.1",
+                "--host", self.host,
                 "--port", str(self.port),
                 "--hf-scheme", "http",
                 "--hf-netloc", hub_netloc,

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, Mirror, Proc, _binary, http, mirror_only
+from conftest import ROOT, Mirror, _binary, http, mirror_only
 
 pytestmark = mirror_only
 
@@ -157,38 +157,6 @@ class HostMirror(Mirror):
         self.host = host
         super().__init__(hub, extra_args)
 
-    @property
-    def url(self):
-        return f"http://{self.host}:{self.port}"
-
-    def start(self):
-        # Mirror.start passes `--host 127.0.0.1`; the flag given last wins only if repeated flags
-        # are allowed, so build the same command with our host instead.
-        hub_netloc, cdn_netloc = self.hub.netlocs
-        self.log = open(os.path.join(self.dir, "mirror.log"), "ab")
-
-        self.proc = Proc(
-            [
-                _binary("olah-cli"),
-                "--host", self.host,
-                "--port", str(self.port),
-                "--hf-scheme", "http",
-                "--hf-netloc", hub_netloc,
-                "--hf-lfs-netloc", cdn_netloc,
-                "--repos-path", self.repos,
-                "--log-path", os.path.join(self.dir, "logs"),
-                *self.extra,
-            ],
-            stdout=self.log,
-            stderr=self.log,
-            env={**os.environ, "NO_PROXY": "*", "no_proxy": "*"},
-        )
-        try:
-            self._wait_ready()
-        except Exception:
-            self.stop()
-            raise
-
 
 def _curl(url, *args):
     r = subprocess.run(
@@ -270,8 +238,12 @@ def test_the_admin_page_renders_a_downloaded_repo_in_chromium(make_mirror, clien
         pytest.skip("chromium not found (scripts/test.sh installs it with apt-get when it can)")
     m = make_mirror()
     client_env(DOWNLOAD, endpoint=m.url)
+    # Again with a fresh client cache: served from the mirror's cache (a hit, bytes saved).
+    client_env(DOWNLOAD, endpoint=m.url)
     _rate_limited(m, hub_admin)
-    assert _stats(m)["cache"]["size_bytes"] > 0
+    s = _stats(m)
+    assert s["cache"]["size_bytes"] > 0
+    assert s["lookups"]["hit"] >= 1 and s["bytes_saved"] > 0, s
 
     r = _browser(["--dump-dom"], f"{m.url}/admin")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -286,6 +258,12 @@ def test_the_admin_page_renders_a_downloaded_repo_in_chromium(make_mirror, clien
     assert re.search(r'id="cache-limit"[^>]*>no size limit<', dom)
     assert re.search(r'id="version">' + re.escape(_version()) + "<", dom)
     assert ">no fill running<" in dom
+    # The catalog's sizes and the hit ratio the metrics give.
+    by_size = re.search(r'id="by-size">(.*?)</tbody>', dom, flags=re.S).group(1)
+    assert "<td>acme/tiny</td>" in by_size, by_size
+    ratio = re.search(r'id="hit-ratio">([^<]*)<', dom).group(1)
+    assert re.fullmatch(r"\d+(\.\d+)? ?%", ratio), ratio
+    assert re.search(r'id="bytes-saved">[\d.]+ (B|KiB|MiB)<', dom), "bytes saved shown"
     assert re.search(r'<td class="err">429</td>.*?<td>models/acme/tiny</td>', dom, flags=re.S), "the error row"
 
     os.makedirs(ARTIFACTS, exist_ok=True)
@@ -297,3 +275,39 @@ def test_the_admin_page_renders_a_downloaded_repo_in_chromium(make_mirror, clien
     with open(shot, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n", "a PNG screenshot"
     assert os.path.getsize(shot) > 10_000
+
+
+def test_a_model_warmed_with_prefetch_can_be_watched_on_the_admin_page(make_mirror, hub, hub_admin):
+    """The operator's story: `olah-cli prefetch` warms a repo while `/admin/api/stats` lists its
+    fill with progress; afterwards the repo is in the cache (top by size) and a re-run costs the
+    upstream nothing."""
+    m = make_mirror()
+    want = hub.file("acme/big", "big.bin")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_") and "proxy" not in k.lower()}
+    env.update(NO_PROXY="*", no_proxy="*")
+    cmd = [_binary("olah-cli"), "prefetch", "acme/big", "--endpoint", m.url]
+    seen = None
+    with hub_admin.faulted(bandwidth_bytes_per_sec=max(want["size"] // 8, 1 << 20)):
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline and p.poll() is None:
+                fills = [f for f in _stats(m)["fills_in_flight"] if f["repo_id"] == "acme/big"]
+                if fills and 0 < fills[0]["bytes_done"] < fills[0]["bytes_total"]:
+                    seen = fills[0]
+                    break
+                time.sleep(0.05)
+            out, err = p.communicate(timeout=240)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert p.returncode == 0, err
+    assert seen is not None and seen["path"] == "big.bin", "the prefetch's fill was listed in flight"
+    assert re.search(r"prefetched \d+ files, \d+ bytes \((\d+) bytes from upstream\)", out), out
+    s = _stats(m)
+    assert s["fills_in_flight"] == []
+    by_size = {r["repo_id"]: r for r in s["top_repos_by_size"]}
+    assert by_size["acme/big"]["bytes"] >= want["size"], s["top_repos_by_size"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "(0 bytes from upstream)" in r.stdout, (r.stdout, r.stderr)

@@ -4,7 +4,6 @@
 //! path for every source → the Hub-only routes (whoami, Xet token, CAS) → else 404. One router
 //! for serve and model-bin modes, so both get the request span.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,9 +17,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use olah_metrics::{HttpLabels, MethodLabel, RouteClass, RouteLabels};
 use olah_service::error::{ErrorKind, HubCode, Origin};
 use olah_service::hub_source::HubSource;
-use olah_service::source::{
-    DirSource, GitSource, MetaRequest, Outcome, PathsQuery, RepoSource, RequestCtx, Sources,
-};
+use olah_service::source::{MetaRequest, Outcome, PathsQuery, RepoSource, RequestCtx};
 use olah_service::{Mirror, ServiceError};
 use olah_types::{RepoRef, Revision, Route, RouteError, parse_route};
 use tracing::Instrument;
@@ -28,45 +25,7 @@ use tracing::Instrument;
 use crate::error::render;
 use crate::surface;
 
-/// What the router answers from: repository sources (in precedence order; in serve mode the
-/// upstream Hub is the last) and, in serve mode, the mirror for the Hub-only routes.
-#[derive(Clone)]
-pub struct App {
-    pub sources: Sources,
-    pub mirror: Option<Arc<Mirror>>,
-}
-
-impl App {
-    /// Serve mode: the local git repositories of `mirrors-path` (if any), then the upstream.
-    pub fn serve(mirror: Arc<Mirror>) -> Self {
-        let roots = mirror.policy().config().mirrors_path.clone();
-        let mut list: Vec<Arc<dyn RepoSource>> = Vec::new();
-        if !roots.is_empty() {
-            list.push(Arc::new(GitSource::new(roots)));
-        }
-        list.push(mirror.source());
-        Self {
-            sources: Sources::new(list),
-            mirror: Some(mirror),
-        }
-    }
-
-    /// Model-bin mode: the directories under `root` as model repos, nothing else.
-    pub fn model_bin(root: PathBuf) -> Self {
-        Self::local(Sources::new(vec![Arc::new(DirSource::new(root))]))
-    }
-
-    /// Local sources only (no upstream).
-    pub fn local(sources: Sources) -> Self {
-        Self {
-            sources,
-            mirror: None,
-        }
-    }
-}
-
-/// Shared state of the handlers.
-pub type AppState = App;
+pub use crate::app::{App, AppState};
 
 /// The mirror's router (serve and model-bin modes).
 pub fn router(app: App) -> Router {

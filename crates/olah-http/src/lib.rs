@@ -11,6 +11,7 @@
 //! * [`serve`]: the listener (connection cap, header and idle timeouts; plain or TLS).
 
 pub mod admin;
+pub mod app;
 mod conditional;
 pub mod error;
 pub mod http;
@@ -18,5 +19,6 @@ pub mod serve;
 pub mod surface;
 pub mod tls;
 
-pub use crate::http::{App, router};
+pub use crate::app::App;
+pub use crate::http::router;
 pub use olah_service::Mirror;

@@ -759,35 +759,16 @@ impl MetaDb {
 
     /// Every blob with the bytes its present blocks occupy.
     pub fn usage(&self) -> Result<Vec<BlobUsage>> {
-        self.run(|db| {
-            let tx = db.begin_read()?;
-            let blobs = tx.open_table(BLOBS)?;
-            let blocks = tx.open_table(BLOCKS)?;
-            let mut out = Vec::new();
-            for item in blobs.iter()? {
-                let (k, v) = item?;
-                let Ok(key) = k.value().parse::<BlobKey>() else {
-                    continue;
-                };
-                let Ok(rec) = serde_json::from_slice::<BlobRecord>(v.value()) else {
-                    continue;
-                };
-                let ks = k.value().to_string();
-                let mut bytes = 0u64;
-                for b in blocks.range((ks.as_str(), 0u32)..=(ks.as_str(), u32::MAX))? {
-                    let (idx, _) = b?;
-                    let start = idx.value().1 as u64 * rec.block_size;
-                    bytes += rec.block_size.min(rec.size.saturating_sub(start));
-                }
-                out.push(BlobUsage {
-                    key,
-                    bytes,
-                    created: rec.created,
-                    last_access: rec.last_access.max(rec.created),
-                });
-            }
-            Ok(out)
-        })
+        Ok(self
+            .blob_records()?
+            .into_iter()
+            .map(|(key, rec, bytes)| BlobUsage {
+                key,
+                bytes,
+                created: rec.created,
+                last_access: rec.last_access.max(rec.created),
+            })
+            .collect())
     }
 
     /// Persists last-access times (ms) of blobs that still exist.

@@ -12,7 +12,7 @@ use olah_service::ServiceError;
 use olah_types::{CacheOp, RepoId, RepoRef, RepoType};
 use serde::Deserialize;
 
-use crate::http::App;
+use crate::app::App;
 
 /// Largest request body accepted (a repo id and a flag).
 const MAX_BODY: usize = 64 * 1024;

@@ -28,8 +28,8 @@ use olah_types::{AdminRoute, Route};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::app::App;
 use crate::error::render;
-use crate::http::App;
 use crate::serve::PeerAddr;
 
 /// Answers [`Route::Landing`] and [`Route::Admin`].

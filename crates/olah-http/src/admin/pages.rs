@@ -6,7 +6,7 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, header};
 
-use crate::http::App;
+use crate::app::App;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 

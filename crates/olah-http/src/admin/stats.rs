@@ -34,7 +34,7 @@ use http::{HeaderValue, header};
 use olah_metrics::{Lookup, ServedFrom, UpstreamKind, metrics};
 use serde_json::{Value, json};
 
-use crate::http::App;
+use crate::app::App;
 
 /// How many repositories each top list shows.
 const TOP: usize = 10;

@@ -90,6 +90,11 @@ impl FileBody for DiskBody {
         });
         Ok(s.boxed())
     }
+
+    /// Local bytes: nothing comes from the upstream.
+    fn cached(&self) -> Option<bool> {
+        Some(true)
+    }
 }
 
 /// Bytes held in memory (a small git blob).
@@ -104,5 +109,10 @@ impl FileBody for InlineBody {
         }
         let piece = self.0.slice(a..=b);
         Ok(futures::stream::once(async move { Ok(piece) }).boxed())
+    }
+
+    /// Local bytes: nothing comes from the upstream.
+    fn cached(&self) -> Option<bool> {
+        Some(true)
     }
 }

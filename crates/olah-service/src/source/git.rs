@@ -695,6 +695,11 @@ impl FileBody for BlobBody {
             end - start + 1,
         ))
     }
+
+    /// Local bytes: nothing comes from the upstream.
+    fn cached(&self) -> Option<bool> {
+        Some(true)
+    }
 }
 
 /// Bytes `start..start+len` of a (large) git blob: a blocking producer reads the object (as a

@@ -93,8 +93,8 @@ pub trait FileBody: Send + Sync {
     async fn open(&self, start: u64, end: u64) -> Result<ByteStream, ServiceError>;
 
     /// After [`FileBody::open`]: `Some(true)` when every range opened so far was wholly in the
-    /// cache, `Some(false)` when some bytes had to come from the upstream, `None` for a source
-    /// without a cache (local repositories) or before any open. Answered as `X-Olah-Cache`.
+    /// cache (always, for a local source), `Some(false)` when some bytes had to come from the
+    /// upstream, `None` when it is not known (nothing opened yet). Answered as `X-Olah-Cache`.
     fn cached(&self) -> Option<bool> {
         None
     }

@@ -14,12 +14,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use olah_metrics::{HttpLabels, MethodLabel, RouteClass, RouteLabels};
+use olah_metrics::{HttpLabels, MethodLabel, RouteLabels};
 use olah_service::error::{ErrorKind, HubCode, Origin};
 use olah_service::hub_source::HubSource;
 use olah_service::source::{MetaRequest, Outcome, PathsQuery, RepoSource, RequestCtx};
 use olah_service::{Mirror, ServiceError};
-use olah_types::{RepoRef, Revision, Route, RouteError, parse_route};
+use olah_types::{RepoRef, Revision, Route, parse_route};
 use tracing::Instrument;
 
 use crate::error::render;
@@ -35,32 +35,7 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-/// The route the one parser made of the request path: [`trace`] parses it (it needs the route
-/// class for the metrics) and hands it to [`route_request`] in the request's extensions.
-#[derive(Clone)]
-struct Parsed(Result<Route, RouteError>);
-
-/// The `route` label of a request: a small fixed set, never the path itself.
-fn route_class(parsed: &Result<Route, RouteError>) -> RouteClass {
-    match parsed {
-        Ok(Route::Resolve { .. }) => RouteClass::resolve,
-        Ok(Route::XetReadToken { .. }) => RouteClass::xet,
-        Ok(Route::CasReconstruction { .. } | Route::CasXorb { .. }) => RouteClass::cas,
-        Ok(Route::Landing | Route::Admin(_) | Route::Metrics | Route::Health | Route::Ready) => {
-            RouteClass::admin
-        }
-        Ok(
-            Route::Whoami
-            | Route::RepoInfo { .. }
-            | Route::RevisionInfo { .. }
-            | Route::Tree { .. }
-            | Route::PathsInfo { .. }
-            | Route::Refs { .. }
-            | Route::Commits { .. },
-        ) => RouteClass::api,
-        Err(_) => RouteClass::other,
-    }
-}
+use crate::request::{Parsed, route_class};
 
 /// One span per request; handlers record repo, revision, commit, source and cache outcome on it.
 /// Counts the request (`olah_http_requests_total{route,method,status}`) and its time to the

@@ -15,6 +15,7 @@ pub mod app;
 mod conditional;
 pub mod error;
 pub mod http;
+mod request;
 pub mod serve;
 pub mod surface;
 pub mod tls;

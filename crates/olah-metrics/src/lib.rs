@@ -39,6 +39,20 @@ pub enum RouteClass {
     other,
 }
 
+impl RouteClass {
+    /// The label's text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::resolve => "resolve",
+            Self::api => "api",
+            Self::xet => "xet",
+            Self::cas => "cas",
+            Self::admin => "admin",
+            Self::other => "other",
+        }
+    }
+}
+
 /// HTTP method label: the few methods clients use, the rest as `other`.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]

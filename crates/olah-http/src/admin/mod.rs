@@ -103,28 +103,6 @@ fn same_secret(given: &str, want: &str) -> bool {
     !want.is_empty() && bool::from(a.as_slice().ct_eq(b.as_slice()))
 }
 
-/// The route class of a request (as in the HTTP metrics), for the error ring.
-pub(crate) fn route_class(route: Option<&Route>) -> &'static str {
-    match route {
-        Some(Route::Resolve { .. }) => "resolve",
-        Some(Route::XetReadToken { .. }) => "xet",
-        Some(Route::CasReconstruction { .. } | Route::CasXorb { .. }) => "cas",
-        Some(
-            Route::RepoInfo { .. }
-            | Route::RevisionInfo { .. }
-            | Route::Tree { .. }
-            | Route::PathsInfo { .. }
-            | Route::Refs { .. }
-            | Route::Commits { .. }
-            | Route::Whoami,
-        ) => "api",
-        Some(Route::Landing | Route::Admin(_) | Route::Metrics | Route::Health | Route::Ready) => {
-            "admin"
-        }
-        _ => "other",
-    }
-}
-
 /// Remembers a failed answer (status ≥ 500, or 429) in the mirror's error ring: status, Hub
 /// code and message (the `X-Error-*` headers the mirror wrote or relayed; never another header),
 /// route class and repository.
@@ -134,7 +112,10 @@ pub(crate) fn note_failure(app: &App, uri: &http::Uri, resp: &Response) {
         return;
     }
     let Some(m) = &app.mirror else { return };
-    let route = olah_types::parse_route(uri.path()).ok();
+    // Parsed again: failures only.
+    let parsed = olah_types::parse_route(uri.path());
+    let class = crate::request::route_class(&parsed).as_str();
+    let route = parsed.ok();
     let h = resp.headers();
     let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
     let message = text("x-error-message")
@@ -143,7 +124,7 @@ pub(crate) fn note_failure(app: &App, uri: &http::Uri, resp: &Response) {
     m.activity().record_error(
         status.as_u16(),
         text("x-error-code"),
-        route_class(route.as_ref()),
+        class,
         route.as_ref().and_then(|r| r.repo()).map(|r| r.key()),
         &message,
     );

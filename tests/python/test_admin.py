@@ -307,6 +307,12 @@ def test_a_model_warmed_with_prefetch_can_be_watched_on_the_admin_page(make_mirr
     assert re.search(r"prefetched \d+ files, \d+ bytes \((\d+) bytes from upstream\)", out), out
     s = _stats(m)
     assert s["fills_in_flight"] == []
+    # Sizes come from a catalog scan the page reuses for 10 s: the one taken while polling above
+    # may predate the fill.
+    deadline = time.time() + 30
+    while "acme/big" not in {r["repo_id"] for r in s["top_repos_by_size"]} and time.time() < deadline:
+        time.sleep(0.5)
+        s = _stats(m)
     by_size = {r["repo_id"]: r for r in s["top_repos_by_size"]}
     assert by_size["acme/big"]["bytes"] >= want["size"], s["top_repos_by_size"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine (Rust toolchain, cargo-nextest optional, python3 + pip):
+# The whole test suite, from a fresh machine (Rust toolchain and python3; missing Debian packages —
+# python3-venv, nodejs + npm, chromium — are installed with apt-get when run as root or with sudo):
 #   1. .venv at the repo root with the pinned real clients (tests/python/requirements.txt),
 #      and huggingface.js under tests/js (npm),
 #      and chromium (apt-get, when missing and possible) for the admin page test,
@@ -19,9 +20,30 @@ PYTHON="${PYTHON:-python3}"
 VENV=.venv
 REQ=tests/python/requirements.txt
 
+# Debian packages the suite needs when they are missing (a fresh machine): as root, or with
+# passwordless sudo. Returns non-zero when they cannot be installed.
+apt_updated=0
+apt_install() {
+  local sudo=()
+  if [ "$(id -u)" != "0" ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo=(sudo -n); else return 1; fi
+  fi
+  if [ "$apt_updated" = 0 ]; then
+    "${sudo[@]}" apt-get update -qq || return 1
+    apt_updated=1
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
 if [ ! -x "$VENV/bin/python" ]; then
   echo "== creating $VENV"
-  "$PYTHON" -m venv "$VENV"
+  if ! "$PYTHON" -m venv "$VENV"; then
+    # Debian splits venv (ensurepip) into its own package.
+    rm -rf "$VENV"
+    echo "   installing python3-venv (apt-get)"
+    apt_install python3-venv
+    "$PYTHON" -m venv "$VENV"
+  fi
 fi
 # Install only when the requirements changed since the last successful install.
 stamp="$VENV/.olah-test-requirements.sha256"
@@ -34,6 +56,10 @@ fi
 
 # huggingface.js for the Xet tests (pinned in tests/js/package.json; no lock file is kept).
 if [ ! -d tests/js/node_modules/@huggingface/hub ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "== installing nodejs + npm (apt-get) for the huggingface.js tests"
+    apt_install nodejs npm
+  fi
   echo "== npm install (tests/js)"
   (cd tests/js && npm install --no-package-lock --no-audit --no-fund --silent)
 fi
@@ -42,15 +68,7 @@ fi
 # page headless). Installed when missing and possible; without it that test skips, saying so.
 if ! command -v chromium >/dev/null 2>&1; then
   echo "== installing chromium (apt-get) for the admin page test"
-  if [ "$(id -u)" = "0" ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
-      || echo "   could not install chromium: the browser test will skip"
-  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    (sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
-      || echo "   could not install chromium: the browser test will skip"
-  else
-    echo "   not root and no sudo: the browser test will skip"
-  fi
+  apt_install chromium || echo "   could not install chromium: the browser test will skip"
 fi
 
 echo "== cargo build --workspace --bins"

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use olah_store::{BlobCheck, BlobInfo, BlobKey, BlobStore, MetaDb, XorbStore};
+use olah_store::{BlobCheck, BlobKey, BlobStore, BlobUsage, MetaDb, XorbStore};
 use olah_types::RepoRef;
 use serde::{Deserialize, Serialize};
 
@@ -150,7 +150,7 @@ impl Catalog {
         if let Err(e) = self.blobs.flush_access().await {
             tracing::debug!(error = %e, "could not persist access times");
         }
-        let infos: HashMap<BlobKey, BlobInfo> = self
+        let infos: HashMap<BlobKey, BlobUsage> = self
             .blobs
             .blob_infos()
             .await?

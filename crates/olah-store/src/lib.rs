@@ -36,5 +36,5 @@ pub use fill::{Claim, FillLock};
 pub use index::{BlobIndex, KvIndex, KvIndexExt, RedbIndex};
 pub use key::{BlobKey, SessionId, XorbRange};
 pub use meta::{BlobRecord, BlobUsage, MetaDb};
-pub use tools::{BlobCheck, BlobInfo, GcReason, XorbCheck};
+pub use tools::{BlobCheck, GcReason, XorbCheck};
 pub use xorb::{Expect, RangeChunks, UpstreamBytes, XorbStore, XorbStream};

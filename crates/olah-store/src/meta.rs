@@ -78,6 +78,10 @@ pub struct BlobUsage {
     pub key: BlobKey,
     /// Bytes of its present blocks.
     pub bytes: u64,
+    /// Content size.
+    pub size: u64,
+    /// Verified complete.
+    pub complete: bool,
     /// Creation time (ms).
     pub created: u64,
     /// Last access time (ms).
@@ -765,6 +769,8 @@ impl MetaDb {
             .map(|(key, rec, bytes)| BlobUsage {
                 key,
                 bytes,
+                size: rec.size,
+                complete: rec.complete,
                 created: rec.created,
                 last_access: rec.last_access.max(rec.created),
             })

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use crate::blob::BlobStore;
 use crate::error::Result;
 use crate::key::{BlobKey, XorbRange};
+use crate::meta::BlobUsage;
 use crate::util::{blocking, now_ms};
 use crate::xorb::{RecordCheck, XorbStore};
 
@@ -23,21 +24,6 @@ pub enum BlobCheck {
     Corrupt,
     /// It was busy (a verification of it running): not checked this time.
     Skipped,
-}
-
-/// One blob record as the cache tools see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlobInfo {
-    /// The content key.
-    pub key: BlobKey,
-    /// Content size.
-    pub size: u64,
-    /// Bytes of its blocks on disk.
-    pub bytes: u64,
-    /// Verified complete.
-    pub complete: bool,
-    /// Last read (ms), or creation when never read.
-    pub last_access: u64,
 }
 
 /// Why [`BlobStore::gc_blobs`] removes something.
@@ -75,23 +61,9 @@ impl BlobStore {
         self.part.index.touch_many(times).await
     }
 
-    /// Every blob record, with its bytes on disk.
-    pub async fn blob_infos(&self) -> Result<Vec<BlobInfo>> {
-        let index = &self.part.index;
-        let mut out = Vec::new();
-        for u in index.usage().await? {
-            let Some(rec) = index.blob(&u.key).await? else {
-                continue;
-            };
-            out.push(BlobInfo {
-                key: u.key,
-                size: rec.size,
-                bytes: u.bytes,
-                complete: rec.complete,
-                last_access: u.last_access,
-            });
-        }
-        Ok(out)
+    /// Every blob record, with its bytes on disk (one scan of the index).
+    pub async fn blob_infos(&self) -> Result<Vec<BlobUsage>> {
+        self.part.index.usage().await
     }
 
     /// Hashes one complete blob against its key again. A blob whose content does not match, or

@@ -408,6 +408,8 @@ impl MemIndex {
                 BlobUsage {
                     key: *k,
                     bytes,
+                    size: rec.size,
+                    complete: rec.complete,
                     created: rec.created,
                     last_access: rec.last_access.max(rec.created),
                 }

@@ -23,13 +23,38 @@ pub enum UpstreamError {
 impl UpstreamError {
     pub(crate) fn from_reqwest(e: reqwest::Error) -> Self {
         // Never include the URL: it may carry signed query parameters.
-        let e = e.without_url();
-        if e.is_timeout() {
-            Self::Timeout(e.to_string())
+        let timeout = e.is_timeout();
+        let text = describe(e);
+        if timeout {
+            Self::Timeout(text)
         } else {
-            Self::Unreachable(e.to_string())
+            Self::Unreachable(text)
         }
     }
+}
+
+/// A reqwest error with its causes (`error sending request: … invalid peer certificate: …`), so
+/// a log line says why the upstream could not be reached; never the URL, which may carry signed
+/// query parameters.
+pub(crate) fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    format!("{e}{}", causes(&e))
+}
+
+/// The causes of a reqwest error (`: client error (Connect): invalid peer certificate: …`), for
+/// a borrowed error whose own text would name the URL.
+pub(crate) fn causes(e: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Result alias of this crate.

@@ -156,7 +156,12 @@ pub(crate) async fn send(
                 );
             }
             Again::Failed(e) => {
-                tracing::info!(timeout = e.is_timeout(), ?delay, "upstream request retried");
+                tracing::info!(
+                    timeout = e.is_timeout(),
+                    ?delay,
+                    causes = %crate::error::causes(e).trim_start_matches(": "),
+                    "upstream request retried"
+                );
             }
         })
         .await;

@@ -30,6 +30,8 @@ pub struct HubState {
     pub(crate) xet_tokens: Mutex<HashMap<String, (u64, usize)>>,
     /// LFS objects by sha256.
     pub(crate) lfs_objects: HashMap<String, FileFixture>,
+    /// Storage Buckets as they are now (paths are mutable).
+    pub(crate) buckets: Mutex<Vec<crate::bucket::LiveBucket>>,
 }
 
 impl HubState {
@@ -145,6 +147,7 @@ impl FakeHub {
             cas,
             xet_tokens: Mutex::default(),
             lfs_objects,
+            buckets: Mutex::new(crate::bucket::live(&fixture)),
             fixture,
         });
         let tasks = vec![
@@ -429,6 +432,12 @@ async fn admin(st: &Arc<HubState>, what: &str, req: Request<Body>) -> Response<B
             }
         }
         (Method::GET, "files") => json_response(&serde_json::Value::Object(st.fixture.manifest())),
+        (Method::POST, "bucket-overwrite") => {
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
+            crate::bucket::overwrite(st, &body)
+        }
         _ => hub_error(StatusCode::NOT_FOUND, None, "unknown admin route"),
     }
 }

@@ -85,6 +85,17 @@ impl HubState {
         self.rewrites.current()
     }
 
+    /// Puts spare content number `spare` of bucket `bucket` at `path` (what
+    /// `POST /__admin/bucket-overwrite` does). Returns the new Xet hash.
+    pub fn overwrite_bucket_path(&self, bucket: &str, path: &str, spare: u64) -> Option<String> {
+        let body = json!({"bucket": bucket, "path": path, "spare": spare}).to_string();
+        let r = crate::bucket::overwrite(self, body.as_bytes());
+        r.status().is_success().then(|| {
+            let b = self.fixture.bucket(bucket)?;
+            b.spares.get(spare as usize).map(|f| f.xet_hash())
+        })?
+    }
+
     /// A signature for a CDN path and expiry, keyed with a random per-process secret.
     pub(crate) fn sign(&self, what: &str, expires: u64) -> String {
         use sha2::Digest as _;

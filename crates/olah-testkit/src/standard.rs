@@ -13,8 +13,8 @@
 //! | model `acme/gated-xet` | gated (manual), granted to `hf_granted`: `model.safetensors` (Xet, 2 MiB) |
 //! | model `acme/xet-text` | `tokenizer.json` (Xet, ~1.3 MB of JSON text: LZ4 records) and `weights.f32` (Xet, 1 MiB of smooth float32: byte-grouped LZ4 records) |
 //!
-//! | bucket `acme/bk` | public: `README.md`, `data/a.txt`, `data/empty.txt` (0 B), `data/sub dir/c.txt`, `big/weights.bin` (3 MiB generated, many chunks), `logs.json` + `logs/run1.txt` (lexical prefix neighbours), `many/f000.txt` … `f119.txt`; spare 0 for the overwrite hook |
-//! | bucket `acme/bk-other` | public: `data/a.txt` and `README.md` with other contents than `acme/bk`'s |
+//! | bucket `acme/bk` | public: `README.md`, `data/a.txt`, `data/empty.txt` (0 B), `data/sub dir/c.txt`, `big/weights.bin` (3 MiB generated, many chunks), `logs.json` + `logs/run1.txt` (lexical prefix neighbours), `many/f000.txt` … `f119.txt`; spares 0 (overwrites `logs/run1.txt`) and 1 (its original content) for the overwrite hook |
+//! | bucket `acme/bk-other` | public: `data/a.txt`, `logs/run1.txt` and `README.md` with other contents than `acme/bk`'s |
 //! | bucket `acme/bk-private` | private, owner `hf_owner`: `secret/plan.txt`, `data/a.txt` |
 //!
 //! Valid tokens: `hf_granted`, `hf_owner`, `hf_other`. Tree page size: 100 (so the dataset's
@@ -215,8 +215,8 @@ impl Fixture {
         );
 
         // Storage Buckets: a public one (nested folders, an empty file, a multi-chunk file,
-        // lexical prefix neighbours, 120 small files for pagination, one spare content for
-        // the overwrite hook), another public one with the same paths and other contents, and
+        // lexical prefix neighbours, 120 small files for pagination, spare contents for the
+        // overwrite hook), another public one with the same paths and other contents, and
         // a private one.
         let mut bk_files = vec![
             ("README.md", t("README.md", "# bucket\n")),
@@ -240,13 +240,20 @@ impl Fixture {
             .map(|i| (format!("many/f{i:03}.txt"), format!("small file {i}\n")))
             .collect();
         bk_files.extend(many.iter().map(|(p, c)| (p.as_str(), t(p, c))));
-        let bk = BucketFixture::new("acme/bk", bk_files)
-            .with_spares(vec![t("spare0", "bucket file a, overwritten\n")]);
+        // Spare 0 overwrites `logs/run1.txt`, spare 1 restores it.
+        let bk = BucketFixture::new("acme/bk", bk_files).with_spares(vec![
+            t("spare0", "run 1, overwritten with a longer text\n"),
+            t("spare1", "run 1\n"),
+        ]);
         let bk_other = BucketFixture::new(
             "acme/bk-other",
             vec![
                 ("data/a.txt", t("data/a.txt", "the OTHER bucket's a\n")),
                 ("README.md", t("README.md", "# other bucket\n")),
+                (
+                    "logs/run1.txt",
+                    t("logs/run1.txt", "the OTHER bucket's run 1\n"),
+                ),
             ],
         );
         let bk_private = BucketFixture::new(

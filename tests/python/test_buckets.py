@@ -5,6 +5,7 @@ straight against the fake Hub; the mirror-only tests cover what the mirror adds:
 per caller online and offline, an overwritten path served fresh once the TTL passed (and never
 another bucket's file), a warm re-download that costs the upstream nothing, write routes refused."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -107,8 +108,6 @@ def test_hf_file_system_on_buckets(hub, client_env):
         f"{hub.hub}/buckets/{BK}/resolve/big/weights.bin", headers={"Range": f"bytes={start}-{start + n - 1}"}, follow=True
     )
     assert status == 206 and len(body) == n
-    import hashlib
-
     out = client_env(FS.format(bk=BK, start=start, n=n)).out
     assert out["ls"] == [f"buckets/{BK}/data/a.txt", f"buckets/{BK}/data/empty.txt", f"buckets/{BK}/data/sub dir"]
     assert out["glob"] == [f"buckets/{BK}/many/f00{i}.txt" for i in range(10)]
@@ -258,9 +257,7 @@ def test_an_overwritten_path_is_served_fresh_after_the_ttl_and_never_from_anothe
     original = client_env(READ.format(bk=BK), endpoint=m.url, home=tmp_path / "a").out
     other = client_env(READ.format(bk=OTHER), endpoint=m.url, home=tmp_path / "b").out
     assert original != other
-    new = json.loads(
-        json.dumps(hub.admin._call("bucket-overwrite", {"bucket": BK, "path": "logs/run1.txt", "spare": 0}))
-    )
+    new = hub.admin._call("bucket-overwrite", {"bucket": BK, "path": "logs/run1.txt", "spare": 0})
     try:
         assert new["xetHash"] == hub.files[f"buckets/{BK}#spare0"]["xetHash"]
         time.sleep(ttl + 1)
@@ -278,3 +275,16 @@ def test_an_overwritten_path_is_served_fresh_after_the_ttl_and_never_from_anothe
         hub.admin._call("bucket-overwrite", {"bucket": BK, "path": "logs/run1.txt", "spare": 1})
     time.sleep(ttl + 1)
     assert client_env(READ.format(bk=BK), endpoint=m.url, home=tmp_path / "e").out == original
+
+
+LIST = """
+from huggingface_hub import HfApi
+emit(sorted(b.id for b in HfApi().list_buckets({ns!r})))
+"""
+
+
+def test_list_buckets_of_a_namespace_per_caller(client_env, tmp_path):
+    assert client_env(LIST.format(ns="acme"), home=tmp_path / "anon").out == [BK, OTHER]
+    assert client_env(LIST.format(ns="acme"), token="hf_owner", home=tmp_path / "owner").out == [BK, OTHER, PRIVATE]
+    # No namespace: `me`, the caller's own buckets.
+    assert client_env(LIST.format(ns=None), token="hf_owner", home=tmp_path / "me").out == [PRIVATE]

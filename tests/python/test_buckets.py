@@ -224,6 +224,8 @@ def test_warm_bucket_download_costs_the_upstream_nothing_and_works_offline(hub, 
     paths = ["data/a.txt", "big/weights.bin"]
     expect = {p: want(hub, BK, p)["sha256"] for p in paths}
     assert client_env(DOWNLOAD.format(bk=BK, paths=paths), endpoint=m.url, home=tmp_path / "a").out == expect
+    synced = {p: want(hub, BK, f"data/{p}")["sha256"] for p in ("a.txt", "empty.txt", "sub dir/c.txt")}
+    assert client_env(SYNC.format(bk=BK), endpoint=m.url, home=tmp_path / "s1").out == synced
     w = want(hub, PRIVATE, "secret/plan.txt")
     out = client_env(PRIVATE_DL.format(bk=PRIVATE), endpoint=m.url, token="hf_owner", home=tmp_path / "p").out
     assert out == {"ok": w["sha256"]}
@@ -236,6 +238,7 @@ def test_warm_bucket_download_costs_the_upstream_nothing_and_works_offline(hub, 
     m.restart(["--offline"])
     hub.admin.reset()
     assert client_env(DOWNLOAD.format(bk=BK, paths=paths), endpoint=m.url, home=tmp_path / "c").out == expect
+    assert client_env(SYNC.format(bk=BK), endpoint=m.url, home=tmp_path / "s2").out == synced
     out = client_env(PRIVATE_DL.format(bk=PRIVATE), endpoint=m.url, token="hf_owner", home=tmp_path / "d").out
     assert out == {"ok": w["sha256"]}
     for tok in (None, "hf_other"):

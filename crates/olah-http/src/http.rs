@@ -128,6 +128,16 @@ async fn route_request(app: App, mut req: Request) -> Response {
     if let Some(r) = route.revision() {
         span.record("revision", r.as_str());
     }
+    // Storage Buckets (and the write route shared with repositories): their own block.
+    if is_bucket_route(&route) {
+        return match &app.mirror {
+            Some(m) => {
+                span.record("source", olah_service::bucket::NAME);
+                bucket_request(m, route, req).await.unwrap_or_else(render)
+            }
+            None => render(no_mirror(&route)),
+        };
+    }
     // The first source that owns the repo answers every request about it: a local one never
     // involves the upstream.
     if let Some(repo) = route.repo()
@@ -321,6 +331,107 @@ async fn repo_request(
             "{method} is not supported on this route"
         ))),
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Storage Buckets (PROTOCOL-2.md A): read routes through `Mirror::buckets`, write routes refused.
+
+fn is_bucket_route(route: &Route) -> bool {
+    matches!(
+        route,
+        Route::BucketInfo { .. }
+            | Route::BucketList { .. }
+            | Route::BucketTree { .. }
+            | Route::BucketPathsInfo { .. }
+            | Route::BucketResolve { .. }
+            | Route::BucketXetReadToken { .. }
+            | Route::BucketEvents { .. }
+            | Route::BucketWrite { .. }
+            | Route::RepoMove
+    )
+}
+
+async fn bucket_request(m: &Mirror, route: Route, req: Request) -> Result<Response, ServiceError> {
+    use olah_service::bucket::{no_events, read_only};
+    let method = req.method().clone();
+    let read = method == Method::GET || method == Method::HEAD;
+    let is_head = method == Method::HEAD;
+    let host = host_of(req.headers());
+    let base = m.policy().mirror_base(host.as_deref());
+    let links = Some((m.hub().hub_base(), base.as_str()));
+    let cx = RequestCtx {
+        auth: auth(req.headers()),
+    };
+    let query = req.uri().query().map(str::to_string);
+    let span = tracing::Span::current();
+    let b = m.buckets();
+    match &route {
+        Route::BucketInfo { .. } | Route::BucketTree { .. } if read => {
+            let a = b.meta(&cx, &route, query.as_deref(), None).await?;
+            span.record("cache", a.outcome.as_str());
+            Ok(surface::meta_response(a, is_head, links))
+        }
+        Route::BucketInfo { .. } if method == Method::POST || method == Method::DELETE => {
+            Err(read_only("creating or deleting a bucket"))
+        }
+        Route::BucketList { .. } if read => {
+            let a = b.list(&cx, &route, query.as_deref()).await?;
+            Ok(surface::meta_response(a, is_head, links))
+        }
+        Route::BucketPathsInfo { .. } if method == Method::POST => {
+            let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
+                .await
+                .map_err(|_| {
+                    ServiceError::bad_request("paths-info body too large or unreadable")
+                })?;
+            let paths = PathsQuery::parse(&body)?;
+            let a = b.meta(&cx, &route, None, Some(&paths)).await?;
+            span.record("cache", a.outcome.as_str());
+            Ok(surface::meta_response(a, false, links))
+        }
+        Route::BucketResolve { bucket, path } if read => {
+            let started = Instant::now();
+            let f = b.file(&cx, bucket, path).await?;
+            let outcome = f.head.outcome;
+            span.record("cache", outcome.as_str());
+            if !matches!(outcome, Outcome::Hit) {
+                span.record("upstream_ms", started.elapsed().as_millis() as u64);
+            }
+            surface::file_response(f, bucket, req.headers(), is_head, Some(&base)).await
+        }
+        Route::BucketXetReadToken { bucket } if read => {
+            let (token, exp) = m.xet().bucket_token(bucket, cx.auth.as_ref()).await?;
+            Ok(token_answer(format!("{base}/cas"), token, exp))
+        }
+        Route::BucketEvents { .. } => Err(no_events()),
+        Route::BucketWrite { op, .. } => Err(read_only(&format!("the bucket's {}", op.as_str()))),
+        Route::RepoMove => Err(read_only("moving a repository or bucket")),
+        _ => Err(ServiceError::method_not_allowed(format!(
+            "{method} is not supported on this route"
+        ))),
+    }
+}
+
+/// A Xet token answer: the mirror's token and CAS URL in JSON (`casUrl`: hf_xet reads it for
+/// buckets) and in the `X-Xet-*` headers (huggingface_hub reads them).
+fn token_answer(cas: String, token: String, exp: u64) -> Response {
+    let body = serde_json::json!({"accessToken": token, "exp": exp, "casUrl": cas});
+    let mut r = Response::new(Body::from(body.to_string()));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (k, v) in [
+        ("x-xet-cas-url", cas),
+        ("x-xet-access-token", token),
+        ("x-xet-token-expiration", exp.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    }
+    r
 }
 
 /// 404 `XetDisabled`: this repository's files are served over plain HTTP.

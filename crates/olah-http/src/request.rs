@@ -28,6 +28,18 @@ pub(crate) fn route_class(parsed: &Result<Route, RouteError>) -> RouteClass {
             | Route::Refs { .. }
             | Route::Commits { .. },
         ) => RouteClass::api,
+        // Storage Buckets.
+        Ok(Route::BucketResolve { .. }) => RouteClass::resolve,
+        Ok(Route::BucketXetReadToken { .. }) => RouteClass::xet,
+        Ok(
+            Route::BucketInfo { .. }
+            | Route::BucketList { .. }
+            | Route::BucketTree { .. }
+            | Route::BucketPathsInfo { .. }
+            | Route::BucketEvents { .. }
+            | Route::BucketWrite { .. }
+            | Route::RepoMove,
+        ) => RouteClass::api,
         Err(_) => RouteClass::other,
     }
 }

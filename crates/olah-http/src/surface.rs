@@ -43,13 +43,20 @@ fn xet_headers(
     h: &mut HeaderMap,
 ) -> Result<Option<String>, ServiceError> {
     // Xet clients go to the mirror's token route and CAS; hashes are never rewritten.
-    let commit = head
-        .commit
-        .as_deref()
-        .ok_or_else(|| ServiceError::internal("a Xet file without a commit"))?;
-    let token_route = Route::XetReadToken {
-        repo: repo.clone(),
-        revision: Revision::new(commit).map_err(|e| ServiceError::internal(e.to_string()))?,
+    // A bucket's token route has no revision; a repo's is pinned to the file's commit.
+    let token_route = if repo.kind == olah_types::RepoType::Bucket {
+        Route::BucketXetReadToken {
+            bucket: repo.clone(),
+        }
+    } else {
+        let commit = head
+            .commit
+            .as_deref()
+            .ok_or_else(|| ServiceError::internal("a Xet file without a commit"))?;
+        Route::XetReadToken {
+            repo: repo.clone(),
+            revision: Revision::new(commit).map_err(|e| ServiceError::internal(e.to_string()))?,
+        }
     };
     let refresh = format!("{base}{}", token_route.upstream_path());
     let recon = format!("{base}/cas/v1/reconstructions/{}", xh.to_ascii_lowercase());

@@ -365,6 +365,16 @@ impl AccessGate {
             return self.check_offline(&repo_key, scope, caller).await;
         }
         let probe_route = match (scope, file) {
+            // A bucket: its info, or the file's resolve (no revision).
+            (Scope::Files, Some((_, path))) if repo.kind == olah_types::RepoType::Bucket => {
+                Route::BucketResolve {
+                    bucket: repo.clone(),
+                    path: path.clone(),
+                }
+            }
+            _ if repo.kind == olah_types::RepoType::Bucket => Route::BucketInfo {
+                bucket: repo.clone(),
+            },
             (Scope::Files, Some((commit, path))) => Route::Resolve {
                 repo: repo.clone(),
                 revision: Revision::new(commit)

@@ -47,6 +47,8 @@ pub enum HubCode {
     ProxyUnavailable,
     ProxyInvalidData,
     InternalError,
+    /// A write route: this mirror is read-only.
+    ReadOnly,
 }
 
 impl HubCode {
@@ -72,6 +74,7 @@ impl HubCode {
             Self::ProxyUnavailable => "ProxyUnavailable",
             Self::ProxyInvalidData => "ProxyInvalidData",
             Self::InternalError => "InternalError",
+            Self::ReadOnly => "ReadOnly",
         }
     }
 }

@@ -434,7 +434,16 @@ impl HubCache {
             Some(q) => format!("{up}?{q}"),
             None => up.clone(),
         };
-        let key = format!("api|{up_full}");
+        // A bucket's paths-info is a JSON POST, cached whole per body (normalised by the
+        // caller: `PathsQuery`), under the API budget like every answer.
+        let json_post = matches!(route, Route::BucketPathsInfo { .. }) && form.is_some();
+        let key = match (&form, json_post) {
+            (Some(b), true) => {
+                use sha2::Digest as _;
+                format!("api|{up_full}|{}", hex::encode(sha2::Sha256::digest(b)))
+            }
+            _ => format!("api|{up_full}"),
+        };
         let flight_key = format!(
             "{key}|{}|{}",
             caller.id(),
@@ -444,7 +453,7 @@ impl HubCache {
         );
         let immutable = route.revision().is_some_and(|r| r.is_commit_sha());
         // paths-info answers are cached per path by `paths_info`, never as a whole body.
-        let keep = self.policy.cache_allowed(&repo) && form.is_none();
+        let keep = self.policy.cache_allowed(&repo) && (form.is_none() || json_post);
         let cached: Option<CachedResponse> = if keep {
             self.db.get_api(key.clone()).await
         } else {
@@ -474,7 +483,11 @@ impl HubCache {
                 let method = if form.is_some() {
                     headers.insert(
                         header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/x-www-form-urlencoded"),
+                        HeaderValue::from_static(if json_post {
+                            "application/json"
+                        } else {
+                            "application/x-www-form-urlencoded"
+                        }),
                     );
                     Method::POST
                 } else {
@@ -723,6 +736,8 @@ fn known_params(route: &Route) -> &'static [&'static str] {
         Route::Tree { .. } => &["recursive", "expand", "cursor", "limit"],
         Route::Refs { .. } => &["include_prs"],
         Route::Commits { .. } => &["expand", "expand[]", "expand%5B%5D", "p", "cursor", "limit"],
+        Route::BucketTree { .. } => &["recursive", "expand", "cursor", "limit"],
+        Route::BucketInfo { .. } => &["expand"],
         _ => &[],
     }
 }

@@ -12,16 +12,20 @@
 //!   verification, the plain-HTTP rebuild of Xet files.
 //! * [`files`]: the bytes of a resolved file (cache, fill source, passthrough).
 //! * [`hub_source`]: [`hub_source::HubSource`], the upstream Hub as a [`source::RepoSource`].
+//! * [`bucket`]: [`bucket::Buckets`], Storage Buckets (read side) through the API cache, the
+//!   access gate and the Xet mirror.
 //! * [`flight`]: single-flight (concurrent identical requests share one execution).
 //! * [`catalog`]: the cache per repository, and the cache tools.
 //! * [`stats`]: the mirror's activity for the admin page ([`stats::Activity`]: downloads per
 //!   repo, fills in flight, recent errors; all bounded).
 //!
-//! Dependencies inside the crate point one way: `lib` → `hub_source` → `files` → `hub` → `xet`
+//! Dependencies inside the crate point one way: `lib` → {`hub_source` → `files`, `bucket`} →
+//! `hub` → `xet`
 //! → `access` → {`policy`, `common`, `flight`, `source`} → `error`; `files` → `stats` →
 //! `catalog` → `error`.
 
 pub mod access;
+pub mod bucket;
 pub mod catalog;
 mod common;
 pub mod error;
@@ -61,6 +65,7 @@ pub struct Mirror {
     xet: Arc<XetMirror>,
     files: Arc<Files>,
     source: Arc<HubSource>,
+    buckets: Arc<bucket::Buckets>,
     blobs: Arc<BlobStore>,
     activity: Arc<Activity>,
     /// Where a damaged metadata database was moved, and why: [`Mirror::start`] rebuilds the
@@ -128,8 +133,16 @@ impl Mirror {
             policy.clone(),
             gate.clone(),
             meta.clone(),
-            upstream,
+            upstream.clone(),
             xet.clone(),
+        ));
+        let buckets = Arc::new(bucket::Buckets::new(
+            policy.clone(),
+            gate.clone(),
+            meta.clone(),
+            hub.clone(),
+            xet.clone(),
+            upstream,
         ));
         let activity = Arc::new(Activity::new());
         let files = Arc::new(Files::new(
@@ -149,6 +162,7 @@ impl Mirror {
             xet,
             files,
             source,
+            buckets,
             blobs,
             activity,
             damaged: std::sync::Mutex::new(damaged),
@@ -213,6 +227,11 @@ impl Mirror {
     /// The upstream Hub as a repository source (the last of serve mode's sources).
     pub fn source(&self) -> Arc<HubSource> {
         self.source.clone()
+    }
+
+    /// Storage Buckets (read side).
+    pub fn buckets(&self) -> &Arc<bucket::Buckets> {
+        &self.buckets
     }
 
     /// Whether the mirror can use its cache now: the metadata store is open and not degraded

@@ -501,3 +501,91 @@ async fn xorb_urls_and_xet_sessions_survive_a_restart_without_writing_a_token() 
         assert!(!has(secret), "{}", String::from_utf8_lossy(secret));
     }
 }
+
+// ---- Storage Buckets ------------------------------------------------------------------------
+
+fn bucket(id: &str) -> RepoRef {
+    match parse_route(&format!("/api/buckets/{id}")).unwrap() {
+        Route::BucketInfo { bucket } => bucket,
+        r => panic!("not a bucket route: {r:?}"),
+    }
+}
+
+async fn read_all(f: &olah_service::source::RepoFile) -> Vec<u8> {
+    if f.head.size == 0 {
+        return Vec::new();
+    }
+    let mut s = f.body.open(0, f.head.size - 1).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(b) = s.next().await {
+        out.extend_from_slice(&b.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_bucket_path_is_revalidated_after_the_ttl_and_its_bytes_come_from_the_xet_cache() {
+    let hub = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(&hub, dir.path(), |c| c.metadata_cache_ttl = 0);
+    let cx = olah_service::source::RequestCtx::default();
+    let (bk, other) = (bucket("acme/bk"), bucket("acme/bk-other"));
+    let p = path("logs/run1.txt");
+    let f = m.buckets().file(&cx, &bk, &p).await.unwrap();
+    assert_eq!(f.head.outcome.as_str(), "miss");
+    assert_eq!(f.head.commit, None);
+    let fx = hub.fixture().bucket("acme/bk").unwrap();
+    assert_eq!(
+        f.head.xet_hash.as_deref(),
+        Some(fx.files["logs/run1.txt"].xet_hash().as_str())
+    );
+    assert_eq!(read_all(&f).await, b"run 1\n");
+    // Overwritten upstream: the TTL is 0, so the next request sees the new content.
+    let new = hub
+        .state()
+        .overwrite_bucket_path("acme/bk", "logs/run1.txt", 0)
+        .unwrap();
+    let f = m.buckets().file(&cx, &bk, &p).await.unwrap();
+    assert_eq!(f.head.outcome.as_str(), "revalidated");
+    assert_eq!(f.head.xet_hash.as_deref(), Some(new.as_str()));
+    assert_eq!(
+        read_all(&f).await,
+        b"run 1, overwritten with a longer text\n"
+    );
+    // The same path of another bucket is that bucket's own file.
+    let o = m.buckets().file(&cx, &other, &p).await.unwrap();
+    assert_eq!(read_all(&o).await, b"the OTHER bucket's run 1\n");
+    // An empty file has no body to fetch.
+    let e = m
+        .buckets()
+        .file(&cx, &bk, &path("data/empty.txt"))
+        .await
+        .unwrap();
+    assert_eq!((e.head.size, read_all(&e).await.len()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_private_bucket_is_served_per_caller_and_its_mapping_is_cached_within_the_ttl() {
+    let hub = hub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mirror(&hub, dir.path(), |_| {});
+    let pb = bucket("acme/bk-private");
+    let p = path("secret/plan.txt");
+    let owner = olah_service::source::RequestCtx {
+        auth: Some(token("hf_owner")),
+    };
+    let f = m.buckets().file(&owner, &pb, &p).await.unwrap();
+    assert_eq!(read_all(&f).await, b"private bucket content\n");
+    let again = m.buckets().file(&owner, &pb, &p).await.unwrap();
+    assert_eq!(again.head.outcome.as_str(), "hit");
+    for auth in [None, Some(token("hf_other"))] {
+        let cx = olah_service::source::RequestCtx { auth };
+        let Err(e) = m.buckets().file(&cx, &pb, &p).await else {
+            panic!("a private bucket served to another caller");
+        };
+        assert!(!matches!(e.kind, ErrorKind::Internal), "{e:?}");
+        let Err(_) = m.xet().bucket_token(&pb, cx.auth.as_ref()).await else {
+            panic!("a Xet token for a private bucket to another caller");
+        };
+    }
+}

@@ -78,6 +78,12 @@ impl Cas {
             .iter()
             .flat_map(|r| r.commits.iter())
             .flat_map(|c| c.files.values())
+            .chain(
+                fixture
+                    .buckets
+                    .iter()
+                    .flat_map(|b| b.files.values().chain(b.spares.iter())),
+            )
             .filter(|f| f.xet)
         {
             let file_hash = f.xet_hash();

@@ -726,11 +726,55 @@ impl RepoFixture {
     }
 }
 
+/// A Storage Bucket (PROTOCOL-2.md A): Xet files by path, no revisions. Paths can be
+/// overwritten at run time through the admin API (`POST /__admin/bucket-overwrite`) with one of
+/// the [`BucketFixture::spares`].
+#[derive(Debug, Clone)]
+pub struct BucketFixture {
+    /// `ns/name`.
+    pub id: String,
+    /// `Some(tokens)`: private, visible to these tokens only (others get `RepoNotFound`).
+    pub owners: Option<Vec<String>>,
+    /// The files (each made Xet-backed).
+    pub files: BTreeMap<String, FileFixture>,
+    /// Contents an admin call can put at a path: in the CAS from the start, listed nowhere.
+    pub spares: Vec<FileFixture>,
+}
+
+impl BucketFixture {
+    /// A public bucket with these files (made Xet-backed).
+    pub fn new(id: &str, files: Vec<(&str, FileFixture)>) -> Self {
+        Self {
+            id: id.to_string(),
+            owners: None,
+            files: files
+                .into_iter()
+                .map(|(p, f)| (p.to_string(), f.xet()))
+                .collect(),
+            spares: Vec::new(),
+        }
+    }
+
+    /// Makes the bucket private to these tokens.
+    pub fn private(mut self, owners: &[&str]) -> Self {
+        self.owners = Some(owners.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    /// Adds spare contents (made Xet-backed).
+    pub fn with_spares(mut self, spares: Vec<FileFixture>) -> Self {
+        self.spares = spares.into_iter().map(FileFixture::xet).collect();
+        self
+    }
+}
+
 /// Everything the fake Hub serves.
 #[derive(Debug, Clone)]
 pub struct Fixture {
     /// Repositories.
     pub repos: Vec<RepoFixture>,
+    /// Storage Buckets.
+    pub buckets: Vec<BucketFixture>,
     /// Valid tokens (`Authorization: Bearer <token>`); any other token is refused with 401.
     pub tokens: Vec<String>,
     /// Tree listing page size (default 1000; listings with `expand=true` use at most 50).
@@ -741,6 +785,7 @@ impl Default for Fixture {
     fn default() -> Self {
         Self {
             repos: Vec::new(),
+            buckets: Vec::new(),
             tokens: Vec::new(),
             tree_page_size: 1000,
         }
@@ -774,8 +819,18 @@ impl Fixture {
             .iter()
             .flat_map(|r| r.commits.iter())
             .flat_map(|c| c.files.values())
+            .chain(
+                self.buckets
+                    .iter()
+                    .flat_map(|b| b.files.values().chain(b.spares.iter())),
+            )
             .filter(|f| seen.insert(Arc::as_ptr(&f.cache)))
             .collect()
+    }
+
+    /// Finds a bucket.
+    pub fn bucket(&self, id: &str) -> Option<&BucketFixture> {
+        self.buckets.iter().find(|b| b.id == id)
     }
 
     /// Checks refs and ids.
@@ -821,6 +876,16 @@ impl Fixture {
     /// "commit"}`.
     pub fn manifest(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut out = serde_json::Map::new();
+        // Buckets: `buckets/{id}:{path}` for files, `buckets/{id}#spare{i}` for spares.
+        for b in &self.buckets {
+            let entry = |f: &FileFixture| serde_json::json!({"sha256": f.sha256(), "size": f.size(), "xetHash": f.xet_hash()});
+            for (p, f) in &b.files {
+                out.insert(format!("buckets/{}:{p}", b.id), entry(f));
+            }
+            for (i, f) in b.spares.iter().enumerate() {
+                out.insert(format!("buckets/{}#spare{i}", b.id), entry(f));
+            }
+        }
         for r in &self.repos {
             let mut revs: Vec<(String, usize)> = Vec::new();
             revs.extend(r.branches.iter().map(|(n, i)| (n.clone(), *i)));

@@ -179,8 +179,17 @@ pub(crate) async fn route(st: &Arc<HubState>, req: Request<Body>) -> Response<Bo
         .split('/')
         .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
+    if segs[0] == "api" && segs.get(1).is_some_and(|s| s == "buckets") {
+        return crate::bucket::api(st, req, &segs[2..], tok).await;
+    }
     if segs[0] == "api" {
         return api(st, req, &segs[1..], tok).await;
+    }
+    if segs[0] == "buckets" && segs.get(3).is_some_and(|s| s == "resolve") {
+        if !matches!(*req.method(), Method::GET | Method::HEAD) {
+            return not_found();
+        }
+        return crate::bucket::resolve(st, &req, &segs[1..], tok);
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return not_found();
@@ -906,8 +915,11 @@ fn cas_route(st: &Arc<HubState>, rest: &str, req: &Request<Body>) -> Response<Bo
             .flat_map(|c| c.files.values())
             .any(|f| f.xet && f.xet_hash() == hash)
     };
-    let in_repo = st.fixture.repos.get(repo_idx).is_some_and(holds);
-    if !in_repo && st.fixture.repos.iter().any(holds) {
+    let in_repo = match crate::bucket::scope_holds(st, repo_idx, hash) {
+        Some(in_bucket) => in_bucket,
+        None => st.fixture.repos.get(repo_idx).is_some_and(holds),
+    };
+    if !in_repo && (st.fixture.repos.iter().any(holds) || crate::bucket::any_holds(st, hash)) {
         return hub_error(
             StatusCode::FORBIDDEN,
             None,

@@ -37,6 +37,7 @@
 //!
 //! The `olah-fakehub` binary serves [`Fixture::standard`] (see [`standard`]).
 
+mod bucket;
 pub mod cas;
 mod cdn;
 pub mod faults;
@@ -50,8 +51,8 @@ pub mod stats;
 
 pub use faults::{Faults, Scope};
 pub use fixture::{
-    CommitFixture, Content, FileFixture, Fixture, Kind, RepoFixture, Visibility, git_blob_sha1,
-    iso_date, lfs_pointer_text,
+    BucketFixture, CommitFixture, Content, FileFixture, Fixture, Kind, RepoFixture, Visibility,
+    git_blob_sha1, iso_date, lfs_pointer_text,
 };
 pub use rewrite::{Rewrite, RewriteHost};
 pub use server::{FakeHub, HubState};

@@ -30,6 +30,8 @@ pub struct HubState {
     pub(crate) xet_tokens: Mutex<HashMap<String, (u64, usize)>>,
     /// LFS objects by sha256.
     pub(crate) lfs_objects: HashMap<String, FileFixture>,
+    /// Storage Buckets as they are now (paths are mutable).
+    pub(crate) buckets: Mutex<Vec<crate::bucket::LiveBucket>>,
 }
 
 impl HubState {
@@ -81,6 +83,17 @@ impl HubState {
     /// The hostile-mode rules in force, with what is left of counted ones.
     pub fn rewrites(&self) -> Vec<Rewrite> {
         self.rewrites.current()
+    }
+
+    /// Puts spare content number `spare` of bucket `bucket` at `path` (what
+    /// `POST /__admin/bucket-overwrite` does). Returns the new Xet hash.
+    pub fn overwrite_bucket_path(&self, bucket: &str, path: &str, spare: u64) -> Option<String> {
+        let body = json!({"bucket": bucket, "path": path, "spare": spare}).to_string();
+        let r = crate::bucket::overwrite(self, body.as_bytes());
+        r.status().is_success().then(|| {
+            let b = self.fixture.bucket(bucket)?;
+            b.spares.get(spare as usize).map(|f| f.xet_hash())
+        })?
     }
 
     /// A signature for a CDN path and expiry, keyed with a random per-process secret.
@@ -145,6 +158,7 @@ impl FakeHub {
             cas,
             xet_tokens: Mutex::default(),
             lfs_objects,
+            buckets: Mutex::new(crate::bucket::live(&fixture)),
             fixture,
         });
         let tasks = vec![
@@ -429,6 +443,12 @@ async fn admin(st: &Arc<HubState>, what: &str, req: Request<Body>) -> Response<B
             }
         }
         (Method::GET, "files") => json_response(&serde_json::Value::Object(st.fixture.manifest())),
+        (Method::POST, "bucket-overwrite") => {
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
+            crate::bucket::overwrite(st, &body)
+        }
         _ => hub_error(StatusCode::NOT_FOUND, None, "unknown admin route"),
     }
 }

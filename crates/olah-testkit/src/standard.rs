@@ -13,12 +13,16 @@
 //! | model `acme/gated-xet` | gated (manual), granted to `hf_granted`: `model.safetensors` (Xet, 2 MiB) |
 //! | model `acme/xet-text` | `tokenizer.json` (Xet, ~1.3 MB of JSON text: LZ4 records) and `weights.f32` (Xet, 1 MiB of smooth float32: byte-grouped LZ4 records) |
 //!
+//! | bucket `acme/bk` | public: `README.md`, `data/a.txt`, `data/empty.txt` (0 B), `data/sub dir/c.txt`, `big/weights.bin` (3 MiB generated, many chunks), `logs.json` + `logs/run1.txt` (lexical prefix neighbours), `many/f000.txt` … `f119.txt`; spares 0 (overwrites `logs/run1.txt`) and 1 (its original content) for the overwrite hook |
+//! | bucket `acme/bk-other` | public: `data/a.txt`, `logs/run1.txt` and `README.md` with other contents than `acme/bk`'s |
+//! | bucket `acme/bk-private` | private, owner `hf_owner`: `secret/plan.txt`, `data/a.txt` |
+//!
 //! Valid tokens: `hf_granted`, `hf_owner`, `hf_other`. Tree page size: 100 (so the dataset's
 //! recursive listing spans 4 pages).
 
 use std::collections::BTreeMap;
 
-use crate::fixture::{FileFixture, Fixture, Kind, RepoFixture, Visibility};
+use crate::fixture::{BucketFixture, FileFixture, Fixture, Kind, RepoFixture, Visibility};
 
 impl Fixture {
     /// The default fixture of the `olah-fakehub` binary (see the module docs of
@@ -210,10 +214,65 @@ impl Fixture {
             ],
         );
 
+        // Storage Buckets: a public one (nested folders, an empty file, a multi-chunk file,
+        // lexical prefix neighbours, 120 small files for pagination, spare contents for the
+        // overwrite hook), another public one with the same paths and other contents, and
+        // a private one.
+        let mut bk_files = vec![
+            ("README.md", t("README.md", "# bucket\n")),
+            ("data/a.txt", t("data/a.txt", "bucket file a\n")),
+            ("data/empty.txt", FileFixture::new("data/empty.txt", "")),
+            (
+                "data/sub dir/c.txt",
+                t("data/sub dir/c.txt", "nested in a folder with a space\n"),
+            ),
+            (
+                "big/weights.bin",
+                FileFixture::generated("big/weights.bin", 41, 3 << 20),
+            ),
+            (
+                "logs.json",
+                t("logs.json", "{\"lexical\": \"neighbour\"}\n"),
+            ),
+            ("logs/run1.txt", t("logs/run1.txt", "run 1\n")),
+        ];
+        let many: Vec<(String, String)> = (0..120)
+            .map(|i| (format!("many/f{i:03}.txt"), format!("small file {i}\n")))
+            .collect();
+        bk_files.extend(many.iter().map(|(p, c)| (p.as_str(), t(p, c))));
+        // Spare 0 overwrites `logs/run1.txt`, spare 1 restores it.
+        let bk = BucketFixture::new("acme/bk", bk_files).with_spares(vec![
+            t("spare0", "run 1, overwritten with a longer text\n"),
+            t("spare1", "run 1\n"),
+        ]);
+        let bk_other = BucketFixture::new(
+            "acme/bk-other",
+            vec![
+                ("data/a.txt", t("data/a.txt", "the OTHER bucket's a\n")),
+                ("README.md", t("README.md", "# other bucket\n")),
+                (
+                    "logs/run1.txt",
+                    t("logs/run1.txt", "the OTHER bucket's run 1\n"),
+                ),
+            ],
+        );
+        let bk_private = BucketFixture::new(
+            "acme/bk-private",
+            vec![
+                (
+                    "secret/plan.txt",
+                    t("secret/plan.txt", "private bucket content\n"),
+                ),
+                ("data/a.txt", t("data/a.txt", "private a\n")),
+            ],
+        )
+        .private(&["hf_owner"]);
+
         Fixture {
             repos: vec![
                 tiny, big, gpt2, data, space, gated, private, xet_big, gated_xet, xet_text,
             ],
+            buckets: vec![bk, bk_other, bk_private],
             tokens: vec!["hf_granted".into(), "hf_owner".into(), "hf_other".into()],
             tree_page_size: 100,
         }

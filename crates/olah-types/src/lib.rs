@@ -18,4 +18,4 @@ pub mod route;
 pub use conditional::{Answer as ConditionalAnswer, Conditions};
 pub use range::{ByteRangeSpec, RangeParseError, parse_range_header};
 pub use repo::{RepoId, RepoPath, RepoRef, RepoType, Revision};
-pub use route::{AdminRoute, CacheOp, Route, RouteError, parse_route};
+pub use route::{AdminRoute, BucketWriteOp, CacheOp, Route, RouteError, parse_route};

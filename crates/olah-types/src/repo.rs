@@ -20,10 +20,14 @@ pub enum RepoType {
     Space,
     /// Kernels: `kernels/`.
     Kernel,
+    /// Storage Buckets: `buckets/`. Not a git repository: no revisions, mutable paths, every
+    /// file Xet-backed (PROTOCOL-2.md A). Not in [`RepoType::ALL`] (their routes differ), never
+    /// parsed by [`RepoType::from_api_plural`].
+    Bucket,
 }
 
 impl RepoType {
-    /// Every kind, in declaration order.
+    /// Every git-backed kind (all but [`RepoType::Bucket`]), in declaration order.
     pub const ALL: [Self; 4] = [Self::Model, Self::Dataset, Self::Space, Self::Kernel];
 
     /// Prefix in file URLs: `""`, `"datasets/"`, `"spaces/"`, `"kernels/"`.
@@ -33,6 +37,7 @@ impl RepoType {
             Self::Dataset => "datasets/",
             Self::Space => "spaces/",
             Self::Kernel => "kernels/",
+            Self::Bucket => "buckets/",
         }
     }
 
@@ -43,6 +48,7 @@ impl RepoType {
             Self::Dataset => "datasets",
             Self::Space => "spaces",
             Self::Kernel => "kernels",
+            Self::Bucket => "buckets",
         }
     }
 
@@ -53,6 +59,7 @@ impl RepoType {
             Self::Dataset => "dataset",
             Self::Space => "space",
             Self::Kernel => "kernel",
+            Self::Bucket => "bucket",
         }
     }
 

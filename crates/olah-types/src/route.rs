@@ -101,6 +101,79 @@ pub enum Route {
     Metrics,
     /// `/admin…`: the mirror's admin page and API (loopback or admin token only).
     Admin(AdminRoute),
+    // ---- Storage Buckets (PROTOCOL-2.md A): no revision anywhere; the id is always `ns/name`.
+    /// `/api/buckets/{ns}/{name}`: bucket info (GET); `POST` creates and `DELETE` deletes it.
+    BucketInfo {
+        /// The bucket.
+        bucket: RepoRef,
+    },
+    /// `/api/buckets/{ns}`: the buckets of a namespace (`me`: the caller's).
+    BucketList {
+        /// The namespace (a valid id segment; `me` included).
+        namespace: String,
+    },
+    /// `/api/buckets/{ns}/{name}/tree[/{prefix…}]`: a listing, the prefix matched lexically
+    /// upstream (one segment with `%2F`s or several segments).
+    BucketTree {
+        /// The bucket.
+        bucket: RepoRef,
+        /// The prefix; `None` for the whole bucket.
+        prefix: Option<RepoPath>,
+    },
+    /// `/api/buckets/{ns}/{name}/paths-info` (POST, JSON body `{"paths": […]}`).
+    BucketPathsInfo {
+        /// The bucket.
+        bucket: RepoRef,
+    },
+    /// `/buckets/{ns}/{name}/resolve/{path…}`: a bucket file (path as one segment with `%2F`s
+    /// or several segments).
+    BucketResolve {
+        /// The bucket.
+        bucket: RepoRef,
+        /// The file.
+        path: RepoPath,
+    },
+    /// `/api/buckets/{ns}/{name}/xet-read-token`: Xet CAS read token (no revision).
+    BucketXetReadToken {
+        /// The bucket.
+        bucket: RepoRef,
+    },
+    /// `/api/buckets/{ns}/{name}/events`: the live-follow SSE feed.
+    BucketEvents {
+        /// The bucket.
+        bucket: RepoRef,
+    },
+    /// A bucket write route other than create/delete (which are methods on [`Route::BucketInfo`]).
+    BucketWrite {
+        /// The bucket.
+        bucket: RepoRef,
+        /// Which one.
+        op: BucketWriteOp,
+    },
+    /// `/api/repos/move` (repositories and buckets alike): a write route.
+    RepoMove,
+}
+
+/// The bucket write routes under `/api/buckets/{ns}/{name}/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketWriteOp {
+    /// `batch` (POST, NDJSON add/copy/delete operations).
+    Batch,
+    /// `settings` (PUT).
+    Settings,
+    /// `xet-write-token` (GET).
+    XetWriteToken,
+}
+
+impl BucketWriteOp {
+    /// The route's last segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Batch => "batch",
+            Self::Settings => "settings",
+            Self::XetWriteToken => "xet-write-token",
+        }
+    }
 }
 
 /// The mirror's own admin routes. Local: never sent upstream.
@@ -144,7 +217,8 @@ pub const MAX_RAW_PATH_LEN: usize = 16 * 1024;
 
 /// First segments that would make a model's resolve URL read as something else (a type prefix
 /// or the API); such models are written with an explicit `models/` prefix upstream.
-const RESERVED_FIRST_SEGMENTS: [&str; 5] = ["api", "models", "datasets", "spaces", "kernels"];
+const RESERVED_FIRST_SEGMENTS: [&str; 6] =
+    ["api", "models", "datasets", "spaces", "kernels", "buckets"];
 
 /// Percent-decodes one raw segment. Malformed escapes (`%`, `%4`, `%zz`) and decoded bytes that
 /// are not UTF-8 are bad requests.
@@ -226,11 +300,65 @@ fn parse_unchecked(raw_path: &str) -> Result<Route, RouteError> {
         ["cas", "xorb", h] => Ok(Route::CasXorb {
             xorb: xet_hash_segment(h)?,
         }),
+        ["api", "buckets", rest @ ..] => parse_bucket_api(rest),
+        ["api", "repos", "move"] => Ok(Route::RepoMove),
+        ["buckets", ns, name, "resolve", path @ ..] if !path.is_empty() => {
+            Ok(Route::BucketResolve {
+                bucket: bucket_ref(ns, name)?,
+                path: RepoPath::new(&path.join("/"))?,
+            })
+        }
         ["api", plural, rest @ ..] => {
             let kind = RepoType::from_api_plural(plural).ok_or(RouteError::NotFound)?;
             parse_api(kind, rest)
         }
         s => parse_resolve(s),
+    }
+}
+
+fn bucket_ref(ns: &str, name: &str) -> Result<RepoRef, RouteError> {
+    Ok(RepoRef::new(
+        RepoType::Bucket,
+        RepoId::from_parts(Some(ns), name)?,
+    ))
+}
+
+/// `/api/buckets/…` after `buckets`: a namespace list, or a bucket `ns/name` and its routes.
+fn parse_bucket_api(rest: &[&str]) -> Result<Route, RouteError> {
+    match rest {
+        [ns] => {
+            if crate::repo::is_valid_repo_id_segment(ns) {
+                Ok(Route::BucketList {
+                    namespace: ns.to_string(),
+                })
+            } else {
+                Err(bad("invalid bucket namespace"))
+            }
+        }
+        [ns, name, tail @ ..] => {
+            let bucket = || bucket_ref(ns, name);
+            let write = |op| {
+                Ok(Route::BucketWrite {
+                    bucket: bucket()?,
+                    op,
+                })
+            };
+            match tail {
+                [] => Ok(Route::BucketInfo { bucket: bucket()? }),
+                ["tree", prefix @ ..] => Ok(Route::BucketTree {
+                    bucket: bucket()?,
+                    prefix: tree_path(prefix)?,
+                }),
+                ["paths-info"] => Ok(Route::BucketPathsInfo { bucket: bucket()? }),
+                ["xet-read-token"] => Ok(Route::BucketXetReadToken { bucket: bucket()? }),
+                ["events"] => Ok(Route::BucketEvents { bucket: bucket()? }),
+                ["batch"] => write(BucketWriteOp::Batch),
+                ["settings"] => write(BucketWriteOp::Settings),
+                ["xet-write-token"] => write(BucketWriteOp::XetWriteToken),
+                _ => Err(RouteError::NotFound),
+            }
+        }
+        [] => Err(RouteError::NotFound),
     }
 }
 
@@ -391,6 +519,51 @@ impl Route {
                 return format!("/cas/v{version}/reconstructions/{file}");
             }
             Route::CasXorb { xorb } => return format!("/cas/xorb/{xorb}"),
+            Route::RepoMove => return "/api/repos/move".into(),
+            Route::BucketList { namespace } => {
+                out.push_str("/api/buckets/");
+                push_encoded(&mut out, namespace);
+                return out;
+            }
+            Route::BucketResolve { bucket, path } => {
+                out.push_str("/buckets/");
+                push_id(&mut out, &bucket.id);
+                out.push_str("/resolve");
+                for seg in path.segments() {
+                    out.push('/');
+                    push_encoded(&mut out, seg);
+                }
+                return out;
+            }
+            Route::BucketInfo { bucket }
+            | Route::BucketTree { bucket, .. }
+            | Route::BucketPathsInfo { bucket }
+            | Route::BucketXetReadToken { bucket }
+            | Route::BucketEvents { bucket }
+            | Route::BucketWrite { bucket, .. } => {
+                out.push_str("/api/buckets/");
+                push_id(&mut out, &bucket.id);
+                let tail = match self {
+                    Route::BucketTree { .. } => Some("tree"),
+                    Route::BucketPathsInfo { .. } => Some("paths-info"),
+                    Route::BucketXetReadToken { .. } => Some("xet-read-token"),
+                    Route::BucketEvents { .. } => Some("events"),
+                    Route::BucketWrite { op, .. } => Some(op.as_str()),
+                    _ => None,
+                };
+                if let Some(t) = tail {
+                    out.push('/');
+                    out.push_str(t);
+                }
+                if let Route::BucketTree {
+                    prefix: Some(p), ..
+                } = self
+                {
+                    out.push('/');
+                    push_encoded(&mut out, p.as_str());
+                }
+                return out;
+            }
             Route::Resolve {
                 repo,
                 revision,
@@ -468,6 +641,14 @@ impl Route {
             | Route::Refs { repo }
             | Route::Commits { repo, .. }
             | Route::XetReadToken { repo, .. } => Some(repo),
+            Route::BucketInfo { bucket }
+            | Route::BucketTree { bucket, .. }
+            | Route::BucketPathsInfo { bucket }
+            | Route::BucketResolve { bucket, .. }
+            | Route::BucketXetReadToken { bucket }
+            | Route::BucketEvents { bucket }
+            | Route::BucketWrite { bucket, .. } => Some(bucket),
+            Route::BucketList { .. } | Route::RepoMove => None,
             Route::Whoami
             | Route::Health
             | Route::Ready
@@ -498,6 +679,16 @@ impl Route {
             | Route::Admin(_)
             | Route::CasReconstruction { .. }
             | Route::CasXorb { .. } => None,
+            // Buckets have no revisions.
+            Route::BucketInfo { .. }
+            | Route::BucketList { .. }
+            | Route::BucketTree { .. }
+            | Route::BucketPathsInfo { .. }
+            | Route::BucketResolve { .. }
+            | Route::BucketXetReadToken { .. }
+            | Route::BucketEvents { .. }
+            | Route::BucketWrite { .. }
+            | Route::RepoMove => None,
         }
     }
 
@@ -506,6 +697,8 @@ impl Route {
         match self {
             Route::Resolve { path, .. } => Some(path),
             Route::Tree { path, .. } => path.as_ref(),
+            Route::BucketResolve { path, .. } => Some(path),
+            Route::BucketTree { prefix, .. } => prefix.as_ref(),
             _ => None,
         }
     }
@@ -838,6 +1031,127 @@ mod tests {
         assert!(r.is_canonical());
     }
 
+    #[test]
+    fn bucket_routes() {
+        let b = RepoRef::new(RepoType::Bucket, RepoId::new("acme/bk").unwrap());
+        let cases: Vec<(&str, Route, &str)> = vec![
+            (
+                "/api/buckets/acme/bk",
+                Route::BucketInfo { bucket: b.clone() },
+                "/api/buckets/acme/bk",
+            ),
+            (
+                "/api/buckets/me",
+                Route::BucketList {
+                    namespace: "me".into(),
+                },
+                "/api/buckets/me",
+            ),
+            (
+                "/api/buckets/acme/bk/tree",
+                Route::BucketTree {
+                    bucket: b.clone(),
+                    prefix: None,
+                },
+                "/api/buckets/acme/bk/tree",
+            ),
+            // huggingface_hub encodes the prefix's `/`; huggingface.js sends it raw.
+            (
+                "/api/buckets/acme/bk/tree/data%2Fsub%20dir",
+                Route::BucketTree {
+                    bucket: b.clone(),
+                    prefix: Some(rp("data/sub dir")),
+                },
+                "/api/buckets/acme/bk/tree/data%2Fsub%20dir",
+            ),
+            (
+                "/api/buckets/acme/bk/tree/data/sub%20dir",
+                Route::BucketTree {
+                    bucket: b.clone(),
+                    prefix: Some(rp("data/sub dir")),
+                },
+                "/api/buckets/acme/bk/tree/data%2Fsub%20dir",
+            ),
+            (
+                "/api/buckets/acme/bk/paths-info",
+                Route::BucketPathsInfo { bucket: b.clone() },
+                "/api/buckets/acme/bk/paths-info",
+            ),
+            (
+                "/buckets/acme/bk/resolve/data%2Fa.txt",
+                Route::BucketResolve {
+                    bucket: b.clone(),
+                    path: rp("data/a.txt"),
+                },
+                "/buckets/acme/bk/resolve/data/a.txt",
+            ),
+            (
+                "/buckets/acme/bk/resolve/data/a.txt",
+                Route::BucketResolve {
+                    bucket: b.clone(),
+                    path: rp("data/a.txt"),
+                },
+                "/buckets/acme/bk/resolve/data/a.txt",
+            ),
+            (
+                "/api/buckets/acme/bk/xet-read-token",
+                Route::BucketXetReadToken { bucket: b.clone() },
+                "/api/buckets/acme/bk/xet-read-token",
+            ),
+            (
+                "/api/buckets/acme/bk/events",
+                Route::BucketEvents { bucket: b.clone() },
+                "/api/buckets/acme/bk/events",
+            ),
+            (
+                "/api/buckets/acme/bk/xet-write-token",
+                Route::BucketWrite {
+                    bucket: b.clone(),
+                    op: BucketWriteOp::XetWriteToken,
+                },
+                "/api/buckets/acme/bk/xet-write-token",
+            ),
+            ("/api/repos/move", Route::RepoMove, "/api/repos/move"),
+        ];
+        for (raw, want, up) in cases {
+            let got = parse_route(raw).unwrap_or_else(|e| panic!("{raw}: {e:?}"));
+            assert_eq!(got, want, "{raw}");
+            assert_eq!(got.upstream_path(), up, "{raw}");
+            assert_eq!(got.revision(), None);
+            assert_eq!(
+                got.repo().map(RepoRef::key).is_some(),
+                !matches!(got, Route::BucketList { .. } | Route::RepoMove)
+            );
+        }
+        assert_eq!(b.key(), "buckets/acme/bk");
+        // A bucket id always has two segments; no revision anywhere.
+        for p in [
+            "/api/buckets/acme/bk/tree/main/..%2Fx",
+            "/buckets/acme/bk/resolve/..%2Fetc",
+            "/buckets/ac%2Fme/bk/resolve/x",
+            "/api/buckets/a%2Fb",
+            "/api/buckets/-x/bk",
+        ] {
+            assert!(
+                matches!(parse_route(p), Err(RouteError::BadRequest(_))),
+                "{p}: {:?}",
+                parse_route(p)
+            );
+        }
+        for p in [
+            "/api/buckets",
+            "/api/buckets/acme/bk/xet-read-token/main",
+            "/api/buckets/acme/bk/unknown",
+            "/buckets/acme/bk/resolve",
+        ] {
+            assert!(parse_route(p).is_err(), "{p}");
+        }
+        // A model under a namespace named `buckets` stays reachable (explicit `models/`).
+        let m = resolve(Model, "buckets/x", "main", "f");
+        assert_eq!(m.upstream_path(), "/models/buckets/x/resolve/main/f");
+        assert_eq!(parse_route(&m.upstream_path()), Ok(m));
+    }
+
     // ---- property tests ----------------------------------------------------------------------
 
     const WORDS: &[&str] = &[
@@ -901,11 +1215,35 @@ mod tests {
             arb_id(),
             arb_rev(),
             prop::option::of(arb_path()),
-            0..11u8,
+            0..19u8,
         )
             .prop_map(|(kind, id, revision, path, which)| {
+                // Buckets always have a two-segment id.
+                let bucket = RepoRef::new(
+                    RepoType::Bucket,
+                    RepoId::from_parts(Some(id.first_segment()), id.name()).unwrap(),
+                );
                 let repo = RepoRef::new(kind, id);
                 match which {
+                    11 => Route::BucketInfo { bucket },
+                    12 => Route::BucketList {
+                        namespace: bucket.id.first_segment().to_string(),
+                    },
+                    13 => Route::BucketTree {
+                        bucket,
+                        prefix: path,
+                    },
+                    14 => Route::BucketPathsInfo { bucket },
+                    15 => Route::BucketResolve {
+                        bucket,
+                        path: path.unwrap_or_else(|| rp("dir/f")),
+                    },
+                    16 => Route::BucketXetReadToken { bucket },
+                    17 => Route::BucketEvents { bucket },
+                    18 => Route::BucketWrite {
+                        bucket,
+                        op: BucketWriteOp::Batch,
+                    },
                     0 => Route::Resolve {
                         repo,
                         revision,
@@ -960,7 +1298,16 @@ mod tests {
             | Route::Metrics
             | Route::Admin(_)
             | Route::CasReconstruction { .. }
-            | Route::CasXorb { .. } => false,
+            | Route::CasXorb { .. }
+            | Route::BucketInfo { .. }
+            | Route::BucketList { .. }
+            | Route::BucketTree { .. }
+            | Route::BucketPathsInfo { .. }
+            | Route::BucketResolve { .. }
+            | Route::BucketXetReadToken { .. }
+            | Route::BucketEvents { .. }
+            | Route::BucketWrite { .. }
+            | Route::RepoMove => false,
         }
     }
 
@@ -1034,7 +1381,7 @@ mod tests {
                 ambiguous.insert(std::mem::discriminant(&r));
             }
         }
-        assert_eq!(variants.len(), 11);
+        assert_eq!(variants.len(), 19);
         // Every variant that can be ambiguous is generated ambiguous at least once.
         assert_eq!(ambiguous.len(), 7, "{ambiguous:?}");
     }

@@ -388,7 +388,13 @@ pub fn member_hashes(route: &Route, body: &str) -> Vec<String> {
         return Vec::new();
     };
     let entries: &[Value] = match (route, &v) {
-        (Route::Tree { .. } | Route::PathsInfo { .. }, Value::Array(a)) => a,
+        (
+            Route::Tree { .. }
+            | Route::PathsInfo { .. }
+            | Route::BucketTree { .. }
+            | Route::BucketPathsInfo { .. },
+            Value::Array(a),
+        ) => a,
         (Route::RepoInfo { .. } | Route::RevisionInfo { .. }, Value::Object(m)) => {
             match m.get("siblings") {
                 Some(Value::Array(a)) => a,
@@ -397,7 +403,13 @@ pub fn member_hashes(route: &Route, body: &str) -> Vec<String> {
         }
         _ => return Vec::new(),
     };
-    let is_tree = matches!(route, Route::Tree { .. } | Route::PathsInfo { .. });
+    let is_tree = matches!(
+        route,
+        Route::Tree { .. }
+            | Route::PathsInfo { .. }
+            | Route::BucketTree { .. }
+            | Route::BucketPathsInfo { .. }
+    );
     entries
         .iter()
         .filter_map(Value::as_object)

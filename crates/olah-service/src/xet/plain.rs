@@ -35,6 +35,31 @@ impl XetMirror {
     }
 }
 
+impl XetMirror {
+    /// The bytes of a Storage Bucket file: rebuilt from the xorb store (cached by Xet hash,
+    /// shared with repositories), filling misses upstream with a CAS token of the bucket for
+    /// this caller. Unlike [`XetMirror::file_source`] it also works offline (the cached
+    /// reconstruction and xorb ranges, for a file known to belong to the bucket): buckets have
+    /// no other cache.
+    pub fn bucket_source(
+        self: &Arc<Self>,
+        bucket: &RepoRef,
+        auth: Option<&HeaderValue>,
+        file: &str,
+        size: u64,
+    ) -> Option<Arc<dyn olah_store::Source>> {
+        if !self.serves(bucket) || !is_hash(file) {
+            return None;
+        }
+        Some(Arc::new(XetFileSource {
+            mirror: self.clone(),
+            session: Session::new(bucket, "", auth, self.gate.caller(auth), u64::MAX),
+            file: file.to_string(),
+            size,
+        }))
+    }
+}
+
 /// Rebuilds byte ranges of one Xet file from the xorb store (filling misses upstream).
 pub struct XetFileSource {
     mirror: Arc<XetMirror>,

@@ -58,12 +58,34 @@ impl XetMirror {
         rev: &Revision,
         auth: Option<&HeaderValue>,
     ) -> Result<(String, u64), ServiceError> {
+        self.token_at(repo, rev.as_str(), auth).await
+    }
+
+    /// [`XetMirror::token`] of a Storage Bucket (no revision: its token route has none).
+    pub async fn bucket_token(
+        self: &Arc<Self>,
+        bucket: &RepoRef,
+        auth: Option<&HeaderValue>,
+    ) -> Result<(String, u64), ServiceError> {
+        if bucket.kind != olah_types::RepoType::Bucket {
+            return Err(ServiceError::internal("a bucket token for a repository"));
+        }
+        self.token_at(bucket, "", auth).await
+    }
+
+    /// The token route for a repo at `rev`, or a bucket (`rev` empty).
+    async fn token_at(
+        self: &Arc<Self>,
+        repo: &RepoRef,
+        rev: &str,
+        auth: Option<&HeaderValue>,
+    ) -> Result<(String, u64), ServiceError> {
         if !self.serves(repo) {
             return Err(disabled());
         }
         let caller = self.gate.caller(auth);
         let repo_key = repo.key();
-        let session = Session::new(repo, rev.as_str(), auth, caller.clone(), now() + TOKEN_TTL);
+        let session = Session::new(repo, rev, auth, caller.clone(), now() + TOKEN_TTL);
         match self.gate.known(&repo_key, Scope::Files, &caller) {
             Known::Allowed if !self.policy.offline() && self.state.cas_due() => {
                 // Where the upstream CAS lives is due to be confirmed: a CAS outside the allow
@@ -162,9 +184,16 @@ impl XetMirror {
                 "this Xet token must be refreshed through the token route",
             ));
         }
-        let route = Route::XetReadToken {
-            repo: s.repo.clone(),
-            revision: Revision::new(&s.rev).map_err(|e| ServiceError::internal(e.to_string()))?,
+        // Scope-agnostic: a bucket's token route has no revision.
+        let route = match s.repo.kind {
+            olah_types::RepoType::Bucket => Route::BucketXetReadToken {
+                bucket: s.repo.clone(),
+            },
+            _ => Route::XetReadToken {
+                repo: s.repo.clone(),
+                revision: Revision::new(&s.rev)
+                    .map_err(|e| ServiceError::internal(e.to_string()))?,
+            },
         };
         if !route.is_canonical() {
             return Err(ServiceError::bad_request(

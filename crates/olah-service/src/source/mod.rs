@@ -295,6 +295,38 @@ pub fn is_true(s: &str) -> bool {
     matches!(s, "true" | "True" | "1")
 }
 
+/// The `/raw/{rev}/{path}` view of a file: the git blob. A regular file's blob is the file; an
+/// LFS (or Xet) file's blob is its Git LFS pointer, written from the sha256 and size the source
+/// announced (no byte of the file is read). Served with a strong ETag (the pointer's git blob
+/// id) and ranges like any file.
+pub fn raw_view(file: RepoFile) -> RepoFile {
+    let Some((sha256, size)) = file.head.linked.clone() else {
+        return file;
+    };
+    let pointer =
+        format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n");
+    let etag = {
+        use sha1::Digest as _;
+        let mut h = sha1::Sha1::new();
+        h.update(format!("blob {}\0", pointer.len()).as_bytes());
+        h.update(pointer.as_bytes());
+        hex::encode(h.finalize())
+    };
+    let head = FileHead {
+        commit: file.head.commit,
+        size: pointer.len() as u64,
+        etag,
+        linked: None,
+        xet_hash: None,
+        content_type: "text/plain; charset=utf-8".into(),
+        outcome: file.head.outcome,
+    };
+    RepoFile {
+        head,
+        body: Arc::new(body::InlineBody(Bytes::from(pointer))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

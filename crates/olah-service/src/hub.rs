@@ -1032,6 +1032,45 @@ mod tests {
     use olah_types::parse_route;
 
     #[test]
+    fn only_entry_not_found_at_a_named_commit_is_remembered() {
+        let sha = "0123456789ABCDEF0123456789abcdef01234567";
+        let h = |code: &'static str, commit: Option<&'static str>| {
+            let mut h = HeaderMap::new();
+            h.insert("x-error-code", HeaderValue::from_static(code));
+            h.insert(
+                "x-error-message",
+                HeaderValue::from_static("vocab.json missing"),
+            );
+            if let Some(c) = commit {
+                h.insert("x-repo-commit", HeaderValue::from_static(c));
+            }
+            h
+        };
+        let m = Missing::from_answer(StatusCode::NOT_FOUND, &h("EntryNotFound", Some(sha)))
+            .expect("remembered");
+        assert_eq!(m.commit, sha.to_ascii_lowercase());
+        let e = m.error();
+        assert_eq!(e.code, crate::error::HubCode::EntryNotFound);
+        assert_eq!(e.commit.as_deref(), Some(m.commit.as_str()));
+        assert_eq!(e.message, "vocab.json missing");
+        // Access refusals, other codes, other statuses and answers without a commit are not.
+        for (status, headers) in [
+            (StatusCode::NOT_FOUND, h("RepoNotFound", Some(sha))),
+            (StatusCode::NOT_FOUND, h("GatedRepo", Some(sha))),
+            (StatusCode::UNAUTHORIZED, h("EntryNotFound", Some(sha))),
+            (StatusCode::FORBIDDEN, h("EntryNotFound", Some(sha))),
+            (StatusCode::NOT_FOUND, h("RevisionNotFound", Some(sha))),
+            (StatusCode::NOT_FOUND, h("EntryNotFound", None)),
+            (StatusCode::NOT_FOUND, h("EntryNotFound", Some("main"))),
+        ] {
+            assert!(
+                Missing::from_answer(status, &headers).is_none(),
+                "{status} {headers:?}"
+            );
+        }
+    }
+
+    #[test]
     fn queries_keep_known_parameters_sorted_and_bounded() {
         let tree = parse_route("/api/models/a/b/tree/main").unwrap();
         assert_eq!(

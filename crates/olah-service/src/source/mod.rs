@@ -348,4 +348,45 @@ mod tests {
             .collect();
         assert!(PathsQuery::parse(many.as_bytes()).is_err());
     }
+
+    #[tokio::test]
+    async fn raw_view_of_an_lfs_file_is_its_pointer() {
+        use futures::StreamExt as _;
+        let head = |linked: Option<(String, u64)>| FileHead {
+            commit: Some("c".repeat(40)),
+            size: 1234,
+            etag: "e".into(),
+            linked,
+            xet_hash: None,
+            content_type: "application/octet-stream".into(),
+            outcome: Outcome::Hit,
+        };
+        let lfs = RepoFile {
+            head: head(Some(("ab".repeat(32), 1234))),
+            body: Arc::new(body::InlineBody(Bytes::from_static(b"not read"))),
+        };
+        let raw = raw_view(lfs);
+        let want = format!(
+            "version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize 1234\n",
+            "ab".repeat(32)
+        );
+        assert_eq!(raw.head.size, want.len() as u64);
+        assert_eq!(raw.head.linked, None);
+        assert_eq!(raw.head.commit, Some("c".repeat(40)));
+        let got: Vec<u8> = raw
+            .body
+            .open(0, want.len() as u64 - 1)
+            .await
+            .unwrap()
+            .map(|b| b.unwrap().to_vec())
+            .concat()
+            .await;
+        assert_eq!(got, want.as_bytes());
+        // A regular file's blob is the file itself.
+        let plain = RepoFile {
+            head: head(None),
+            body: Arc::new(body::InlineBody(Bytes::from_static(b"x"))),
+        };
+        assert_eq!(raw_view(plain).head.etag, "e");
+    }
 }

@@ -10,6 +10,11 @@ count assertions: the fake must answer the real libraries like the Hub does.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import subprocess
+
 import pytest
 
 from conftest import TARGET, http, mirror_only
@@ -185,7 +190,7 @@ def test_small_library_routes(hub, hub_admin, mirror):
     # The resolve-cache URL the Hub redirects a regular file to, on the mirror's own origin.
     status, h, body = http(f"{mirror.url}/api/resolve-cache/models/acme/tiny/{sha}/config.json?x=&etag=%22y%22")
     assert status == 200 and h["X-Repo-Commit"] == sha
-    assert hashlib_sha256(body) == cfg["sha256"]
+    assert hashlib.sha256(body).hexdigest() == cfg["sha256"]
     status, h, body = http(
         f"{mirror.url}/api/resolve-cache/models/acme/tiny/{sha}/config.json", headers={"Range": "bytes=1-3"}
     )
@@ -203,30 +208,44 @@ def test_small_library_routes(hub, hub_admin, mirror):
     assert (status, body) == (206, b"{")
     # huggingface.js shapes: revision HEAD, unencoded refs in tree URLs.
     status, _, body = http(f"{mirror.url}/api/models/acme/tiny/revision/HEAD")
-    assert status == 200 and json_loads(body)["sha"] == sha
+    assert status == 200 and json.loads(body)["sha"] == sha
     status, _, body = http(f"{mirror.url}/api/models/acme/tiny/tree/refs/pr/1")
-    assert status == 200 and "pr.txt" in [e["path"] for e in json_loads(body)]
+    assert status == 200 and "pr.txt" in [e["path"] for e in json.loads(body)]
     # auth-check and safetensors-metadata pass through with the caller's credentials.
     assert http(f"{mirror.url}/api/models/acme/gated/auth-check")[0] == 401
     assert http(f"{mirror.url}/api/models/acme/gated/auth-check", headers={"Authorization": "Bearer hf_granted"})[0] == 200
     status, _, body = http(f"{mirror.url}/api/models/acme/tok/safetensors-metadata/model.safetensors.index.json")
-    assert status == 200 and json_loads(body)["headers"]["model-00001-of-00002.safetensors"]["a.weight"]["shape"] == [2]
+    assert status == 200 and json.loads(body)["headers"]["model-00001-of-00002.safetensors"]["a.weight"]["shape"] == [2]
     # Answered by the mirror itself, nothing upstream.
     hub_admin.reset()
     status, _, body = http(f"{mirror.url}/api/agent-harnesses")
-    assert status == 200 and "harnesses" in json_loads(body)
+    assert status == 200 and "harnesses" in json.loads(body)
     status, h, _ = http(f"{mirror.url}/info?dataset=acme/pq", headers={"Host": "datasets-server.127.0.0.1"})
     assert status == 404 and h["X-Error-Code"] == "NotFound"
     assert hub_admin.stats().requests() == 0
 
 
-def hashlib_sha256(b):
-    import hashlib
-
-    return hashlib.sha256(b).hexdigest()
+JS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "js")
 
 
-def json_loads(b):
-    import json
-
-    return json.loads(b)
+def test_huggingface_js_request_shapes(hub, hub_admin, endpoint):
+    """huggingface.js's own shapes (tests/js/shapes.mjs): tree URLs with an unencoded
+    `refs/pr/1` and path, paths-info as JSON with `lastCommit`, `revision/HEAD`, `/raw/` HEADs,
+    and a regular file's download (Range probe, slices) through the resolve-cache redirect."""
+    assert os.path.isdir(os.path.join(JS_DIR, "node_modules", "@huggingface", "hub")), "run scripts/test.sh (npm install)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    r = subprocess.run(["node", "shapes.mjs", endpoint], cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    pr = hub.tree("acme/tiny", "refs/pr/1")
+    cfg = hub.file("acme/tiny", "config.json")
+    assert out["prFiles"] == sorted({p.split("/")[0] for p in pr})
+    assert out["subFiles"] == sorted(p for p in pr if p.startswith("sub/dir/"))
+    assert out["paths"] == [
+        ["config.json", "file", cfg["size"], True],
+        ["model.bin", "file", hub.file("acme/tiny", "model.bin")["size"], True],
+    ]
+    assert out["sha"] == hub.commit("acme/tiny")
+    assert (out["exists"], out["missing"]) == (True, False)
+    assert out["sha256"] == cfg["sha256"]
+    assert out["slice"] == out["config"][2:12]

@@ -11,7 +11,7 @@ from conftest import _binary, mirror_only
 
 pytestmark = mirror_only
 
-FILE_ROUTES = ("resolve", "lfs", "xorb")
+FILE_ROUTES = ("resolve", "resolve_cache", "lfs", "xorb")
 
 
 def cli(*args, timeout=120):
@@ -26,7 +26,8 @@ def prefetch(m, repo, *extra):
 
 
 def file_gets(stats):
-    """Upstream GETs that carried file content (resolve, LFS, xorb; redirects carry none)."""
+    """Upstream GETs that carried file content (resolve, resolve-cache, LFS, xorb; redirects carry
+    none)."""
     return [r for r in stats.log if r["method"] == "GET" and r["route"] in FILE_ROUTES and r["status"] in (200, 206)]
 
 

@@ -98,10 +98,35 @@ async fn route_request(app: App, mut req: Request) -> Response {
         Some(Parsed(p)) => p,
         None => parse_route(req.uri().path()),
     };
+    // `datasets` asks `datasets-server.{HF_ENDPOINT host}` for exported dataset infos (and
+    // waits up to 100 s for an answer): a name aliased to the mirror gets a quick Hub-shaped 404,
+    // whatever the path.
+    if host_of(req.headers())
+        .is_some_and(|h| h.to_ascii_lowercase().starts_with("datasets-server."))
+    {
+        return render(ServiceError::new(
+            ErrorKind::NotFound,
+            Origin::Client,
+            HubCode::NotFound,
+            "this mirror does not serve the dataset viewer",
+        ));
+    }
     let route = match parsed {
         Ok(r) => r,
         Err(e) => return render(e.into()),
     };
+    // The resolve-cache URL of a regular file is that file at a commit.
+    let route = match route {
+        Route::ResolveCache { repo, commit, path } => Route::Resolve {
+            repo,
+            revision: commit,
+            path,
+        },
+        r => r,
+    };
+    if route == Route::AgentHarnesses && matches!(*req.method(), Method::GET | Method::HEAD) {
+        return agent_harnesses();
+    }
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         match route {
             // Liveness: the process answers. Readiness: its stores can be used. Neither asks
@@ -296,6 +321,38 @@ async fn repo_request(
             }
             Ok(resp)
         }
+        Route::Raw {
+            repo,
+            revision,
+            path,
+        } if read => {
+            let f = olah_service::source::raw_view(src.file(&cx, repo, revision, path).await?);
+            if let Some(c) = &f.head.commit {
+                span.record("commit", c.as_str());
+            }
+            span.record("cache", f.head.outcome.as_str());
+            surface::file_response(f, repo, req.headers(), is_head, base.as_deref()).await
+        }
+        Route::SafetensorsMetadata { .. } | Route::AuthCheck { .. } if read => match &app.mirror {
+            // Asked upstream with the caller's own credentials, never cached.
+            Some(m) if is_hub => {
+                let (status, h, body) = m.hub().passthrough(&route, cx.auth.as_ref()).await?;
+                let mut r = Response::new(if is_head {
+                    Body::empty()
+                } else {
+                    Body::from(body)
+                });
+                *r.status_mut() = status;
+                copy_header(&h, r.headers_mut(), header::CONTENT_TYPE);
+                Ok(r)
+            }
+            _ => Err(ServiceError::new(
+                ErrorKind::NotFound,
+                Origin::Client,
+                HubCode::EntryNotFound,
+                "not available for a local repository",
+            )),
+        },
         Route::XetReadToken { repo, revision } if read => match &app.mirror {
             Some(m) if is_hub => xet_token(m, repo, revision, req.headers()).await,
             // Local repositories have no Xet storage: nothing announces Xet for them.
@@ -432,6 +489,16 @@ fn token_answer(cas: String, token: String, exp: u64) -> Response {
         }
     }
     r
+}
+
+/// `/api/agent-harnesses`: huggingface_hub's daily question (which environment variables name
+/// a coding agent) answered locally: none, so no client request of it reaches the upstream.
+fn agent_harnesses() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"standardEnvVars":[],"harnesses":{}}"#,
+    )
+        .into_response()
 }
 
 /// 404 `XetDisabled`: this repository's files are served over plain HTTP.

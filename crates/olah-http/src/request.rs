@@ -14,6 +14,10 @@ pub(crate) struct Parsed(pub(crate) Result<Route, RouteError>);
 pub(crate) fn route_class(parsed: &Result<Route, RouteError>) -> RouteClass {
     match parsed {
         Ok(Route::Resolve { .. }) => RouteClass::resolve,
+        Ok(Route::ResolveCache { .. } | Route::Raw { .. }) => RouteClass::resolve,
+        Ok(Route::SafetensorsMetadata { .. } | Route::AuthCheck { .. } | Route::AgentHarnesses) => {
+            RouteClass::api
+        }
         Ok(Route::XetReadToken { .. }) => RouteClass::xet,
         Ok(Route::CasReconstruction { .. } | Route::CasXorb { .. }) => RouteClass::cas,
         Ok(Route::Landing | Route::Admin(_) | Route::Metrics | Route::Health | Route::Ready) => {

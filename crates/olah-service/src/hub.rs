@@ -175,6 +175,18 @@ impl HubCache {
                 cache: Outcome::Hit,
             });
         }
+        // A file the Hub said is not at this commit is as immutable as one it served.
+        if let Some(commit) = &pinned
+            && let Some(m) = self
+                .db
+                .get_api::<Missing>(missing_file_key(repo, commit, path))
+                .await
+        {
+            self.gate
+                .check(repo, Scope::Files, &caller, auth, Some((commit, path)))
+                .await?;
+            return Err(m.error());
+        }
         if self.policy.offline() {
             return Err(ServiceError::offline_not_cached(&format!(
                 "{repo_key}@{}:{}",
@@ -276,6 +288,15 @@ impl HubCache {
                         me.gate
                             .refused(&repo.key(), Scope::Files, &caller, e.clone())
                             .await;
+                    } else if let Some(m) = Missing::from_answer(status, &h)
+                        && me.policy.cache_allowed(&repo)
+                    {
+                        me.remember_missing(
+                            missing_file_key(&repo, &m.commit, &path),
+                            m,
+                            (!rev.is_commit_sha()).then(|| rev_key_of(&repo, &rev)),
+                        )
+                        .await;
                     }
                     return Err(e);
                 }
@@ -368,6 +389,33 @@ impl HubCache {
                 Ok((commit, meta))
             })
             .await
+    }
+
+    /// Stores an `EntryNotFound` answer (in the API table: bounded, counted in the size limit)
+    /// and, for a branch, the commit the answer named.
+    async fn remember_missing(&self, key: String, m: Missing, rev_key: Option<String>) {
+        let rev_entry = rev_key.map(|k| {
+            (
+                k,
+                RevEntry {
+                    commit: m.commit.clone(),
+                    fetched_at: m.fetched_at,
+                },
+            )
+        });
+        let stored = self
+            .db
+            .run(move |db| {
+                db.put_api(&key, &m)?;
+                if let Some((k, v)) = rev_entry {
+                    db.put_json(&k, &v)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = stored {
+            cache_write_failed(&e);
+        }
     }
 
     /// The bytes of a file at a commit failed verification against the metadata the upstream
@@ -469,6 +517,21 @@ impl HubCache {
                 .await?;
             return Ok((Arc::new(c.clone()), Outcome::Hit));
         }
+        // A listing of a directory the Hub said is not there (at a commit: for good; at a branch:
+        // for the TTL).
+        let missing_key = format!("{key}|missing");
+        if keep
+            && cached.is_none()
+            && let Some(m) = self.db.get_api::<Missing>(missing_key.clone()).await
+            && (immutable
+                || self.policy.offline()
+                || now().saturating_sub(m.fetched_at) < self.policy.ttl())
+        {
+            self.gate
+                .check(&repo, Scope::Meta, &caller, auth, None)
+                .await?;
+            return Err(m.error());
+        }
         if self.policy.offline() {
             return Err(ServiceError::offline_not_cached(&up_full));
         }
@@ -510,6 +573,11 @@ impl HubCache {
                         me.gate
                             .refused(&repo_key, Scope::Meta, &caller2, e.clone())
                             .await;
+                    } else if keep
+                        && matches!(route2, Route::Tree { path: Some(_), .. })
+                        && let Some(m) = Missing::from_answer(status, &h)
+                    {
+                        me.remember_missing(missing_key, m, None).await;
                     }
                     return Err(e);
                 }
@@ -707,6 +775,59 @@ impl HubCache {
         }
         Ok((status, h, body))
     }
+}
+
+/// A cached `404 EntryNotFound` (a file at a commit, or a listing of a directory): answered
+/// again with the same code, message and `X-Repo-Commit`. Never an access refusal
+/// (`RepoNotFound`, `GatedRepo`, 401, 403 are not recorded).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Missing {
+    commit: String,
+    message: String,
+    fetched_at: u64,
+}
+
+impl Missing {
+    /// The Hub's answer, when it says an entry is missing at a named commit.
+    fn from_answer(status: StatusCode, h: &HeaderMap) -> Option<Self> {
+        if status != StatusCode::NOT_FOUND
+            || header_str(h, "x-error-code").as_deref() != Some("EntryNotFound")
+        {
+            return None;
+        }
+        let commit = header_str(h, "x-repo-commit")
+            .filter(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))?
+            .to_ascii_lowercase();
+        let message = header_str(h, "x-error-message")
+            .unwrap_or_else(|| "Entry not found".into())
+            .chars()
+            .take(512)
+            .collect();
+        Some(Self {
+            commit,
+            message,
+            fetched_at: now(),
+        })
+    }
+
+    fn error(&self) -> ServiceError {
+        ServiceError::entry_not_found(self.message.clone(), Some(self.commit.clone()))
+    }
+}
+
+/// Key of a cached missing file at a commit (under the repo's API prefix, so `cache rm` of the
+/// repo drops it).
+fn missing_file_key(repo: &RepoRef, commit: &str, path: &RepoPath) -> String {
+    format!(
+        "api|/api/{}/{}|missing|{commit}|{}",
+        repo.kind.api_plural(),
+        repo.id,
+        path.as_str()
+    )
+}
+
+fn rev_key_of(repo: &RepoRef, rev: &Revision) -> String {
+    format!("rev|{}|{}", repo.key(), rev.as_str())
 }
 
 /// One cached paths-info entry (the Hub's JSON object for one path).
@@ -924,6 +1045,45 @@ fn limit(
 mod tests {
     use super::*;
     use olah_types::parse_route;
+
+    #[test]
+    fn only_entry_not_found_at_a_named_commit_is_remembered() {
+        let sha = "0123456789ABCDEF0123456789abcdef01234567";
+        let h = |code: &'static str, commit: Option<&'static str>| {
+            let mut h = HeaderMap::new();
+            h.insert("x-error-code", HeaderValue::from_static(code));
+            h.insert(
+                "x-error-message",
+                HeaderValue::from_static("vocab.json missing"),
+            );
+            if let Some(c) = commit {
+                h.insert("x-repo-commit", HeaderValue::from_static(c));
+            }
+            h
+        };
+        let m = Missing::from_answer(StatusCode::NOT_FOUND, &h("EntryNotFound", Some(sha)))
+            .expect("remembered");
+        assert_eq!(m.commit, sha.to_ascii_lowercase());
+        let e = m.error();
+        assert_eq!(e.code, crate::error::HubCode::EntryNotFound);
+        assert_eq!(e.commit.as_deref(), Some(m.commit.as_str()));
+        assert_eq!(e.message, "vocab.json missing");
+        // Access refusals, other codes, other statuses and answers without a commit are not.
+        for (status, headers) in [
+            (StatusCode::NOT_FOUND, h("RepoNotFound", Some(sha))),
+            (StatusCode::NOT_FOUND, h("GatedRepo", Some(sha))),
+            (StatusCode::UNAUTHORIZED, h("EntryNotFound", Some(sha))),
+            (StatusCode::FORBIDDEN, h("EntryNotFound", Some(sha))),
+            (StatusCode::NOT_FOUND, h("RevisionNotFound", Some(sha))),
+            (StatusCode::NOT_FOUND, h("EntryNotFound", None)),
+            (StatusCode::NOT_FOUND, h("EntryNotFound", Some("main"))),
+        ] {
+            assert!(
+                Missing::from_answer(status, &headers).is_none(),
+                "{status} {headers:?}"
+            );
+        }
+    }
 
     #[test]
     fn queries_keep_known_parameters_sorted_and_bounded() {

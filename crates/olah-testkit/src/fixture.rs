@@ -624,6 +624,9 @@ impl RepoFixture {
     /// `refs/tags/x`, `refs/pr/N`, `refs/convert/x`), a full commit sha, or a unique prefix of
     /// at least 7 hex digits.
     pub fn resolve_index(&self, rev: &str) -> Option<usize> {
+        if rev == "HEAD" {
+            return Some(self.main_index());
+        }
         if let Some(i) = self.branches.get(rev).or_else(|| self.tags.get(rev)) {
             return Some(*i);
         }

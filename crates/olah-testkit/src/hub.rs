@@ -121,6 +121,8 @@ fn find_repo<'a>(
         "refs",
         "commits",
         "xet-read-token",
+        "auth-check",
+        "safetensors-metadata",
     ];
     [2usize, 1].into_iter().find_map(|n| {
         let shape = match marker {
@@ -179,22 +181,104 @@ pub(crate) async fn route(st: &Arc<HubState>, req: Request<Body>) -> Response<Bo
         .split('/')
         .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
+    let get_like = matches!(*req.method(), Method::GET | Method::HEAD);
     if segs[0] == "api" && segs.get(1).is_some_and(|s| s == "buckets") {
         return crate::bucket::api(st, req, &segs[2..], tok).await;
+    }
+    if segs[0] == "api" && segs.get(1).is_some_and(|s| s == "resolve-cache") && get_like {
+        return resolve_cache(st, &req, &segs[2..], tok);
+    }
+    if segs[0] == "api" && segs.len() == 2 && segs[1] == "agent-harnesses" && get_like {
+        return json_response(&json!({"standardEnvVars": [], "harnesses": {}}));
     }
     if segs[0] == "api" {
         return api(st, req, &segs[1..], tok).await;
     }
     if segs[0] == "buckets" && segs.get(3).is_some_and(|s| s == "resolve") {
-        if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        if !get_like {
             return not_found();
         }
         return crate::bucket::resolve(st, &req, &segs[1..], tok);
     }
-    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+    if !get_like {
         return not_found();
     }
     resolve(st, &req, &segs, tok)
+}
+
+/// Path characters left as they are in the redirects the fake Hub writes (RFC 3986 unreserved).
+const PATH_SET: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Each `/`-separated segment percent-encoded, the `/`s kept.
+fn encode_path(p: &str) -> String {
+    p.split('/')
+        .map(|s| utf8_percent_encode(s, PATH_SET).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `/api/resolve-cache/{t}s/{id}/{commit}/{path}`: where a regular file's resolve redirects
+/// (PROTOCOL-2.md B.1). Commit-addressed; the bytes with `X-Repo-Commit`, `ETag`,
+/// `Content-Length` and Range, like the live Hub.
+fn resolve_cache(
+    st: &Arc<HubState>,
+    req: &Request<Body>,
+    segs: &[String],
+    tok: Option<String>,
+) -> Response<Body> {
+    let Some(kind) = segs.first().and_then(|s| Kind::from_plural(s)) else {
+        return not_found();
+    };
+    let rest = &segs[1..];
+    let full_sha = |s: &str| s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let found = [2usize, 1].into_iter().find_map(|n| {
+        if rest.len() <= n + 1 || !full_sha(&rest[n]) {
+            return None;
+        }
+        st.fixture.repo(kind, &rest[..n].join("/")).map(|r| (r, n))
+    });
+    let Some((repo, n)) = found else {
+        return not_found_repo(&tok);
+    };
+    if !visible(repo, &tok) {
+        return not_found_repo(&tok);
+    }
+    if let Err(r) = file_access(repo, &tok) {
+        return r;
+    }
+    let commit = rest[n].to_ascii_lowercase();
+    let Some(c) = repo.commits.iter().find(|c| c.sha == commit) else {
+        return revision_not_found(&commit);
+    };
+    let fpath = rest[n + 1..].join("/");
+    match c.files.get(&fpath) {
+        Some(f) if !f.lfs => serve_blob(req, c, &fpath, f.content(), &f.oid()),
+        _ => entry_not_found(&fpath, &commit, &c.sha),
+    }
+}
+
+/// A git blob (a regular file, or an LFS file's pointer) with the Hub's headers and Range.
+fn serve_blob(
+    req: &Request<Body>,
+    c: &CommitFixture,
+    fpath: &str,
+    content: &crate::fixture::Content,
+    oid: &str,
+) -> Response<Body> {
+    let mut h = HeaderMap::new();
+    h.insert("x-repo-commit", hv(&c.sha));
+    h.insert(header::ETAG, hv(&format!("\"{oid}\"")));
+    h.insert(header::CONTENT_TYPE, hv(content_type(fpath)));
+    let sha = c.sha.clone();
+    serve_content(req.headers(), content, h, move |s, m| {
+        let mut r = hub_error(s, None, m);
+        r.headers_mut().insert("x-repo-commit", hv(&sha));
+        r
+    })
 }
 
 fn resolve(
@@ -209,8 +293,12 @@ fn resolve(
         "kernels" => (Kind::Kernel, &segs[1..]),
         _ => (Kind::Model, segs),
     };
-    let Some((repo, n)) = find_repo(st, kind, rest, Some("resolve")) else {
-        return if rest.iter().take(3).any(|s| s == "resolve") {
+    let (found, raw) = match find_repo(st, kind, rest, Some("resolve")) {
+        Some(f) => (Some(f), false),
+        None => (find_repo(st, kind, rest, Some("raw")), true),
+    };
+    let Some((repo, n)) = found else {
+        return if rest.iter().take(3).any(|s| s == "resolve" || s == "raw") {
             not_found_repo(&tok)
         } else {
             not_found()
@@ -235,17 +323,44 @@ fn resolve(
     let Some(f) = c.files.get(&fpath) else {
         return entry_not_found(&fpath, &rev, &c.sha);
     };
+    if raw {
+        // `/raw/`: the git blob, so an LFS file's pointer.
+        return if f.lfs {
+            let pointer = crate::fixture::Content::from(f.pointer_text().as_str());
+            serve_blob(req, c, &fpath, &pointer, &f.oid())
+        } else {
+            serve_blob(req, c, &fpath, f.content(), &f.oid())
+        };
+    }
     let mut h = HeaderMap::new();
     h.insert("x-repo-commit", hv(&c.sha));
     if !f.lfs {
+        // Like the live Hub: a same-origin relative 307 to the commit-addressed resolve-cache
+        // URL, which serves the bytes (PROTOCOL-2.md B.1).
+        let id = &rest[..n].join("/");
+        let original = format!("/{}{id}/resolve/{rev}/{fpath}", kind.prefix());
+        let location = format!(
+            "/api/resolve-cache/{}/{}/{}/{}?{}=&etag=%22{}%22",
+            kind.plural(),
+            encode_path(id),
+            c.sha,
+            encode_path(&fpath),
+            encode(&original),
+            f.oid()
+        );
+        h.insert(header::LOCATION, hv(&location));
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         h.insert(header::ETAG, hv(&format!("\"{}\"", f.oid())));
-        h.insert(header::CONTENT_TYPE, hv(content_type(&fpath)));
-        let sha = c.sha.clone();
-        return serve_content(req.headers(), f.content(), h, move |s, m| {
-            let mut r = hub_error(s, None, m);
-            r.headers_mut().insert("x-repo-commit", hv(&sha));
-            r
-        });
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        let mut r = Response::new(Body::from(format!(
+            "Temporary Redirect. Redirecting to {location}"
+        )));
+        *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+        r.headers_mut().extend(h);
+        return r;
     }
     let sha256 = f.sha256();
     let expires = now() + TTL_SECS;
@@ -426,8 +541,78 @@ async fn api(
                 Err(r) => r,
             }
         }
+        "auth-check" if tail.len() <= 2 => auth_check(repo, &tok, tail.get(1).map(String::as_str)),
+        "safetensors-metadata" => {
+            if let Err(r) = file_access(repo, &tok) {
+                return r;
+            }
+            safetensors_metadata(repo, &tail[1..])
+        }
         _ => not_found(),
     }
+}
+
+/// `/api/{t}s/{repo}/auth-check[/write]`: 200 when the caller may read (write: owns) the repo.
+fn auth_check(repo: &RepoFixture, tok: &Option<String>, what: Option<&str>) -> Response<Body> {
+    match what {
+        None => match file_access(repo, tok) {
+            Ok(()) => json_response(&json!({})),
+            Err(r) => r,
+        },
+        Some("write") => match &repo.visibility {
+            Visibility::Private { owners } if tok.as_ref().is_some_and(|t| owners.contains(t)) => {
+                json_response(&json!({}))
+            }
+            _ => hub_error(
+                StatusCode::FORBIDDEN,
+                None,
+                "You don't have write access to this repository",
+            ),
+        },
+        Some(_) => not_found(),
+    }
+}
+
+/// `/api/models/{repo}/safetensors-metadata[/{index}]` (at `main`): the index and the header of
+/// every shard it names.
+fn safetensors_metadata(repo: &RepoFixture, index: &[String]) -> Response<Body> {
+    let idx = repo.main_index();
+    let c = &repo.commits[idx];
+    let name = if index.is_empty() {
+        "model.safetensors.index.json".to_string()
+    } else {
+        index.join("/")
+    };
+    let Some(f) = c.files.get(&name) else {
+        return entry_not_found(&name, "main", &c.sha);
+    };
+    let Ok(index_json) = serde_json::from_slice::<Value>(&f.content().to_vec()) else {
+        return hub_error(StatusCode::BAD_REQUEST, None, "index is not JSON");
+    };
+    let mut headers = serde_json::Map::new();
+    let shards: std::collections::BTreeSet<&str> = index_json["weight_map"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for shard in shards {
+        let Some(sf) = c.files.get(shard) else {
+            return entry_not_found(shard, "main", &c.sha);
+        };
+        let bytes = sf.content().read_range(0, sf.size().min(1 << 20));
+        let n = bytes
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
+        let header = n
+            .and_then(|n| bytes.get(8..8 + n))
+            .and_then(|h| serde_json::from_slice::<Value>(h).ok());
+        match header {
+            Some(h) => {
+                headers.insert(shard.to_string(), h);
+            }
+            None => return hub_error(StatusCode::BAD_REQUEST, None, "not a safetensors file"),
+        }
+    }
+    json_response(&json!({"index": index_json, "headers": headers}))
 }
 
 fn method_not_allowed() -> Response<Body> {

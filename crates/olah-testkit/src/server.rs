@@ -275,6 +275,9 @@ fn classify(host: HostKind, path: &str) -> RouteKind {
                 if at(1) == "whoami-v2" {
                     return RouteKind::Whoami;
                 }
+                if at(1) == "resolve-cache" {
+                    return RouteKind::ResolveCache;
+                }
                 if crate::fixture::Kind::from_plural(at(1)).is_none() {
                     return RouteKind::Other;
                 }
@@ -301,6 +304,8 @@ fn classify(host: HostKind, path: &str) -> RouteKind {
             let off = usize::from(matches!(at(0), "datasets" | "spaces" | "kernels"));
             if at(off + 1) == "resolve" || at(off + 2) == "resolve" {
                 RouteKind::Resolve
+            } else if at(off + 1) == "raw" || at(off + 2) == "raw" {
+                RouteKind::Raw
             } else {
                 RouteKind::Other
             }

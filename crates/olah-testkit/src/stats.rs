@@ -59,6 +59,10 @@ pub enum RouteKind {
     Lfs,
     /// CDN `/xorb/default/{hash}`.
     Xorb,
+    /// `/api/resolve-cache/{t}s/{repo}/{commit}/{path}` (a regular file's resolve redirect).
+    ResolveCache,
+    /// `/{repo}/raw/{rev}/{path}`.
+    Raw,
     /// Anything else.
     Other,
 }
@@ -78,6 +82,8 @@ impl RouteKind {
             RouteKind::Cas => "cas",
             RouteKind::Lfs => "lfs",
             RouteKind::Xorb => "xorb",
+            RouteKind::ResolveCache => "resolve_cache",
+            RouteKind::Raw => "raw",
             RouteKind::Other => "other",
         }
     }

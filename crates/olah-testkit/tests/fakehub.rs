@@ -53,7 +53,31 @@ impl Resp {
     }
 }
 
+/// One request, following same-origin relative redirects (a regular file's resolve → its
+/// resolve-cache URL) like huggingface_hub does; other redirects are the answer.
 async fn req(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, Vec<u8>)>,
+) -> Resp {
+    let mut url = url.to_string();
+    for _ in 0..3 {
+        let r = req_once(method.clone(), &url, headers, body.clone()).await;
+        let relative = r.status.is_redirection()
+            && r.headers
+                .get("location")
+                .is_some_and(|l| l.as_bytes().starts_with(b"/"));
+        if !relative {
+            return r;
+        }
+        let base = reqwest::Url::parse(&url).unwrap();
+        url = base.join(r.h("location")).unwrap().to_string();
+    }
+    panic!("too many redirects")
+}
+
+async fn req_once(
     method: Method,
     url: &str,
     headers: &[(&str, &str)],
@@ -106,6 +130,87 @@ fn commit(hub: &FakeHub, kind: Kind, id: &str, rev: &str) -> String {
         .unwrap()
         .sha
         .clone()
+}
+
+#[tokio::test]
+async fn regular_file_resolve_redirects_to_resolve_cache() {
+    let hub = standard().await;
+    let f = file(&hub, Kind::Model, "acme/tiny", "main", "sub/dir/a b.txt");
+    let main = commit(&hub, Kind::Model, "acme/tiny", "main");
+    for m in [Method::HEAD, Method::GET] {
+        let u = format!("{}/acme/tiny/resolve/main/sub/dir/a%20b.txt", hub.hub_url());
+        let r = req_once(m.clone(), &u, &[], None).await;
+        assert_eq!(r.status, 307);
+        assert_eq!(r.h("x-repo-commit"), main);
+        let loc = r.h("location");
+        assert!(
+            loc.starts_with(&format!(
+                "/api/resolve-cache/models/acme/tiny/{main}/sub/dir/a%20b.txt?"
+            )),
+            "{loc}"
+        );
+        assert!(loc.ends_with(&format!("&etag=%22{}%22", f.oid())), "{loc}");
+        let c = req_once(m, &format!("{}{loc}", hub.hub_url()), &[], None).await;
+        assert_eq!(c.status, 200);
+        assert_eq!(c.h("x-repo-commit"), main);
+        assert_eq!(c.h("etag"), format!("\"{}\"", f.oid()));
+        assert_eq!(c.h("content-length"), f.size().to_string());
+    }
+    // Ranges on the resolve-cache URL; a missing file there is EntryNotFound.
+    let u = format!(
+        "{}/api/resolve-cache/datasets/acme/csv/{}/data/train.csv",
+        hub.hub_url(),
+        commit(&hub, Kind::Dataset, "acme/csv", "main")
+    );
+    let p = req_once(Method::GET, &u, &[("range", "bytes=5-9")], None).await;
+    assert_eq!(p.status, 206);
+    assert_eq!(p.body, b"label");
+    let missing = req_once(Method::HEAD, &format!("{u}x"), &[], None).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.error_code(), Some("EntryNotFound"));
+    // `/raw/`: the git blob (an LFS file's pointer), with ranges.
+    let lfs = file(&hub, Kind::Model, "acme/tiny", "main", "model.bin");
+    let raw = get(&format!("{}/acme/tiny/raw/main/model.bin", hub.hub_url())).await;
+    assert_eq!(raw.status, 200);
+    assert_eq!(raw.body, lfs.pointer_text().as_bytes());
+    let raw = req(
+        Method::GET,
+        &format!("{}/acme/tiny/raw/main/config.json", hub.hub_url()),
+        &[("range", "bytes=0-0")],
+        None,
+    )
+    .await;
+    assert_eq!(raw.status, 206);
+    assert_eq!(raw.body, b"{");
+    // `revision/HEAD` is the default branch; auth-check and safetensors-metadata.
+    let info = get(&format!(
+        "{}/api/models/acme/tiny/revision/HEAD",
+        hub.hub_url()
+    ))
+    .await;
+    assert_eq!(info.json()["sha"], main.as_str());
+    let ok = get(&format!(
+        "{}/api/models/acme/gated/auth-check",
+        hub.hub_url()
+    ))
+    .await;
+    assert_eq!(ok.status, 401);
+    let ok = get_tok(
+        &format!("{}/api/models/acme/gated/auth-check", hub.hub_url()),
+        "hf_granted",
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    let st = get(&format!(
+        "{}/api/models/acme/tok/safetensors-metadata/model.safetensors.index.json",
+        hub.hub_url()
+    ))
+    .await
+    .json();
+    assert_eq!(
+        st["headers"]["model-00002-of-00002.safetensors"]["b.weight"]["shape"],
+        serde_json::json!([3])
+    );
 }
 
 #[tokio::test]

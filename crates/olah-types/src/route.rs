@@ -101,6 +101,43 @@ pub enum Route {
     Metrics,
     /// `/admin…`: the mirror's admin page and API (loopback or admin token only).
     Admin(AdminRoute),
+    // ---- library routes (PROTOCOL-2.md B) ----
+    /// `/api/resolve-cache/{t}s/{repo}/{commit}/{path…}`: where the Hub redirects the resolve of
+    /// a regular (non-LFS) file. Commit-addressed (the query, `etag=…`, adds nothing).
+    ResolveCache {
+        /// The repository.
+        repo: RepoRef,
+        /// The commit (a full sha).
+        commit: Revision,
+        /// The file.
+        path: RepoPath,
+    },
+    /// `/{prefix}{repo}/raw/{rev}/{path…}`: the git blob of a file (an LFS file's pointer).
+    Raw {
+        /// The repository.
+        repo: RepoRef,
+        /// The requested revision.
+        revision: Revision,
+        /// The file.
+        path: RepoPath,
+    },
+    /// `/api/{t}s/{repo}/safetensors-metadata[/{index…}]`: the Hub's sharded safetensors
+    /// headers (at `main`).
+    SafetensorsMetadata {
+        /// The repository.
+        repo: RepoRef,
+        /// The index file; `None` for the Hub's default.
+        index: Option<RepoPath>,
+    },
+    /// `/api/{t}s/{repo}/auth-check[/write]`: may the caller read (or write) the repo.
+    AuthCheck {
+        /// The repository.
+        repo: RepoRef,
+        /// `/write`: the write check.
+        write: bool,
+    },
+    /// `/api/agent-harnesses`: the coding-agent environment variables huggingface_hub looks for.
+    AgentHarnesses,
     // ---- Storage Buckets (PROTOCOL-2.md A): no revision anywhere; the id is always `ns/name`.
     /// `/api/buckets/{ns}/{name}`: bucket info (GET); `POST` creates and `DELETE` deletes it.
     BucketInfo {
@@ -293,6 +330,11 @@ fn parse_unchecked(raw_path: &str) -> Result<Route, RouteError> {
             _ => return Err(RouteError::NotFound),
         }))),
         ["api", "whoami-v2"] => Ok(Route::Whoami),
+        ["api", "agent-harnesses"] => Ok(Route::AgentHarnesses),
+        ["api", "resolve-cache", plural, rest @ ..] => {
+            let kind = RepoType::from_api_plural(plural).ok_or(RouteError::NotFound)?;
+            parse_resolve_cache(kind, rest)
+        }
         ["cas", v @ ("v1" | "v2"), "reconstructions", h] => Ok(Route::CasReconstruction {
             version: if *v == "v1" { 1 } else { 2 },
             file: xet_hash_segment(h)?,
@@ -382,11 +424,41 @@ fn parse_resolve(s: &[&str]) -> Result<Route, RouteError> {
     let (ns, name, rev, path) = match rest {
         [ns, name, "resolve", rev, path @ ..] if !path.is_empty() => (Some(*ns), *name, *rev, path),
         [name, "resolve", rev, path @ ..] if !path.is_empty() => (None, *name, *rev, path),
-        _ => return Err(RouteError::NotFound),
+        _ => return parse_raw(kind, rest),
     };
     Ok(Route::Resolve {
         repo: RepoRef::new(kind, RepoId::from_parts(ns, name)?),
         revision: Revision::new(rev)?,
+        path: RepoPath::new(&path.join("/"))?,
+    })
+}
+
+/// `{repo}/raw/{rev}/{path…}` (after the optional type prefix), read like a resolve path.
+fn parse_raw(kind: RepoType, rest: &[&str]) -> Result<Route, RouteError> {
+    let (ns, name, rev, path) = match rest {
+        [ns, name, "raw", rev, path @ ..] if !path.is_empty() => (Some(*ns), *name, *rev, path),
+        [name, "raw", rev, path @ ..] if !path.is_empty() => (None, *name, *rev, path),
+        _ => return Err(RouteError::NotFound),
+    };
+    Ok(Route::Raw {
+        repo: RepoRef::new(kind, RepoId::from_parts(ns, name)?),
+        revision: Revision::new(rev)?,
+        path: RepoPath::new(&path.join("/"))?,
+    })
+}
+
+/// `{repo}/{commit}/{path…}` after `/api/resolve-cache/{t}s/`: the repo id is the segments
+/// before the first full commit sha (two segments when both readings have one).
+fn parse_resolve_cache(kind: RepoType, rest: &[&str]) -> Result<Route, RouteError> {
+    let sha = |s: &str| Revision::new(s).is_ok_and(|r| r.is_commit_sha());
+    let (ns, name, commit, path) = match rest {
+        [ns, name, c, path @ ..] if sha(c) && !path.is_empty() => (Some(*ns), *name, *c, path),
+        [name, c, path @ ..] if sha(c) && !path.is_empty() => (None, *name, *c, path),
+        _ => return Err(RouteError::NotFound),
+    };
+    Ok(Route::ResolveCache {
+        repo: RepoRef::new(kind, RepoId::from_parts(ns, name)?),
+        commit: Revision::new(commit)?,
         path: RepoPath::new(&path.join("/"))?,
     })
 }
@@ -400,6 +472,10 @@ enum Shape<'a> {
     Commits(&'a str),
     XetReadToken(&'a str),
     Tree(&'a str, &'a [&'a str]),
+    /// `tree/refs/{pr|convert}/{name}[/{path…}]`: an unencoded ref (huggingface.js).
+    TreeRef(&'a str, &'a str, &'a [&'a str]),
+    SafetensorsMetadata(&'a [&'a str]),
+    AuthCheck(bool),
 }
 
 fn shape<'a>(tail: &'a [&'a str]) -> Option<Shape<'a>> {
@@ -410,7 +486,11 @@ fn shape<'a>(tail: &'a [&'a str]) -> Option<Shape<'a>> {
         ["paths-info", r] => Shape::PathsInfo(r),
         ["commits", r] => Shape::Commits(r),
         ["xet-read-token", r] => Shape::XetReadToken(r),
+        ["tree", "refs", k @ ("pr" | "convert"), n, ref path @ ..] => Shape::TreeRef(k, n, path),
         ["tree", r, ref path @ ..] => Shape::Tree(r, path),
+        ["safetensors-metadata", ref index @ ..] => Shape::SafetensorsMetadata(index),
+        ["auth-check"] => Shape::AuthCheck(false),
+        ["auth-check", "write"] => Shape::AuthCheck(true),
         _ => return None,
     })
 }
@@ -454,6 +534,16 @@ fn parse_api(kind: RepoType, rest: &[&str]) -> Result<Route, RouteError> {
             revision: Revision::new(r)?,
             path: tree_path(path)?,
         },
+        Shape::TreeRef(k, n, path) => Route::Tree {
+            repo,
+            revision: Revision::new(&format!("refs/{k}/{n}"))?,
+            path: tree_path(path)?,
+        },
+        Shape::SafetensorsMetadata(index) => Route::SafetensorsMetadata {
+            repo,
+            index: tree_path(index)?,
+        },
+        Shape::AuthCheck(write) => Route::AuthCheck { repo, write },
     })
 }
 
@@ -535,6 +625,20 @@ impl Route {
                 }
                 return out;
             }
+            Route::AgentHarnesses => return "/api/agent-harnesses".into(),
+            Route::ResolveCache { repo, commit, path } => {
+                out.push_str("/api/resolve-cache/");
+                out.push_str(repo.kind.api_plural());
+                out.push('/');
+                push_id(&mut out, &repo.id);
+                out.push('/');
+                push_encoded(&mut out, commit.as_str());
+                for seg in path.segments() {
+                    out.push('/');
+                    push_encoded(&mut out, seg);
+                }
+                return out;
+            }
             Route::BucketInfo { bucket }
             | Route::BucketTree { bucket, .. }
             | Route::BucketPathsInfo { bucket }
@@ -562,6 +666,53 @@ impl Route {
                     out.push('/');
                     push_encoded(&mut out, p.as_str());
                 }
+                return out;
+            }
+            Route::Raw {
+                repo,
+                revision,
+                path,
+            } => {
+                out.push('/');
+                let explicit_model = repo.kind == RepoType::Model
+                    && RESERVED_FIRST_SEGMENTS.contains(&repo.id.first_segment());
+                out.push_str(if explicit_model {
+                    "models/"
+                } else {
+                    repo.kind.url_prefix()
+                });
+                push_id(&mut out, &repo.id);
+                out.push_str("/raw/");
+                push_encoded(&mut out, revision.as_str());
+                for seg in path.segments() {
+                    out.push('/');
+                    push_encoded(&mut out, seg);
+                }
+                return out;
+            }
+            Route::SafetensorsMetadata { repo, index } => {
+                out.push_str("/api/");
+                out.push_str(repo.kind.api_plural());
+                out.push('/');
+                push_id(&mut out, &repo.id);
+                out.push_str("/safetensors-metadata");
+                // `quote(index, safe="/")`, as huggingface_hub sends it.
+                for seg in index.iter().flat_map(|i| i.segments()) {
+                    out.push('/');
+                    push_encoded(&mut out, seg);
+                }
+                return out;
+            }
+            Route::AuthCheck { repo, write } => {
+                out.push_str("/api/");
+                out.push_str(repo.kind.api_plural());
+                out.push('/');
+                push_id(&mut out, &repo.id);
+                out.push_str(if *write {
+                    "/auth-check/write"
+                } else {
+                    "/auth-check"
+                });
                 return out;
             }
             Route::Resolve {
@@ -649,6 +800,10 @@ impl Route {
             | Route::BucketEvents { bucket }
             | Route::BucketWrite { bucket, .. } => Some(bucket),
             Route::BucketList { .. } | Route::RepoMove => None,
+            Route::ResolveCache { repo, .. }
+            | Route::Raw { repo, .. }
+            | Route::SafetensorsMetadata { repo, .. }
+            | Route::AuthCheck { repo, .. } => Some(repo),
             Route::Whoami
             | Route::Health
             | Route::Ready
@@ -656,7 +811,8 @@ impl Route {
             | Route::Metrics
             | Route::Admin(_)
             | Route::CasReconstruction { .. }
-            | Route::CasXorb { .. } => None,
+            | Route::CasXorb { .. }
+            | Route::AgentHarnesses => None,
         }
     }
 
@@ -669,6 +825,11 @@ impl Route {
             | Route::PathsInfo { revision, .. }
             | Route::Commits { revision, .. }
             | Route::XetReadToken { revision, .. } => Some(revision),
+            Route::ResolveCache { commit, .. } => Some(commit),
+            Route::Raw { revision, .. } => Some(revision),
+            Route::SafetensorsMetadata { .. } | Route::AuthCheck { .. } | Route::AgentHarnesses => {
+                None
+            }
             Route::RepoInfo { .. }
             | Route::Refs { .. }
             | Route::Whoami
@@ -699,6 +860,7 @@ impl Route {
             Route::Tree { path, .. } => path.as_ref(),
             Route::BucketResolve { path, .. } => Some(path),
             Route::BucketTree { prefix, .. } => prefix.as_ref(),
+            Route::ResolveCache { path, .. } | Route::Raw { path, .. } => Some(path),
             _ => None,
         }
     }
@@ -871,14 +1033,12 @@ mod tests {
             "/api/foo/a/b",
             "/api/model/gpt2",
             "/API/models/gpt2",
-            "/api/agent-harnesses",
             "/a",
             "/a/b",
             "/a/b/c",
             "/acme/tiny/resolve/main",
             "/gpt2/resolve/main",
             "/acme/tiny/blob/main/x",
-            "/acme/tiny/raw/main/x",
             "/acme/tiny/x/resolve/main/f",
             "/datasets/resolve/main/x",
             "/api/x/resolve/main/f",
@@ -1010,6 +1170,120 @@ mod tests {
         }
         let c = with_rev(commits, Kernel, "acme/k", "v1");
         assert_eq!(c.revision().map(Revision::as_str), Some("v1"));
+    }
+
+    #[test]
+    fn library_routes() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let cases: Vec<(String, Route, String)> = vec![
+            (
+                format!(
+                    "/api/resolve-cache/models/acme/tiny/{sha}/config.json?%2Facme=&etag=%22x%22"
+                ),
+                Route::ResolveCache {
+                    repo: rr(Model, "acme/tiny"),
+                    commit: rev(sha),
+                    path: rp("config.json"),
+                },
+                format!("/api/resolve-cache/models/acme/tiny/{sha}/config.json"),
+            ),
+            (
+                format!("/api/resolve-cache/datasets/squad/{sha}/sub/a%20b.txt"),
+                Route::ResolveCache {
+                    repo: rr(Dataset, "squad"),
+                    commit: rev(sha),
+                    path: rp("sub/a b.txt"),
+                },
+                format!("/api/resolve-cache/datasets/squad/{sha}/sub/a%20b.txt"),
+            ),
+            (
+                "/datasets/acme/data/raw/refs%2Fconvert%2Fparquet/a/b.parquet".into(),
+                Route::Raw {
+                    repo: rr(Dataset, "acme/data"),
+                    revision: rev("refs/convert/parquet"),
+                    path: rp("a/b.parquet"),
+                },
+                "/datasets/acme/data/raw/refs%2Fconvert%2Fparquet/a/b.parquet".into(),
+            ),
+            (
+                "/gpt2/raw/main/config.json".into(),
+                Route::Raw {
+                    repo: rr(Model, "gpt2"),
+                    revision: rev("main"),
+                    path: rp("config.json"),
+                },
+                "/gpt2/raw/main/config.json".into(),
+            ),
+            (
+                "/api/models/acme/tiny/tree/refs/pr/1/sub/dir".into(),
+                tree(Model, "acme/tiny", "refs/pr/1", Some("sub/dir")),
+                "/api/models/acme/tiny/tree/refs%2Fpr%2F1/sub%2Fdir".into(),
+            ),
+            (
+                "/api/datasets/acme/data/tree/refs/convert/parquet".into(),
+                tree(Dataset, "acme/data", "refs/convert/parquet", None),
+                "/api/datasets/acme/data/tree/refs%2Fconvert%2Fparquet".into(),
+            ),
+            (
+                "/api/models/acme/tiny/revision/HEAD".into(),
+                with_rev(rev_info, Model, "acme/tiny", "HEAD"),
+                "/api/models/acme/tiny/revision/HEAD".into(),
+            ),
+            (
+                "/api/models/acme/tiny/safetensors-metadata/model.safetensors.index.json".into(),
+                Route::SafetensorsMetadata {
+                    repo: rr(Model, "acme/tiny"),
+                    index: Some(rp("model.safetensors.index.json")),
+                },
+                "/api/models/acme/tiny/safetensors-metadata/model.safetensors.index.json".into(),
+            ),
+            (
+                "/api/models/acme/tiny/auth-check".into(),
+                Route::AuthCheck {
+                    repo: rr(Model, "acme/tiny"),
+                    write: false,
+                },
+                "/api/models/acme/tiny/auth-check".into(),
+            ),
+            (
+                "/api/datasets/acme/data/auth-check/write".into(),
+                Route::AuthCheck {
+                    repo: rr(Dataset, "acme/data"),
+                    write: true,
+                },
+                "/api/datasets/acme/data/auth-check/write".into(),
+            ),
+            (
+                "/api/agent-harnesses".into(),
+                Route::AgentHarnesses,
+                "/api/agent-harnesses".into(),
+            ),
+        ];
+        for (raw, want, up) in cases {
+            let path = raw.split('?').next().unwrap();
+            assert_eq!(parse_route(path).as_ref(), Ok(&want), "{raw}");
+            assert_eq!(want.upstream_path(), up, "{raw}");
+            assert!(want.is_canonical(), "{raw}");
+            check_upstream_text(&up).unwrap();
+        }
+        // A resolve-cache path needs a full commit sha and a file.
+        for p in [
+            "/api/resolve-cache/models/acme/tiny/main/config.json",
+            format!("/api/resolve-cache/models/acme/tiny/{sha}").as_str(),
+            "/api/resolve-cache/nope/acme/tiny",
+            "/acme/tiny/raw/main",
+        ] {
+            assert_eq!(parse_route(p), Err(RouteError::NotFound), "{p}");
+        }
+        assert!(matches!(
+            parse_route(&format!("/api/resolve-cache/models/acme/tiny/{sha}/..")),
+            Err(RouteError::BadRequest(_))
+        ));
+        // The encoded and unencoded spellings of a ref name the same listing.
+        assert_eq!(
+            parse_route("/api/models/acme/tiny/tree/refs%2Fpr%2F1/sub%2Fdir"),
+            parse_route("/api/models/acme/tiny/tree/refs/pr/1/sub/dir")
+        );
     }
 
     #[test]
@@ -1308,6 +1582,12 @@ mod tests {
             | Route::BucketEvents { .. }
             | Route::BucketWrite { .. }
             | Route::RepoMove => false,
+            // Not generated by `arb_route`; see `library_routes`.
+            Route::ResolveCache { .. }
+            | Route::Raw { .. }
+            | Route::SafetensorsMetadata { .. }
+            | Route::AuthCheck { .. }
+            | Route::AgentHarnesses => false,
         }
     }
 

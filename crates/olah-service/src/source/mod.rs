@@ -295,6 +295,38 @@ pub fn is_true(s: &str) -> bool {
     matches!(s, "true" | "True" | "1")
 }
 
+/// The `/raw/{rev}/{path}` view of a file: the git blob. A regular file's blob is the file; an
+/// LFS (or Xet) file's blob is its Git LFS pointer, written from the sha256 and size the source
+/// announced (no byte of the file is read). Served with a strong ETag (the pointer's git blob
+/// id) and ranges like any file.
+pub fn raw_view(file: RepoFile) -> RepoFile {
+    let Some((sha256, size)) = file.head.linked.clone() else {
+        return file;
+    };
+    let pointer =
+        format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n");
+    let etag = {
+        use sha1::Digest as _;
+        let mut h = sha1::Sha1::new();
+        h.update(format!("blob {}\0", pointer.len()).as_bytes());
+        h.update(pointer.as_bytes());
+        hex::encode(h.finalize())
+    };
+    let head = FileHead {
+        commit: file.head.commit,
+        size: pointer.len() as u64,
+        etag,
+        linked: None,
+        xet_hash: None,
+        content_type: "text/plain; charset=utf-8".into(),
+        outcome: file.head.outcome,
+    };
+    RepoFile {
+        head,
+        body: Arc::new(body::InlineBody(Bytes::from(pointer))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,5 +347,46 @@ mod tests {
             .map(|i| format!("paths=f{i}&"))
             .collect();
         assert!(PathsQuery::parse(many.as_bytes()).is_err());
+    }
+
+    #[tokio::test]
+    async fn raw_view_of_an_lfs_file_is_its_pointer() {
+        use futures::StreamExt as _;
+        let head = |linked: Option<(String, u64)>| FileHead {
+            commit: Some("c".repeat(40)),
+            size: 1234,
+            etag: "e".into(),
+            linked,
+            xet_hash: None,
+            content_type: "application/octet-stream".into(),
+            outcome: Outcome::Hit,
+        };
+        let lfs = RepoFile {
+            head: head(Some(("ab".repeat(32), 1234))),
+            body: Arc::new(body::InlineBody(Bytes::from_static(b"not read"))),
+        };
+        let raw = raw_view(lfs);
+        let want = format!(
+            "version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize 1234\n",
+            "ab".repeat(32)
+        );
+        assert_eq!(raw.head.size, want.len() as u64);
+        assert_eq!(raw.head.linked, None);
+        assert_eq!(raw.head.commit, Some("c".repeat(40)));
+        let got: Vec<u8> = raw
+            .body
+            .open(0, want.len() as u64 - 1)
+            .await
+            .unwrap()
+            .map(|b| b.unwrap().to_vec())
+            .concat()
+            .await;
+        assert_eq!(got, want.as_bytes());
+        // A regular file's blob is the file itself.
+        let plain = RepoFile {
+            head: head(None),
+            body: Arc::new(body::InlineBody(Bytes::from_static(b"x"))),
+        };
+        assert_eq!(raw_view(plain).head.etag, "e");
     }
 }

@@ -7,8 +7,9 @@
 # In one run, on this machine, with the same fake upstream (target/release/olah-fakehub) and the
 # same file (acme/big's big.bin), it measures olah-rs against: direct (no mirror), nginx static
 # (sendfile from disk: the limit), nginx proxy_cache + slice (the do-it-yourself mirror) and
-# olah 0.5.4 from PyPI (the peer). It writes bench/results/RESULTS.md (table with ratios and the
-# issue's targets marked met / not met), bench/results/chart.png and bench/results/results.json.
+# olah 0.5.4 from PyPI (the peer). It writes bench/RESULTS.md (issue 13's rows side by side with
+# nginx static first, then every row of issue 5, with the targets marked met / not met),
+# bench/results/chart.png and bench/results/results.json (every raw figure).
 # What each scenario measures: bench/README.md.
 #
 # It installs what is missing: nginx and curl (apt-get), olah 0.5.4 in bench/.venv-olah,
@@ -28,6 +29,10 @@
 #   BENCH_COLD_N       cold metadata samples per system (one fresh server each) [7]
 #   BENCH_OUT          results directory [bench/results]
 #   BENCH_TIMEOUT      hard limit of the measuring part, seconds [2400]
+#   BENCH_CONNS        connections of the many-connections row [1000]
+#   BENCH_CONN_RANGE   bytes of each of their ranged GETs [1M]
+#   BENCH_GROW         size of the bigger file of the "memory flat as files grow" row
+#                      [1G, or 2 x BENCH_SIZE when that is 1G or more; 0 = skip the row]
 #   BENCH_NOTE         a sentence added to RESULTS.md (e.g. "machine busy compiling")
 #   BENCH_NO_BUILD=1   use the existing target/release binaries as they are
 set -euo pipefail
@@ -50,6 +55,10 @@ to_bytes() {
   esac
 }
 SIZE=$(to_bytes "${BENCH_SIZE:-1G}")
+if [ -n "${BENCH_GROW:-}" ]; then GROW=$(to_bytes "$BENCH_GROW")
+elif [ "$SIZE" -ge $((1 << 30)) ]; then GROW=$((SIZE * 2))
+else GROW=$((1 << 30)); fi
+PARALLEL=${BENCH_PARALLEL:-8}
 OUT=${BENCH_OUT:-$B/results}
 log() { printf '[run.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
@@ -125,8 +134,9 @@ trap 'exit 130' INT TERM
 
 log "big.bin = $SIZE bytes; work dir $W"
 FREE=$(df -B1 --output=avail "$B/work" | tail -1)
-if [ "$FREE" -lt $((SIZE * 4)) ]; then
-  echo "need about $((SIZE * 4 >> 20)) MiB free under bench/work" >&2; exit 1
+NEED=$((SIZE * (4 + PARALLEL) + GROW))
+if [ "$FREE" -lt "$NEED" ]; then
+  echo "need about $((NEED >> 20)) MiB free under bench/work" >&2; exit 1
 fi
 set +e
 timeout --signal=TERM --kill-after=30 "${BENCH_TIMEOUT:-2400}" \
@@ -137,7 +147,8 @@ timeout --signal=TERM --kill-after=30 "${BENCH_TIMEOUT:-2400}" \
     --olah-py "$B/.venv-olah/bin/olah-cli" --nginx "$NGINX" --hf-python "$PY" \
     --nginx-slice "${BENCH_SLICE:-4m}" \
     --latency-ms "${BENCH_LATENCY_MS:-50}" --bandwidth "${BENCH_BW:-50000000}" \
-    --parallel "${BENCH_PARALLEL:-8}" --range-n "${BENCH_RANGE_N:-8}" --cold-n "${BENCH_COLD_N:-7}" &
+    --conns "${BENCH_CONNS:-1000}" --conn-range "$(to_bytes "${BENCH_CONN_RANGE:-1M}")" --grow-size "$GROW" \
+    --parallel "$PARALLEL" --range-n "${BENCH_RANGE_N:-8}" --cold-n "${BENCH_COLD_N:-7}" &
 BENCH_PID=$!
 wait "$BENCH_PID"
 RC=$?
@@ -147,8 +158,8 @@ set -e
 cp "$W/results.json" "$OUT/results.json"
 [ $RC -ne 0 ] && log "measuring part exited with $RC: the report shows what was measured"
 
-"$PY" "$B/lib/report.py" --results "$OUT/results.json" --out "$OUT" --command "$CMDLINE" \
+"$PY" "$B/lib/report.py" --results "$OUT/results.json" --out "$OUT" --md "$B/RESULTS.md" --command "$CMDLINE" \
   --nginx "$NGINX" --olah-py "$B/.venv-olah/bin/python" \
   --note "${BENCH_NOTE:-}"
-log "wrote $OUT/RESULTS.md, $OUT/chart.png, $OUT/results.json"
+log "wrote bench/RESULTS.md, $OUT/chart.png, $OUT/results.json"
 exit $RC

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{BlobData, BlockIo, HeldRange, ObjectIo, ReadAt, StagedWrite, XorbUsage};
+use super::{BlobData, BlockIo, FileId, HeldRange, ObjectIo, ReadAt, StagedWrite, XorbUsage};
 use crate::error::Result;
 use crate::key::{BlobKey, XorbRange};
 use crate::util::blocking;
@@ -96,6 +96,20 @@ impl BlobData for FsData {
             Ok(())
         })
         .await
+    }
+
+    /// One `fstat` of the open file (no disk access: the inode is in memory while open).
+    fn identity(&self) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = self.0.metadata().ok()?;
+        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+        Some(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+        })
     }
 }
 

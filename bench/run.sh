@@ -27,7 +27,8 @@
 #   BENCH_PARALLEL     clients of the parallel scenarios [8]
 #   BENCH_RANGE_N      1 MiB range reads per system [8]
 #   BENCH_COLD_N       cold metadata samples per system (one fresh server each) [7]
-#   BENCH_OUT          results directory [bench/results]
+#   BENCH_OUT          raw results directory [bench/results]; when set, RESULTS.md goes there too
+#                      (else to bench/RESULTS.md)
 #   BENCH_TIMEOUT      hard limit of the measuring part, seconds [2400]
 #   BENCH_CONNS        connections of the many-connections row [1000]
 #   BENCH_CONN_RANGE   bytes of each of their ranged GETs [1M]
@@ -35,6 +36,8 @@
 #                      [1G, or 2 x BENCH_SIZE when that is 1G or more; 0 = skip the row]
 #   BENCH_NOTE         a sentence added to RESULTS.md (e.g. "machine busy compiling")
 #   BENCH_NO_BUILD=1   use the existing target/release binaries as they are
+#   BENCH_OLAH_RS      another olah-cli binary to measure (e.g. a baseline build) [target/release/olah-cli]
+#   BENCH_FAKEHUB      another olah-fakehub binary [target/release/olah-fakehub]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -60,6 +63,8 @@ elif [ "$SIZE" -ge $((1 << 30)) ]; then GROW=$((SIZE * 2))
 else GROW=$((1 << 30)); fi
 PARALLEL=${BENCH_PARALLEL:-8}
 OUT=${BENCH_OUT:-$B/results}
+MD=$B/RESULTS.md
+[ -n "${BENCH_OUT:-}" ] && MD=$OUT/RESULTS.md
 log() { printf '[run.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 # ---- tools ------------------------------------------------------------------------------------
@@ -103,13 +108,22 @@ if [ "${BENCH_NO_BUILD:-}" != 1 ]; then
   log "cargo build --release -p olah-cli -p olah-testkit --bins"
   cargo build --release -q -p olah-cli -p olah-testkit --bins
 fi
-for f in target/release/olah-cli target/release/olah-fakehub; do
+OLAH_RS=${BENCH_OLAH_RS:-target/release/olah-cli}
+FAKEHUB=${BENCH_FAKEHUB:-target/release/olah-fakehub}
+for f in "$OLAH_RS" "$FAKEHUB"; do
   [ -x "$f" ] || { echo "missing $f (build it, or unset BENCH_NO_BUILD)" >&2; exit 1; }
 done
 
 # ---- run ---------------------------------------------------------------------------------------
 mkdir -p "$B/work" "$OUT"
 W=$(mktemp -d "$B/work/run.XXXXXX")
+# The huggingface_hub clients write the file they download: on tmpfs when it has room (else the
+# client rows measure this machine's disk, not the server), in the work directory otherwise.
+HFD=$W
+SHM_FREE=$(df -B1 --output=avail /dev/shm 2>/dev/null | tail -1 || echo 0)
+if [ "${SHM_FREE:-0}" -gt $((SIZE * (PARALLEL + 2) + (2 << 30))) ]; then
+  HFD=$(mktemp -d /dev/shm/olah-bench-hf.XXXXXX)
+fi
 BENCH_PID=""
 cleanup() {
   # Stop the harness (it stops its servers itself), then every process group it started that is
@@ -128,6 +142,8 @@ cleanup() {
     done < "$W/pgids"
   fi
   rm -rf "$W"
+  [ "$HFD" != "$W" ] && rm -rf "$HFD"
+  return 0
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -143,7 +159,7 @@ timeout --signal=TERM --kill-after=30 "${BENCH_TIMEOUT:-2400}" \
   "$PY" "$B/lib/bench.py" \
     --size "$SIZE" --work "$W" --out "$W/results.json" \
     --systems "${BENCH_SYSTEMS:-direct,nginx-static,nginx-cache,olah,olah-rs}" \
-    --fakehub target/release/olah-fakehub --olah-rs target/release/olah-cli \
+    --fakehub "$FAKEHUB" --olah-rs "$OLAH_RS" --hf-dir "$HFD" \
     --olah-py "$B/.venv-olah/bin/olah-cli" --nginx "$NGINX" --hf-python "$PY" \
     --nginx-slice "${BENCH_SLICE:-4m}" \
     --latency-ms "${BENCH_LATENCY_MS:-50}" --bandwidth "${BENCH_BW:-50000000}" \
@@ -158,8 +174,8 @@ set -e
 cp "$W/results.json" "$OUT/results.json"
 [ $RC -ne 0 ] && log "measuring part exited with $RC: the report shows what was measured"
 
-"$PY" "$B/lib/report.py" --results "$OUT/results.json" --out "$OUT" --md "$B/RESULTS.md" --command "$CMDLINE" \
+"$PY" "$B/lib/report.py" --results "$OUT/results.json" --out "$OUT" --md "$MD" --command "$CMDLINE" \
   --nginx "$NGINX" --olah-py "$B/.venv-olah/bin/python" \
   --note "${BENCH_NOTE:-}"
-log "wrote bench/RESULTS.md, $OUT/chart.png, $OUT/results.json"
+log "wrote $MD, $OUT/chart.png, $OUT/results.json"
 exit $RC

@@ -414,7 +414,7 @@ def hf_download(env, s, name, xet=False):
     """hf_hub_download of acme/big (plain HTTP), or with `xet` of acme/xet-big's weights.bin
     (same size, Xet-backed) with hf_xet enabled: through a mirror that serves Xet the client
     talks Xet to the mirror; through one that does not, it gets whatever that mirror answers."""
-    home = os.path.join(env.work, "hf-home")
+    home = os.path.join(env.a.hf_dir or env.work, "hf-home")
     shutil.rmtree(home, ignore_errors=True)
     e = dict(os.environ)
     e.update(
@@ -478,7 +478,7 @@ def hf_parallel(env, s, name):
     """`parallel` hf_hub_download processes at once (each its own empty HF_HOME), warm mirror:
     total MB/s = clients x size / wall time until the last ends."""
     n = env.a.parallel
-    homes = [os.path.join(env.work, f"hf-home{i}") for i in range(n)]
+    homes = [os.path.join(env.a.hf_dir or env.work, f"hf-home{i}") for i in range(n)]
     c0 = env.counters()
     with env.phase(name):
         t0 = time.monotonic()
@@ -530,41 +530,42 @@ def conn_many(env, s, name):
 
 
 def grow(env, s):
-    """Memory as files grow: a second fake Hub with a bigger big.bin (`grow_size`), a fresh
-    server filled by one unshaped GET, then one warm GET; its peak RSS is compared with the warm
-    single GET's of the run's file."""
+    """Memory as files grow: the same steps for the run's file and for a bigger one (a second
+    fake Hub with `grow_size`): a fresh server, one unshaped GET that fills it, one warm GET.
+    The row is the server's peak RSS over both GETs, per file size."""
     g = env.a.grow_size
     if g <= env.size:
         return
-    proc, info = env.spawn_hub(g, 1 << 20, "hub-grow")
-    saved = (env.hub_netloc, env.cdn_netloc)
-    try:
-        env.hub_netloc = info["hub"].removeprefix("http://")
-        env.cdn_netloc = info["cdn"].removeprefix("http://")
-        s.start()
-        env.hub_netloc, env.cdn_netloc = saved
-        env.mon.watch(s.pgid)
-        mt = 120 + g / 10e6
-        r = curl_get(s.base + FILE_PATH, max_time=mt)
-        if r["status"] != 200 or r["bytes"] != g:
-            raise RuntimeError(f"grow fill failed: {r}")
-        time.sleep(1.0)
-        with env.phase("grow_warm"):
-            r = curl_get(s.base + FILE_PATH, max_time=mt)
-        env.row(
-            "grow_warm",
-            {
-                "size": g,
-                "mbps": mbps(r["bytes"], r["total_s"]),
-                "peak_rss_mib": env.cur["proc"]["grow_warm"]["peak_rss_mib"],
-                "ok": r["status"] == 200 and r["bytes"] == g,
-            },
-        )
-    finally:
-        env.hub_netloc, env.cdn_netloc = saved
-        env.mon.watch(None)
-        s.stop()
-        env.procs.stop(proc)
+    out = {}
+    for size in (env.size, g):
+        proc = None
+        saved = (env.hub_netloc, env.cdn_netloc)
+        try:
+            if size == env.size:
+                env.shape(False)
+            else:
+                proc, info = env.spawn_hub(g, 1 << 20, "hub-grow")
+                env.hub_netloc = info["hub"].removeprefix("http://")
+                env.cdn_netloc = info["cdn"].removeprefix("http://")
+            s.start()
+            env.hub_netloc, env.cdn_netloc = saved
+            env.mon.watch(s.pgid)
+            mt = 120 + size / 10e6
+            name = f"grow_{size >> 20}m"
+            with env.phase(name):
+                r1 = curl_get(s.base + FILE_PATH, max_time=mt)
+                time.sleep(1.0)
+                r2 = curl_get(s.base + FILE_PATH, max_time=mt)
+            ok = all(r["status"] == 200 and r["bytes"] == size for r in (r1, r2))
+            out[str(size)] = {"peak_rss_mib": env.cur["proc"][name]["peak_rss_mib"], "ok": ok,
+                              "warm_mbps": mbps(r2["bytes"], r2["total_s"])}
+        finally:
+            env.hub_netloc, env.cdn_netloc = saved
+            env.mon.watch(None)
+            s.stop()
+            if proc is not None:
+                env.procs.stop(proc)
+    env.row("grow", {"sizes": out, "ok": all(v["ok"] for v in out.values())})
 
 
 def hf_cold(env, s):
@@ -662,6 +663,7 @@ def main():
     ap.add_argument("--meta-seconds", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--no-verify", dest="verify", action="store_false")
+    ap.add_argument("--hf-dir", default="", help="where the hf clients' HF_HOMEs go [--work]")
     ap.add_argument("--conns", type=int, default=1000)
     ap.add_argument("--conn-range", type=int, default=1 << 20)
     ap.add_argument("--conn-seconds", type=float, default=60.0)
@@ -694,6 +696,7 @@ def main():
         "conns": a.conns,
         "conn_range": a.conn_range,
         "grow_size": a.grow_size,
+        "hf_on_tmpfs": a.hf_dir.startswith("/dev/shm"),
         "systems": a.systems.split(","),
     }
     R["meta"] = run_facts(a)

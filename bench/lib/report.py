@@ -253,8 +253,10 @@ def issue13(R, a):
     def le(x, lim):
         return None if x[rs] is None else x[rs] <= lim
 
-    grow_small, grow_big = proc(R, rs, "warm_single", "peak_rss_mib"), proc(R, rs, "grow_warm", "peak_rss_mib")
     g = P.get("grow_size") or 0
+    gs = (get(R, rs, "grow", "sizes") or {})
+    grow_small = (gs.get(str(P["size"])) or {}).get("peak_rss_mib")
+    grow_big = (gs.get(str(g)) or {}).get("peak_rss_mib")
     lines = []
     T = []
 
@@ -282,7 +284,7 @@ def issue13(R, a):
     add(f"peak RSS, {n:,} concurrent connections, {P.get('conn_range', MiB) // 1024:,} KiB range each (MiB)", x, "",
         "≤ 100 MiB", le(x, 100))
     flat = None if grow_small is None or grow_big is None else grow_big <= max(grow_small * 1.1, grow_small + 8)
-    T.append((f"peak RSS, warm single GET: {P['size'] / MiB:,.0f} MiB file → {g / MiB:,.0f} MiB file",
+    T.append((f"peak RSS, fresh server, cold GET + warm GET: {P['size'] / MiB:,.0f} MiB file → {g / MiB:,.0f} MiB file",
               {rs: (grow_small, grow_big)}, "", "–", "flat (≤ +10 % or +8 MiB)", flat))
     for row, lab in (("meta_api_cold", "cold GET /api/models (median ms)"), ("meta_head_cold", "cold HEAD resolve (median ms)")):
         x = v(lambda R, s, row=row: get(R, s, row, "p50_ms"))
@@ -299,6 +301,34 @@ def issue13(R, a):
         mark = "" if not target else ("n/a" if ok is None else ("✅ met" if ok else "❌ not met"))
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {r} | {target} | {mark} |")
     return lines
+
+
+def profiles(out):
+    """The head of each perf profile saved next to the raw results (bench/profile-*.sh)."""
+    import glob
+
+    L = []
+    files = sorted(glob.glob(os.path.join(out, "profile-warm*.txt"))) + sorted(glob.glob(os.path.join(out, "profile-cold*.txt")))
+    if not files:
+        return L
+    L.append("### Profiles (perf, cpu-clock samples of olah-cli)\n")
+    L.append("Made by `bench/profile-warm.sh` / `bench/profile-cold.sh` (see their headers), not by this run; "
+             "the whole profiles are next to the raw results.\n")
+    for f in files:
+        with open(f) as fh:
+            lines = fh.read().splitlines()
+        head = [x for x in lines[:5] if x.strip()]
+        syms = []
+        if "## olah-cli, by symbol (self time, cpu-clock samples)" in lines:
+            i = lines.index("## olah-cli, by symbol (self time, cpu-clock samples)")
+            syms = [x for x in lines[i + 1:] if x.strip()][:8]
+        L.append(f"`results/{os.path.basename(f)}`:\n")
+        L.append("```")
+        L.extend(head[1:] if head and head[0].startswith("#") else head)
+        L.append(head[0].lstrip("# ") if head and head[0].startswith("#") else "")
+        L.extend(syms)
+        L.append("```\n")
+    return L
 
 
 def verdict(R, row):
@@ -380,6 +410,7 @@ def render(R, a):
              f"{P['cold_n']}); cold download = one curl of the whole file, unshaped upstream.\n")
     L.extend(issue13(R, a))
     L.append("")
+    L.extend(profiles(a.out))
     L.append("## All rows (issue 5)\n")
     errs = [(s, e) for s, d in R["systems"].items() for e in d.get("errors", [])]
     bad = [(s, k) for s, d in R["systems"].items() for k, v in d.get("rows", {}).items()

@@ -1131,11 +1131,12 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
                 let blen = blob.block_len(cur);
                 let take = (blen - filled).min(chunk.len() as u64) as usize;
                 let part = chunk.split_to(take);
+                // Followers get the bytes first: they send them while this task hashes.
+                fill.push(part.clone());
                 crc.update(&part);
                 if let Some(h) = content.as_mut() {
                     h.update(&part);
                 }
-                fill.push(part);
                 filled += take as u64;
                 if filled == blen {
                     if cur + 1 == end_block

@@ -5,7 +5,8 @@
 # Usage: bash bench/profile-warm.sh [SIZE_BYTES] [N]   (default 256 MiB, 3; needs perf: linux-perf)
 # Environment: PROFILE_OLAH_RS (another olah-cli binary, e.g. a baseline), PROFILE_WHAT (its
 # name in the output), PROFILE_LABEL (output file suffix),
-# OLAH_BENCH_NO_BUILD=1 (use target/release as it is).
+# PROFILE_CONNS=N (the load is N concurrent 1 MiB ranged GETs from one asyncio client instead
+# of the curls: bench/lib/httpc.py's many_connections), OLAH_BENCH_NO_BUILD=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${1:-268435456}
@@ -38,12 +39,25 @@ perf record -q -e cpu-clock -F 999 -g -p "$MPID" -o "$W/perf.data" 2>/dev/null &
 PERF=$!
 sleep 0.5
 speeds=""
-for _ in $(seq "$N"); do speeds+="$(curl -s -L -o /dev/null -w '%{speed_download}' "$U") "; done
+if [ -n "${PROFILE_CONNS:-}" ]; then
+  load=$(python3 -c "
+import random, sys
+sys.path.insert(0, 'bench/lib')
+from httpc import many_connections
+r = random.Random(6)
+offs = [r.randrange(0, $SIZE - (1 << 20)) for _ in range($PROFILE_CONNS)]
+res = many_connections('$U', $PROFILE_CONNS, offs, 1 << 20, 60)
+print(f\"{res['done']} of $PROFILE_CONNS GETs done in {res['wall_s']:.1f} s\")")
+else
+  for _ in $(seq "$N"); do speeds+="$(curl -s -L -o /dev/null -w '%{speed_download}' "$U") "; done
+  load="curl MB/s: $(for s in $speeds; do python3 -c "print(f'{$s/1e6:.0f}', end=' ')"; done)"
+fi
 kill -INT $PERF $STAT; wait $PERF 2>/dev/null || true; wait $STAT 2>/dev/null || true
 {
-  echo "# bench/profile-warm.sh — $(date -u +%Y-%m-%d): $N warm GETs of $SIZE bytes, ${PROFILE_WHAT:-$(basename "$BIN")}"
+  if [ -n "${PROFILE_CONNS:-}" ]; then what="$PROFILE_CONNS concurrent 1 MiB ranged GETs"; else what="$N warm GETs"; fi
+  echo "# bench/profile-warm.sh — $(date -u +%Y-%m-%d): $what of a cached $SIZE-byte file, ${PROFILE_WHAT:-$(basename "$BIN")}"
   echo
-  echo "curl MB/s: $(for s in $speeds; do python3 -c "print(f'{$s/1e6:.0f}', end=' ')"; done)"
+  echo "$load"
   echo "perf stat of olah-cli during the GETs: $(grep -E 'task-clock' "$W/stat.txt" | sed 's/^ *//')"
   echo
   echo "## olah-cli, by symbol (self time, cpu-clock samples)"

@@ -57,7 +57,7 @@ pub const PIECE: u64 = 256 * 1024;
 
 /// Bytes read from disk and not yet written to a client, all readers together: a read waits for
 /// its share (so 1,000 slow connections hold at most this much, not a block or more each).
-pub const READ_BUDGET: u32 = 32 << 20;
+pub const READ_BUDGET: u32 = 16 << 20;
 
 /// How many times one reader re-claims blocks after failed fills before giving up.
 const MAX_FILL_ATTEMPTS: u32 = 3;

@@ -7,8 +7,9 @@
 # In one run, on this machine, with the same fake upstream (target/release/olah-fakehub) and the
 # same file (acme/big's big.bin), it measures olah-rs against: direct (no mirror), nginx static
 # (sendfile from disk: the limit), nginx proxy_cache + slice (the do-it-yourself mirror) and
-# olah 0.5.4 from PyPI (the peer). It writes bench/results/RESULTS.md (table with ratios and the
-# issue's targets marked met / not met), bench/results/chart.png and bench/results/results.json.
+# olah 0.5.4 from PyPI (the peer). It writes bench/RESULTS.md (issue 13's rows side by side with
+# nginx static first, then every row of issue 5, with the targets marked met / not met),
+# bench/results/chart.png and bench/results/results.json (every raw figure).
 # What each scenario measures: bench/README.md.
 #
 # It installs what is missing: nginx and curl (apt-get), olah 0.5.4 in bench/.venv-olah,
@@ -26,10 +27,17 @@
 #   BENCH_PARALLEL     clients of the parallel scenarios [8]
 #   BENCH_RANGE_N      1 MiB range reads per system [8]
 #   BENCH_COLD_N       cold metadata samples per system (one fresh server each) [7]
-#   BENCH_OUT          results directory [bench/results]
+#   BENCH_OUT          raw results directory [bench/results]; when set, RESULTS.md goes there too
+#                      (else to bench/RESULTS.md)
 #   BENCH_TIMEOUT      hard limit of the measuring part, seconds [2400]
+#   BENCH_CONNS        connections of the many-connections row [1000]
+#   BENCH_CONN_RANGE   bytes of each of their ranged GETs [1M]
+#   BENCH_GROW         size of the bigger file of the "memory flat as files grow" row
+#                      [1G, or 2 x BENCH_SIZE when that is 1G or more; 0 = skip the row]
 #   BENCH_NOTE         a sentence added to RESULTS.md (e.g. "machine busy compiling")
 #   BENCH_NO_BUILD=1   use the existing target/release binaries as they are
+#   BENCH_OLAH_RS      another olah-cli binary to measure (e.g. a baseline build) [target/release/olah-cli]
+#   BENCH_FAKEHUB      another olah-fakehub binary [target/release/olah-fakehub]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -50,7 +58,13 @@ to_bytes() {
   esac
 }
 SIZE=$(to_bytes "${BENCH_SIZE:-1G}")
+if [ -n "${BENCH_GROW:-}" ]; then GROW=$(to_bytes "$BENCH_GROW")
+elif [ "$SIZE" -ge $((1 << 30)) ]; then GROW=$((SIZE * 2))
+else GROW=$((1 << 30)); fi
+PARALLEL=${BENCH_PARALLEL:-8}
 OUT=${BENCH_OUT:-$B/results}
+MD=$B/RESULTS.md
+[ -n "${BENCH_OUT:-}" ] && MD=$OUT/RESULTS.md
 log() { printf '[run.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 # ---- tools ------------------------------------------------------------------------------------
@@ -94,13 +108,22 @@ if [ "${BENCH_NO_BUILD:-}" != 1 ]; then
   log "cargo build --release -p olah-cli -p olah-testkit --bins"
   cargo build --release -q -p olah-cli -p olah-testkit --bins
 fi
-for f in target/release/olah-cli target/release/olah-fakehub; do
+OLAH_RS=${BENCH_OLAH_RS:-target/release/olah-cli}
+FAKEHUB=${BENCH_FAKEHUB:-target/release/olah-fakehub}
+for f in "$OLAH_RS" "$FAKEHUB"; do
   [ -x "$f" ] || { echo "missing $f (build it, or unset BENCH_NO_BUILD)" >&2; exit 1; }
 done
 
 # ---- run ---------------------------------------------------------------------------------------
 mkdir -p "$B/work" "$OUT"
 W=$(mktemp -d "$B/work/run.XXXXXX")
+# The huggingface_hub clients write the file they download: on tmpfs when it has room (else the
+# client rows measure this machine's disk, not the server), in the work directory otherwise.
+HFD=$W
+SHM_FREE=$(df -B1 --output=avail /dev/shm 2>/dev/null | tail -1 || echo 0)
+if [ "${SHM_FREE:-0}" -gt $((SIZE * (PARALLEL + 2) + (2 << 30))) ]; then
+  HFD=$(mktemp -d /dev/shm/olah-bench-hf.XXXXXX)
+fi
 BENCH_PID=""
 cleanup() {
   # Stop the harness (it stops its servers itself), then every process group it started that is
@@ -119,25 +142,29 @@ cleanup() {
     done < "$W/pgids"
   fi
   rm -rf "$W"
+  [ "$HFD" != "$W" ] && rm -rf "$HFD"
+  return 0
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log "big.bin = $SIZE bytes; work dir $W"
 FREE=$(df -B1 --output=avail "$B/work" | tail -1)
-if [ "$FREE" -lt $((SIZE * 4)) ]; then
-  echo "need about $((SIZE * 4 >> 20)) MiB free under bench/work" >&2; exit 1
+NEED=$((SIZE * (4 + PARALLEL) + GROW))
+if [ "$FREE" -lt "$NEED" ]; then
+  echo "need about $((NEED >> 20)) MiB free under bench/work" >&2; exit 1
 fi
 set +e
 timeout --signal=TERM --kill-after=30 "${BENCH_TIMEOUT:-2400}" \
   "$PY" "$B/lib/bench.py" \
     --size "$SIZE" --work "$W" --out "$W/results.json" \
     --systems "${BENCH_SYSTEMS:-direct,nginx-static,nginx-cache,olah,olah-rs}" \
-    --fakehub target/release/olah-fakehub --olah-rs target/release/olah-cli \
+    --fakehub "$FAKEHUB" --olah-rs "$OLAH_RS" --hf-dir "$HFD" \
     --olah-py "$B/.venv-olah/bin/olah-cli" --nginx "$NGINX" --hf-python "$PY" \
     --nginx-slice "${BENCH_SLICE:-4m}" \
     --latency-ms "${BENCH_LATENCY_MS:-50}" --bandwidth "${BENCH_BW:-50000000}" \
-    --parallel "${BENCH_PARALLEL:-8}" --range-n "${BENCH_RANGE_N:-8}" --cold-n "${BENCH_COLD_N:-7}" &
+    --conns "${BENCH_CONNS:-1000}" --conn-range "$(to_bytes "${BENCH_CONN_RANGE:-1M}")" --grow-size "$GROW" \
+    --parallel "$PARALLEL" --range-n "${BENCH_RANGE_N:-8}" --cold-n "${BENCH_COLD_N:-7}" &
 BENCH_PID=$!
 wait "$BENCH_PID"
 RC=$?
@@ -147,8 +174,8 @@ set -e
 cp "$W/results.json" "$OUT/results.json"
 [ $RC -ne 0 ] && log "measuring part exited with $RC: the report shows what was measured"
 
-"$PY" "$B/lib/report.py" --results "$OUT/results.json" --out "$OUT" --command "$CMDLINE" \
+"$PY" "$B/lib/report.py" --results "$OUT/results.json" --out "$OUT" --md "$MD" --command "$CMDLINE" \
   --nginx "$NGINX" --olah-py "$B/.venv-olah/bin/python" \
   --note "${BENCH_NOTE:-}"
-log "wrote $OUT/RESULTS.md, $OUT/chart.png, $OUT/results.json"
+log "wrote $MD, $OUT/chart.png, $OUT/results.json"
 exit $RC

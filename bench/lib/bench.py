@@ -26,6 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from httpc import (  # noqa: E402
     curl_get,
     curl_parallel,
+    final_url,
+    many_connections,
     one_request,
     stream_get,
     stream_parallel,
@@ -66,14 +68,15 @@ class Env:
         self.max_time = 120 + self.size / 10e6  # curl bound for one full-file transfer
 
     # ---- fake Hub ---------------------------------------------------------------------------
-    def start_hub(self):
-        out = os.path.join(self.work, "hub.json")
-        self.hub_proc = self.procs.spawn(
-            [self.a.fakehub, "--big-size", str(self.size), "--xet-size", str(self.size)], out, os.path.join(self.work, "hub.log")
+    def spawn_hub(self, big_size, xet_size, name):
+        """An olah-fakehub on free ports; returns (process, its JSON line)."""
+        out = os.path.join(self.work, f"{name}.json")
+        proc = self.procs.spawn(
+            [self.a.fakehub, "--big-size", str(big_size), "--xet-size", str(xet_size)], out, os.path.join(self.work, f"{name}.log")
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if self.hub_proc.poll() is not None:
+            if proc.poll() is not None:
                 raise RuntimeError("olah-fakehub exited during start-up")
             if os.path.getsize(out) > 0:
                 with open(out) as f:
@@ -83,7 +86,10 @@ class Env:
             time.sleep(0.05)
         else:
             raise RuntimeError("olah-fakehub did not print its URLs")
-        info = json.loads(line)
+        return proc, json.loads(line)
+
+    def start_hub(self):
+        self.hub_proc, info = self.spawn_hub(self.size, self.size, "hub")
         self.hub, self.cdn = info["hub"], info["cdn"]
         self.hub_netloc = self.hub.removeprefix("http://")
         self.cdn_netloc = self.cdn.removeprefix("http://")
@@ -298,6 +304,10 @@ def warm_scenarios(env, s):
     meta_warm(env, s)
     # end-to-end warm hf_hub_download (fresh client cache, warm mirror)
     hf_download(env, s, "hf_warm")
+    # the same, 8 clients at once
+    hf_parallel(env, s, "hf8_warm")
+    # 1,000 connections at once, each a ranged GET (issue 13: memory under many connections)
+    conn_many(env, s, "conn1000")
 
 
 def range_reads(env, s, name):
@@ -404,7 +414,7 @@ def hf_download(env, s, name, xet=False):
     """hf_hub_download of acme/big (plain HTTP), or with `xet` of acme/xet-big's weights.bin
     (same size, Xet-backed) with hf_xet enabled: through a mirror that serves Xet the client
     talks Xet to the mirror; through one that does not, it gets whatever that mirror answers."""
-    home = os.path.join(env.work, "hf-home")
+    home = os.path.join(env.a.hf_dir or env.work, "hf-home")
     shutil.rmtree(home, ignore_errors=True)
     e = dict(os.environ)
     e.update(
@@ -445,6 +455,117 @@ def hf_download(env, s, name, xet=False):
             "ok": r["size"] == env.size,
         },
     )
+
+
+def hf_env(env, s, home):
+    e = dict(os.environ)
+    e.update(
+        {
+            "HF_ENDPOINT": s.base,
+            "HF_HOME": home,
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "HF_HUB_ETAG_TIMEOUT": "30",
+            "HF_HUB_DOWNLOAD_TIMEOUT": "60",
+        }
+    )
+    e.pop("HF_TOKEN", None)
+    return e
+
+
+def hf_parallel(env, s, name):
+    """`parallel` hf_hub_download processes at once (each its own empty HF_HOME), warm mirror:
+    total MB/s = clients x size / wall time until the last ends."""
+    n = env.a.parallel
+    homes = [os.path.join(env.a.hf_dir or env.work, f"hf-home{i}") for i in range(n)]
+    c0 = env.counters()
+    with env.phase(name):
+        t0 = time.monotonic()
+        ps = [
+            subprocess.Popen(
+                [env.hf_python, os.path.join(HERE, "hfget.py"), "acme/big", "big.bin"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=hf_env(env, s, h),
+            )  # fmt: skip
+            for h in homes
+        ]
+        outs = []
+        for p in ps:
+            try:
+                outs.append(p.communicate(timeout=env.max_time + 60) + (p.returncode,))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                outs.append(p.communicate() + (-9,))
+        wall = time.monotonic() - t0
+    c = env.delta(c0, env.settled_counters())
+    for h in homes:
+        shutil.rmtree(h, ignore_errors=True)
+    sizes = []
+    for out, err, rc in outs:
+        try:
+            sizes.append(json.loads(out.strip().splitlines()[-1])["size"] if rc == 0 else -1)
+        except (ValueError, IndexError, KeyError):
+            sizes.append(-1)
+    ok = all(x == env.size for x in sizes)
+    res = {"agg_mbps": mbps(n * env.size, wall), "wall_s": wall, "upstream_bytes": c["cdn_bytes"], "ok": ok}
+    if not ok:
+        res["error"] = next((err.strip()[-300:] for out, err, rc in outs if rc != 0), "wrong size")
+    env.row(name, res)
+
+
+def conn_many(env, s, name):
+    """`conns` connections at once, each a ranged GET of `conn_range` bytes at a random offset of
+    the (warm) file, read by one asyncio client; the row is the server's peak RSS meanwhile."""
+    n, length = env.a.conns, min(env.a.conn_range, env.size)
+    rnd = random.Random(env.a.seed + 1)
+    offsets = [rnd.randrange(0, env.size - length + 1) for _ in range(n)]
+    url = final_url(s.base + FILE_PATH)
+    with env.phase(name):
+        r = many_connections(url, n, offsets, length, env.a.conn_seconds)
+    r["connections"] = n
+    r["range_bytes"] = length
+    r["peak_rss_mib"] = env.cur["proc"].get(name, {}).get("peak_rss_mib")
+    r["ok"] = r["done"] == n
+    env.row(name, r)
+
+
+def grow(env, s):
+    """Memory as files grow: the same steps for the run's file and for a bigger one (a second
+    fake Hub with `grow_size`): a fresh server, one unshaped GET that fills it, one warm GET.
+    The row is the server's peak RSS over both GETs, per file size."""
+    g = env.a.grow_size
+    if g <= env.size:
+        return
+    out = {}
+    for size in (env.size, g):
+        proc = None
+        saved = (env.hub_netloc, env.cdn_netloc)
+        try:
+            if size == env.size:
+                env.shape(False)
+            else:
+                proc, info = env.spawn_hub(g, 1 << 20, "hub-grow")
+                env.hub_netloc = info["hub"].removeprefix("http://")
+                env.cdn_netloc = info["cdn"].removeprefix("http://")
+            s.start()
+            env.hub_netloc, env.cdn_netloc = saved
+            env.mon.watch(s.pgid)
+            mt = 120 + size / 10e6
+            name = f"grow_{size >> 20}m"
+            with env.phase(name):
+                r1 = curl_get(s.base + FILE_PATH, max_time=mt)
+                time.sleep(1.0)
+                r2 = curl_get(s.base + FILE_PATH, max_time=mt)
+            ok = all(r["status"] == 200 and r["bytes"] == size for r in (r1, r2))
+            out[str(size)] = {"peak_rss_mib": env.cur["proc"][name]["peak_rss_mib"], "ok": ok,
+                              "warm_mbps": mbps(r2["bytes"], r2["total_s"])}
+        finally:
+            env.hub_netloc, env.cdn_netloc = saved
+            env.mon.watch(None)
+            s.stop()
+            if proc is not None:
+                env.procs.stop(proc)
+    env.row("grow", {"sizes": out, "ok": all(v["ok"] for v in out.values())})
 
 
 def hf_cold(env, s):
@@ -490,6 +611,7 @@ PLAN = {
         ("hf_cold", lambda e, s: hf_cold(e, s)),
         ("meta_cold", lambda e, s: meta_cold(e, s)),
         ("xet", lambda e, s: xet_rows(e, s)),
+        ("grow", lambda e, s: grow(e, s) if s.key == "olah-rs" else None),
     ],
 }
 
@@ -541,6 +663,11 @@ def main():
     ap.add_argument("--meta-seconds", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--no-verify", dest="verify", action="store_false")
+    ap.add_argument("--hf-dir", default="", help="where the hf clients' HF_HOMEs go [--work]")
+    ap.add_argument("--conns", type=int, default=1000)
+    ap.add_argument("--conn-range", type=int, default=1 << 20)
+    ap.add_argument("--conn-seconds", type=float, default=60.0)
+    ap.add_argument("--grow-size", type=int, default=0)
     a = ap.parse_args()
 
     def on_signal(signum, _frame):
@@ -566,6 +693,10 @@ def main():
         "meta_n": a.meta_n,
         "meta_seconds": a.meta_seconds,
         "nginx_slice": a.nginx_slice,
+        "conns": a.conns,
+        "conn_range": a.conn_range,
+        "grow_size": a.grow_size,
+        "hf_on_tmpfs": a.hf_dir.startswith("/dev/shm"),
         "systems": a.systems.split(","),
     }
     R["meta"] = run_facts(a)

@@ -281,3 +281,93 @@ def stream_parallel(url: str, n: int, timeout: float) -> tuple[list[dict], float
     for t in ts:
         t.join()
     return out, time.perf_counter() - t0
+
+
+def final_url(url: str, timeout: float = 30.0, max_redirects: int = 5) -> str:
+    """Where a GET of `url` ends after its redirects (asked with a 1-byte range, body dropped)."""
+    from urllib.parse import urljoin
+
+    for _ in range(max_redirects + 1):
+        u = urlsplit(url)
+        path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+        s = socket.create_connection((u.hostname, u.port or 80), timeout=timeout)
+        try:
+            s.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: {u.netloc}\r\nRange: bytes=0-0\r\nConnection: close\r\n\r\n".encode()
+            )
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = s.recv(65536)
+                if not d:
+                    raise ConnectionError("closed before the response headers")
+                buf += d
+            status, hdrs = parse_head(buf.split(b"\r\n\r\n", 1)[0])
+        finally:
+            s.close()
+        if 300 <= status < 400 and "location" in hdrs:
+            url = urljoin(url, hdrs["location"])
+            continue
+        return url
+    raise RuntimeError(f"too many redirects for {url}")
+
+
+def many_connections(url: str, n: int, offsets: list[int], length: int, seconds: float) -> dict:
+    """`n` connections at once (asyncio, one thread), each one ranged GET of `length` bytes at
+    its offset, every body read to the end. Bounded in time: whatever is not done after
+    `seconds` is cut. Returns counts (done, failed, bytes) and the wall time."""
+    import asyncio
+
+    u = urlsplit(url)
+    path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+    host, port = u.hostname, u.port or 80
+    res = {"done": 0, "failed": 0, "bytes": 0, "errors": {}}
+
+    async def one(i, start_gate):
+        await start_gate.wait()
+        off = offsets[i % len(offsets)]
+        try:
+            r, w = await asyncio.open_connection(host, port, limit=1 << 20)
+            w.write(
+                f"GET {path} HTTP/1.1\r\nHost: {u.netloc}\r\nRange: bytes={off}-{off + length - 1}\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            await w.drain()
+            head = await r.readuntil(b"\r\n\r\n")
+            status, hdrs = parse_head(head[:-4])
+            want = int(hdrs.get("content-length", -1))
+            got = 0
+            while True:
+                d = await r.read(1 << 16)
+                if not d:
+                    break
+                got += len(d)
+            w.close()
+            res["bytes"] += got
+            if status == 206 and got == want == length:
+                res["done"] += 1
+            else:
+                res["failed"] += 1
+                k = f"status {status}, {got} of {want} bytes"
+                res["errors"][k] = res["errors"].get(k, 0) + 1
+        except Exception as e:  # counted, not raised
+            res["failed"] += 1
+            k = type(e).__name__
+            res["errors"][k] = res["errors"].get(k, 0) + 1
+
+    async def main():
+        gate = asyncio.Event()
+        tasks = [asyncio.create_task(one(i, gate)) for i in range(n)]
+        await asyncio.sleep(0)
+        t0 = time.perf_counter()
+        gate.set()
+        done, pending = await asyncio.wait(tasks, timeout=seconds)
+        for t in pending:
+            t.cancel()
+        res["cut"] = len(pending)
+        res["failed"] += len(pending)
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+        return time.perf_counter() - t0
+
+    res["wall_s"] = asyncio.run(main())
+    return res

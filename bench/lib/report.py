@@ -194,6 +194,143 @@ def cpu_per_gib(R, s, phase):
     return c / (R["params"]["parallel"] * R["params"]["size"] / (1 << 30))
 
 
+WARM_PHASES = ("warm_single", "warm8", "range_warm", "hf_warm", "hf8_warm", "conn1000")
+
+
+def warm_served(R, s):
+    """Bytes served by the warm phases of system `s` (what the warm CPU seconds moved)."""
+    P = R["params"]
+    d = R["systems"].get(s, {})
+    size, n = P["size"], P["parallel"]
+    per = {
+        "warm_single": P.get("warm_runs", 3) * size,
+        "warm8": n * size,
+        "range_warm": P["range_n"] * MiB,
+        "hf_warm": size,
+        "hf8_warm": n * size,
+        "conn1000": (d.get("rows", {}).get("conn1000") or {}).get("bytes", 0),
+    }
+    return sum(per[p] for p in WARM_PHASES if p in d.get("proc", {}))
+
+
+def warm_cpu(R, s):
+    d = R["systems"].get(s, {}).get("proc", {})
+    xs = [d[p]["cpu_s"] for p in WARM_PHASES if p in d]
+    return sum(xs) if xs else None
+
+
+def warm_cpu_per_gib(R, s):
+    c, b = warm_cpu(R, s), warm_served(R, s)
+    return None if c is None or not b else c / (b / (1 << 30))
+
+
+def warm_peak_rss(R, s):
+    d = R["systems"].get(s, {}).get("proc", {})
+    xs = [d[p]["peak_rss_mib"] for p in WARM_PHASES if p in d]
+    return max(xs) if xs else None
+
+
+def rss8(R, s):
+    xs = [x for x in (proc(R, s, "warm8", "peak_rss_mib"), proc(R, s, "hf8_warm", "peak_rss_mib")) if x is not None]
+    return max(xs) if xs else None
+
+
+def issue13(R, a):
+    """The issue-13 table: warm cost side by side with nginx static, memory, cold rows vs direct."""
+    P = R["params"]
+    cols = ["nginx-static", "direct", "olah", "olah-rs"]
+    rs = "olah-rs"
+
+    def v(f):
+        return {s: f(R, s) for s in cols}
+
+    def vs_static(x, k):
+        return None if x[rs] is None or x["nginx-static"] is None else x[rs] <= k * x["nginx-static"]
+
+    def ge_static(x, k):
+        return None if x[rs] is None or x["nginx-static"] is None else x[rs] >= k * x["nginx-static"]
+
+    def le(x, lim):
+        return None if x[rs] is None else x[rs] <= lim
+
+    g = P.get("grow_size") or 0
+    gs = (get(R, rs, "grow", "sizes") or {})
+    grow_small = (gs.get(str(P["size"])) or {}).get("peak_rss_mib")
+    grow_big = (gs.get(str(g)) or {}).get("peak_rss_mib")
+    lines = []
+    T = []
+
+    def add(label, x, unit, target, ok, ratio_to="nginx-static"):
+        r = ratio(x.get(rs), x.get(ratio_to))
+        T.append((label, x, unit, f"{r:.2f}× {HEAD[ratio_to].strip('*')}" if r is not None else "–", target, ok))
+
+    x = v(lambda R, s: warm_cpu(R, s))
+    add("CPU seconds of all warm runs (server process tree)", x, "", "", None)
+    x = v(lambda R, s: warm_cpu_per_gib(R, s))
+    add("CPU seconds per GiB served warm", x, "", "≤ 1.5 × nginx static", vs_static(x, 1.5))
+    x = v(lambda R, s: warm_peak_rss(R, s))
+    add("peak RSS of the process tree, warm runs (MiB)", x, "", "", None)
+    x = v(lambda R, s: get(R, s, "warm_single", "mbps"))
+    add("warm, one curl (MB/s, median of 3)", x, "", "", None)
+    x = v(lambda R, s: get(R, s, "hf_warm", "mbps"))
+    add("warm, one huggingface_hub client (MB/s)", x, "", "≥ 0.9 × nginx static", ge_static(x, 0.9))
+    x = v(lambda R, s: get(R, s, "hf8_warm", "agg_mbps"))
+    add(f"warm, {P['parallel']} huggingface_hub clients, total (MB/s)", x, "", "≥ 0.9 × nginx static",
+        ge_static(x, 0.9))
+    x = v(lambda R, s: rss8(R, s))
+    add(f"peak RSS, warm {P['parallel']} parallel (curl and hf clients) (MiB)", x, "", "≤ 64 MiB", le(x, 64))
+    x = v(lambda R, s: proc(R, s, "conn1000", "peak_rss_mib"))
+    n = P.get("conns", 1000)
+    add(f"peak RSS, {n:,} concurrent connections, {P.get('conn_range', MiB) // 1024:,} KiB range each (MiB)", x, "",
+        "≤ 100 MiB", le(x, 100))
+    flat = None if grow_small is None or grow_big is None else grow_big <= max(grow_small * 1.1, grow_small + 8)
+    T.append((f"peak RSS, fresh server, cold GET + warm GET: {P['size'] / MiB:,.0f} MiB file → {g / MiB:,.0f} MiB file",
+              {rs: (grow_small, grow_big)}, "", "–", "flat (≤ +10 % or +8 MiB)", flat))
+    for row, lab in (("meta_api_cold", "cold GET /api/models (median ms)"), ("meta_head_cold", "cold HEAD resolve (median ms)")):
+        x = v(lambda R, s, row=row: get(R, s, row, "p50_ms"))
+        ok = None if x[rs] is None or x["direct"] is None else x[rs] <= x["direct"] + 5
+        add(lab, x, "", "≤ direct + 5 ms", ok, "direct")
+    x = v(lambda R, s: get(R, s, "cold_single_unshaped", "mbps"))
+    add("cold download, unshaped upstream (MB/s)", x, "", "≥ 0.8 × direct", None if x[rs] is None or x["direct"] is None
+        else x[rs] >= 0.8 * x["direct"], "direct")
+
+    lines.append("| row | nginx static | direct | olah 0.5.4 | **olah-rs** | ratio | target | met? |")
+    lines.append("|---|---:|---:|---:|---:|---:|---|---|")
+    for label, x, unit, r, target, ok in T:
+        cells = [fnum(x.get(s), unit) for s in cols]
+        mark = "" if not target else ("n/a" if ok is None else ("✅ met" if ok else "❌ not met"))
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {r} | {target} | {mark} |")
+    return lines
+
+
+def profiles(out):
+    """The head of each perf profile saved next to the raw results (bench/profile-*.sh)."""
+    import glob
+
+    L = []
+    files = sorted(glob.glob(os.path.join(out, "profile-warm*.txt"))) + sorted(glob.glob(os.path.join(out, "profile-cold*.txt")))
+    if not files:
+        return L
+    L.append("### Profiles (perf, cpu-clock samples of olah-cli)\n")
+    L.append("Made by `bench/profile-warm.sh` / `bench/profile-cold.sh` (see their headers), not by this run; "
+             "the whole profiles are next to the raw results.\n")
+    for f in files:
+        with open(f) as fh:
+            lines = fh.read().splitlines()
+        head = [x for x in lines[:5] if x.strip()]
+        syms = []
+        if "## olah-cli, by symbol (self time, cpu-clock samples)" in lines:
+            i = lines.index("## olah-cli, by symbol (self time, cpu-clock samples)")
+            syms = [x for x in lines[i + 1:] if x.strip()][:8]
+        L.append(f"`results/{os.path.basename(f)}`:\n")
+        L.append("```")
+        L.extend(head[1:] if head and head[0].startswith("#") else head)
+        L.append(head[0].lstrip("# ") if head and head[0].startswith("#") else "")
+        L.extend(syms)
+        L.append("```\n")
+    return L
+
+
 def verdict(R, row):
     if not row.targets:
         return "", ""
@@ -248,7 +385,7 @@ def render(R, a):
     curl_v = sh("curl --version | head -1 | cut -d' ' -f2")
     olah_v = sh(f"{a.olah_py} -c 'import importlib.metadata as m; print(m.version(\"olah\"))'")
     L = []
-    L.append("# olah-rs benchmark (issue 5)\n")
+    L.append("# olah-rs benchmark (issues 5 and 13)\n")
     L.append(f"- **Date:** {now}. The measuring part took {R.get('seconds', 0):.0f} s.")
     L.append(f"- **Machine:** {m['nproc']} cores ({m['cpu']}), {m['memory']} RAM, kernel {m['kernel']}, {m['os']}. "
              f"Load average before the run: {' '.join(meta['load_before'])}.")
@@ -263,6 +400,18 @@ def render(R, a):
              f"the parallel rows; {P['range_n']} range reads; {P['cold_n']} fresh servers per cold metadata row.")
     if a.note:
         L.append(f"- **Note:** {a.note}")
+    L.append("")
+    L.append("## Issue 13: the cost of serving, side by side with nginx static\n")
+    L.append("Warm runs = the warm single GETs (3 × curl), the warm 8 parallel curls, the warm range reads, "
+             f"one and {P['parallel']} parallel huggingface_hub clients and the {P.get('conns', 1000):,} "
+             "connections; CPU = user + system seconds of the server's whole process tree during them "
+             "(sampled from /proc every 100 ms), per GiB of file bytes those runs served. "
+             "Cold metadata = one request on a new connection against a fresh server (median of "
+             f"{P['cold_n']}); cold download = one curl of the whole file, unshaped upstream.\n")
+    L.extend(issue13(R, a))
+    L.append("")
+    L.extend(profiles(a.out))
+    L.append("## All rows (issue 5)\n")
     errs = [(s, e) for s, d in R["systems"].items() for e in d.get("errors", [])]
     bad = [(s, k) for s, d in R["systems"].items() for k, v in d.get("rows", {}).items()
            if isinstance(v, dict) and v.get("ok") is False]
@@ -306,7 +455,8 @@ def render(R, a):
             L.append(f"- **{HEAD[s].strip('*')}**: " + "; ".join(parts) + ".")
     if errs or bad:
         L.append("\n**Failures:** " + "; ".join([f"{s}: {e}" for s, e in errs] + [f"{s}: row {k} failed" for s, k in bad]))
-    L.append("\nMethod: see [bench/README.md](../README.md). Raw figures: `results.json`.")
+    L.append("\nMethod: see [bench/README.md](README.md). Raw figures: `results/results.json`, chart: "
+             "`results/chart.png`, profiles: `results/profile-*.txt`.")
     return "\n".join(L) + "\n"
 
 
@@ -388,13 +538,14 @@ def main():
     ap.add_argument("--olah-py", default="python3")
     ap.add_argument("--load-before", default="?", help="only for results without run facts")
     ap.add_argument("--note", default="")
+    ap.add_argument("--md", default="", help="where RESULTS.md goes [OUT/RESULTS.md]")
     a = ap.parse_args()
     with open(a.results) as f:
         R = json.load(f)
     os.makedirs(a.out, exist_ok=True)
     if os.path.abspath(a.results) != os.path.abspath(os.path.join(a.out, "results.json")):
         shutil.copy(a.results, os.path.join(a.out, "results.json"))
-    with open(os.path.join(a.out, "RESULTS.md"), "w") as f:
+    with open(a.md or os.path.join(a.out, "RESULTS.md"), "w") as f:
         f.write(render(R, a))
     chart(R, os.path.join(a.out, "chart.png"))
 

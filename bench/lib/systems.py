@@ -163,7 +163,7 @@ worker_processes auto;
 user root;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
-events {{ worker_connections 1024; }}
+events {{ worker_connections 4096; }}
 http {{
   access_log off;
   default_type application/octet-stream;

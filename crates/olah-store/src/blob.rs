@@ -6,6 +6,9 @@
 //!
 //! * `Present`: read the whole block from disk, check its CRC, send the requested slice. A CRC
 //!   mismatch marks the block `Missing` again and it is fetched anew; a wrong byte is never sent.
+//!   A block checked before on the same, unchanged version of the file (see `trust.rs`) is read
+//!   in pieces of [`PIECE`] bytes without the CRC. Every read from disk holds a share of one
+//!   budget of bytes for all readers ([`READ_BUDGET`]) until the HTTP layer has written it.
 //! * `Filling`: follow the fill. The filler appends upstream chunks to an in-memory buffer of the
 //!   block and publishes its length on a `watch` channel; followers send bytes as soon as they
 //!   arrive (no waiting for the block or the file), so N clients cause one upstream transfer.
@@ -41,11 +44,20 @@ use crate::fill::{BlockFill, Claim, FillLock, FillState, InFlight, Progress, Slo
 use crate::index::{BlobIndex, RedbIndex};
 use crate::key::BlobKey;
 use crate::meta::{BlobRecord, MetaDb};
+use crate::trust::Trust;
 use crate::util::{blocking, now_ms};
 
 /// Default block size: the unit of persistence, checksumming and partial caching. Small enough
 /// that a 1 MiB range read pulls at most 2 blocks (4 MiB) upstream.
 pub const DEFAULT_BLOCK_SIZE: u64 = 2 * 1024 * 1024;
+
+/// Bytes per read of a block whose CRC check is trusted (fewer, larger socket writes than a
+/// small piece; far less memory per connection than a whole block).
+pub const PIECE: u64 = 256 * 1024;
+
+/// Bytes read from disk and not yet written to a client, all readers together: a read waits for
+/// its share (so 1,000 slow connections hold at most this much, not a block or more each).
+pub const READ_BUDGET: u32 = 16 << 20;
 
 /// How many times one reader re-claims blocks after failed fills before giving up.
 const MAX_FILL_ATTEMPTS: u32 = 3;
@@ -88,6 +100,12 @@ pub(crate) struct BlobPart {
     pub(crate) usage: Arc<Usage>,
     /// Last read (ms) per blob, flushed to the index by eviction passes.
     pub(crate) access: Mutex<HashMap<BlobKey, u64>>,
+    /// Blocks whose CRC was checked, per file version.
+    trust: Arc<Trust>,
+    /// The bytes every reader may hold read from disk and not yet sent ([`READ_BUDGET`]).
+    reads: Arc<tokio::sync::Semaphore>,
+    /// CRC checks of blocks read from disk so far.
+    checks: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Default)]
@@ -116,6 +134,9 @@ pub struct Blob {
     /// Bumped whenever a block changes state or a verification ends: readers holding back the
     /// last bytes of the content wait on it.
     changes: watch::Sender<()>,
+    trust: Arc<Trust>,
+    reads: Arc<tokio::sync::Semaphore>,
+    checks: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Drop for Blob {
@@ -202,6 +223,9 @@ impl BlobStore {
                 registry: Arc::new(Mutex::new(Registry::default())),
                 usage,
                 access: Mutex::new(HashMap::new()),
+                trust: Arc::new(Trust::default()),
+                reads: Arc::new(tokio::sync::Semaphore::new(READ_BUDGET as usize)),
+                checks: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             }),
             block_size: block_size.max(4096),
             others: Mutex::new(Vec::new()),
@@ -226,6 +250,11 @@ impl BlobStore {
     /// How many times a blob was loaded (once per key while it stays open).
     pub fn loads(&self) -> u64 {
         self.loads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Blocks read from disk and CRC-checked so far (warm reads of trusted blocks skip it).
+    pub fn crc_checks(&self) -> u64 {
+        self.part.checks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Where a blob's bytes live on the local disk, if the backend is a disk.
@@ -493,6 +522,9 @@ async fn load_blob(part: &BlobPart, key: BlobKey, size: u64, block_size: u64) ->
             streamed: None,
         }),
         changes: watch::channel(()).0,
+        trust: part.trust.clone(),
+        reads: part.reads.clone(),
+        checks: part.checks.clone(),
     })
 }
 
@@ -586,16 +618,39 @@ impl Blob {
                     return Err(StoreError::NotCached(format!("{} block {idx}", self.key)));
                 }
                 Claim::Present(crc) => {
-                    let data = self.read_block(idx).await?;
+                    let tag = from(&on_disk, idx);
+                    // Checked before on this version of the file: read just the next piece, no
+                    // CRC; it counts only if the file is still that version after the read.
+                    if self.trusted(idx, crc) {
+                        let n = (want_end - pos).min(PIECE);
+                        let piece = self.read_budgeted(pos, n as usize).await?;
+                        if self.trusted(idx, crc) {
+                            pos += n;
+                            if pos == self.size {
+                                held = Some((piece, tag));
+                            } else if tx.send(Ok((piece, tag))).await.is_err() {
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                    }
+                    let checked = std::time::SystemTime::now();
+                    let id = self.data.identity();
+                    let data = self
+                        .read_budgeted(block_start, self.block_len(idx) as usize)
+                        .await?;
+                    self.checks
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if crc32fast::hash(&data) != crc {
                         tracing::warn!(blob = %self.key, block = idx, "block checksum mismatch; refetching");
+                        self.trust.forget(&self.key);
                         self.invalidate(idx, crc).await;
                         on_disk[(idx - first) as usize] = false;
                         continue;
                     }
+                    self.trust.record(&self.key, id, checked, idx, crc);
                     let slice =
                         data.slice((pos - block_start) as usize..(want_end - block_start) as usize);
-                    let tag = from(&on_disk, idx);
                     if want_end == self.size {
                         held = Some((slice, tag));
                     } else if tx.send(Ok((slice, tag))).await.is_err() {
@@ -746,9 +801,26 @@ impl Blob {
         }
     }
 
-    async fn read_block(&self, idx: u32) -> Result<Bytes> {
-        let off = idx as u64 * self.block_size;
-        self.data.read(off, self.block_len(idx) as usize).await
+    /// Whether block `idx` (recorded with `crc`) was CRC-checked on the file as it is now.
+    fn trusted(&self, idx: u32, crc: u32) -> bool {
+        self.trust.holds(&self.key, self.data.identity(), idx, crc)
+    }
+
+    /// `len` bytes at `off`, read once the reader budget has room for them; the share is given
+    /// back when the last piece of the returned bytes is dropped (written to the client).
+    async fn read_budgeted(&self, off: u64, len: usize) -> Result<Bytes> {
+        let share = u32::try_from(len).unwrap_or(u32::MAX).clamp(1, READ_BUDGET);
+        let permit = self
+            .reads
+            .clone()
+            .acquire_many_owned(share)
+            .await
+            .map_err(|_| StoreError::Io(std::io::Error::other("read budget closed")))?;
+        let data = self.data.read(off, len).await?;
+        Ok(Bytes::from_owner(Budgeted {
+            data,
+            _share: permit,
+        }))
     }
 
     /// Forgets a block whose bytes do not match its checksum (only if nobody replaced it since).
@@ -839,6 +911,18 @@ impl Blob {
             let _ = reset_blob_record(self.index.as_ref(), &key).await;
         }
         self.changes.send_replace(());
+    }
+}
+
+/// Bytes read from disk holding their share of the reader budget.
+struct Budgeted {
+    data: Bytes,
+    _share: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Budgeted {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
     }
 }
 
@@ -1047,11 +1131,12 @@ async fn run_fill(mut guard: FillGuard, source: Arc<dyn Source>) {
                 let blen = blob.block_len(cur);
                 let take = (blen - filled).min(chunk.len() as u64) as usize;
                 let part = chunk.split_to(take);
+                // Followers get the bytes first: they send them while this task hashes.
+                fill.push(part.clone());
                 crc.update(&part);
                 if let Some(h) = content.as_mut() {
                     h.update(&part);
                 }
-                fill.push(part);
                 filled += take as u64;
                 if filled == blen {
                     if cur + 1 == end_block

@@ -25,10 +25,11 @@ pub mod index;
 pub mod key;
 pub mod meta;
 pub mod tools;
+mod trust;
 mod util;
 pub mod xorb;
 
-pub use backend::{BlobData, BlockIo, HeldRange, ObjectIo, ReadAt, StagedWrite};
+pub use backend::{BlobData, BlockIo, FileId, HeldRange, ObjectIo, ReadAt, StagedWrite};
 pub use blob::{Blob, BlobStatus, BlobStore, ByteStream, DEFAULT_BLOCK_SIZE, Source, TaggedStream};
 pub use budget::{Evictable, Strategy, Usage, Victim};
 pub use error::{Result, SourceError, StoreError};

@@ -487,3 +487,85 @@ async fn followers_attached_to_a_cut_fill_all_get_exact_bytes_with_one_refetch()
         "refetch happened once: {fetched}"
     );
 }
+
+/// A block checked once on a file that then stays unchanged is served without its CRC (in
+/// pieces), and any write to the file afterwards — a flipped byte even with the same length —
+/// ends that trust: the rotten block is caught, never served.
+#[tokio::test]
+async fn trusted_blocks_skip_the_crc_until_the_file_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(dir.path());
+    // Blocks of 64 KiB; a range across pieces and blocks, and the whole content.
+    let d = data(4 * BS as usize + 1000);
+    let key = key_of(&d);
+    let size = d.len() as u64;
+    let blob = st.open(key, size).await.unwrap();
+    let got = collect(BlobStore::read(
+        blob.clone(),
+        0,
+        size - 1,
+        Some(MemSource::new(d.clone())),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(got, d);
+    wait_present(&blob, 5).await;
+    // A check is recorded only on a file quiet for a while (file times are coarse).
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let checks = st.crc_checks();
+    assert_eq!(
+        collect(BlobStore::read(blob.clone(), 0, size - 1, None))
+            .await
+            .unwrap(),
+        d
+    );
+    assert_eq!(
+        st.crc_checks() - checks,
+        5,
+        "first warm read checks every block"
+    );
+    let checks = st.crc_checks();
+    for (a, b) in [(0, size - 1), (BS - 7, 3 * BS + 11), (size - 5, size - 1)] {
+        let got = collect(BlobStore::read(blob.clone(), a, b, None))
+            .await
+            .unwrap();
+        assert_eq!(got, d[a as usize..=b as usize], "{a}-{b}");
+    }
+    assert_eq!(
+        st.crc_checks(),
+        checks,
+        "checked blocks of an unchanged file are trusted"
+    );
+
+    // Flip one byte of block 2 in place (same length, same inode).
+    let path = st.data_path(&key).unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let mut b = [0u8; 1];
+        std::fs::File::open(&path)
+            .unwrap()
+            .read_exact_at(&mut b, 2 * BS + 3)
+            .unwrap();
+        f.write_all_at(&[b[0] ^ 0x01], 2 * BS + 3).unwrap();
+    }
+    let err = collect(BlobStore::read(blob.clone(), 0, size - 1, None)).await;
+    assert!(
+        matches!(err, Err(StoreError::NotCached(_))),
+        "the rotten block is never served: {err:?}"
+    );
+    assert!(
+        st.crc_checks() > checks,
+        "the changed file is checked again"
+    );
+    let src = MemSource::new(d.clone());
+    let got = collect(BlobStore::read(blob, 0, size - 1, Some(src.clone())))
+        .await
+        .unwrap();
+    assert_eq!(got, d);
+    assert_eq!(
+        src.bytes.load(Ordering::SeqCst),
+        BS,
+        "only the rotten block refetched"
+    );
+}

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{BlobData, BlockIo, HeldRange, ObjectIo, ReadAt, StagedWrite, XorbUsage};
+use super::{BlobData, BlockIo, FileId, HeldRange, ObjectIo, ReadAt, StagedWrite, XorbUsage};
 use crate::error::Result;
 use crate::key::{BlobKey, XorbRange};
 use crate::util::blocking;
@@ -24,12 +24,16 @@ use crate::util::blocking;
 /// Blobs as sparse files under one root.
 pub struct FsBlocks {
     root: PathBuf,
+    pool: Arc<Pool>,
 }
 
 impl FsBlocks {
     /// Blobs under `root` (created on first write).
     pub fn new(root: PathBuf) -> Self {
-        Self { root }
+        Self {
+            root,
+            pool: Arc::default(),
+        }
     }
 
     fn path(&self, key: &BlobKey) -> PathBuf {
@@ -67,11 +71,82 @@ async fn read_exact_at(f: &Arc<File>, off: u64, len: usize) -> Result<Bytes> {
     .await
 }
 
-struct FsData(Arc<File>);
+/// Size of the reused read buffers: the store's trusted pieces (`blob::PIECE`).
+const POOL_BUF: usize = 256 * 1024;
+
+/// Idle buffers kept for reuse (2 MiB): more in flight are allocated and freed as usual.
+const POOL_KEEP: usize = 8;
+
+/// Read buffers of [`POOL_BUF`] bytes, zeroed once when made and reused after: a read from the
+/// page cache can then go straight into one on the async thread (`RWF_NOWAIT`), without a hop
+/// to a blocking thread and without zeroing a fresh buffer.
+#[derive(Default)]
+struct Pool {
+    free: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+/// A pool buffer holding `len` read bytes; back to the pool when the last `Bytes` of it drops.
+struct Pooled {
+    buf: Vec<u8>,
+    len: usize,
+    pool: Arc<Pool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        let mut free = self.pool.free.lock().expect("read pool lock");
+        if free.len() < POOL_KEEP {
+            free.push(buf);
+        }
+    }
+}
+
+/// `len` (≤ [`POOL_BUF`]) bytes at `off` if the page cache holds all of them, read on this
+/// thread without blocking; `None` when any is not cached (or the kernel cannot tell).
+#[cfg(target_os = "linux")]
+fn read_cached(f: &File, pool: &Arc<Pool>, off: u64, len: usize) -> Option<Bytes> {
+    use rustix::io::{Errno, ReadWriteFlags, preadv2};
+    if len == 0 || len > POOL_BUF {
+        return None;
+    }
+    let buf = pool.free.lock().expect("read pool lock").pop();
+    let mut p = Pooled {
+        buf: buf.unwrap_or_else(|| vec![0u8; POOL_BUF]),
+        len: 0,
+        pool: pool.clone(),
+    };
+    while p.len < len {
+        let mut io = [std::io::IoSliceMut::new(&mut p.buf[p.len..len])];
+        match preadv2(f, &mut io, off + p.len as u64, ReadWriteFlags::NOWAIT) {
+            Ok(0) => return None,
+            Ok(n) => p.len += n,
+            Err(Errno::INTR) => continue,
+            Err(_) => return None, // EAGAIN: not cached; EOPNOTSUPP: no NOWAIT here
+        }
+    }
+    Some(Bytes::from_owner(p))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_cached(_: &File, _: &Arc<Pool>, _: u64, _: usize) -> Option<Bytes> {
+    None
+}
+
+struct FsData(Arc<File>, Arc<Pool>);
 
 #[async_trait]
 impl BlobData for FsData {
     async fn read(&self, off: u64, len: usize) -> Result<Bytes> {
+        if let Some(b) = read_cached(&self.0, &self.1, off, len) {
+            return Ok(b);
+        }
         read_exact_at(&self.0, off, len).await
     }
 
@@ -97,6 +172,20 @@ impl BlobData for FsData {
         })
         .await
     }
+
+    /// One `fstat` of the open file (no disk access: the inode is in memory while open).
+    fn identity(&self) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = self.0.metadata().ok()?;
+        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+        Some(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+        })
+    }
 }
 
 #[async_trait]
@@ -120,6 +209,7 @@ impl BlockIo for FsBlocks {
 
     async fn open(&self, key: &BlobKey) -> Result<(Arc<dyn BlobData>, u64)> {
         let path = self.path(key);
+        let pool = self.pool.clone();
         blocking(move || {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
@@ -131,7 +221,10 @@ impl BlockIo for FsBlocks {
                 .truncate(false)
                 .open(&path)?;
             let len = file.metadata()?.len();
-            Ok((Arc::new(FsData(Arc::new(file))) as Arc<dyn BlobData>, len))
+            Ok((
+                Arc::new(FsData(Arc::new(file), pool)) as Arc<dyn BlobData>,
+                len,
+            ))
         })
         .await
     }
@@ -509,5 +602,48 @@ mod tests {
             "one byte past the end"
         );
         assert!(read_exact_at(&f, 200_000, 1).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn reads_from_the_page_cache_reuse_buffers_and_return_exact_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..600_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let f = File::open(&path).unwrap();
+        let _ = std::fs::read(&path).unwrap(); // in the page cache now
+        let pool = Arc::new(Pool::default());
+        for (off, len) in [
+            (0u64, POOL_BUF),
+            (13, 1000),
+            (599_000, 1000),
+            (300_000, POOL_BUF),
+        ] {
+            // Whether the kernel answers without blocking is its business; when it does, the
+            // bytes are exact.
+            if let Some(got) = read_cached(&f, &pool, off, len) {
+                assert_eq!(
+                    &got[..],
+                    &data[off as usize..off as usize + len],
+                    "{off}+{len}"
+                );
+            }
+        }
+        assert!(read_cached(&f, &pool, 599_999, 2).is_none(), "past the end");
+        assert!(
+            read_cached(&f, &pool, 0, POOL_BUF + 1).is_none(),
+            "bigger than a buffer"
+        );
+        assert!(pool.free.lock().unwrap().len() <= POOL_KEEP);
+        // The data handle: exact bytes whichever way they were read.
+        let fd = FsData(Arc::new(File::open(&path).unwrap()), pool.clone());
+        for (off, len) in [(0u64, 1usize), (77, POOL_BUF), (1, 2 * POOL_BUF + 5)] {
+            let got = fd.read(off, len).await.unwrap();
+            assert_eq!(
+                &got[..],
+                &data[off as usize..off as usize + len],
+                "{off}+{len}"
+            );
+        }
     }
 }

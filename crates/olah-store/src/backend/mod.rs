@@ -82,6 +82,40 @@ pub trait BlobData: Send + Sync + 'static {
 
     /// Discards every byte: the blob becomes `size` bytes never written (disk: sparse zeros).
     async fn reset(&self, size: u64) -> Result<()>;
+
+    /// The identity of the stored bytes as they are now, if the backend can tell a change of
+    /// them without reading them (disk: the open file's inode and times, one `fstat`). A
+    /// backend that cannot returns `None` (the default): every read re-checks its block's CRC.
+    fn identity(&self) -> Option<FileId> {
+        None
+    }
+}
+
+/// What a file's metadata says of its version: any write through the filesystem moves its
+/// ctime (which no one can set back), a replaced file has another inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// Last modification (ns since the epoch).
+    pub mtime_ns: i128,
+    /// Last status change (ns since the epoch).
+    pub ctime_ns: i128,
+}
+
+impl FileId {
+    /// Whether neither time is later than `quiet` before `at`.
+    pub fn quiet_since(&self, at: std::time::SystemTime, quiet: std::time::Duration) -> bool {
+        let Ok(at) = at.duration_since(std::time::UNIX_EPOCH) else {
+            return false;
+        };
+        let limit = at.as_nanos() as i128 - quiet.as_nanos() as i128;
+        self.mtime_ns.max(self.ctime_ns) <= limit
+    }
 }
 
 /// A stored range of a xorb: verified, or pending (structurally checked, not yet proven by a

@@ -59,6 +59,11 @@ pub const PIECE: u64 = 256 * 1024;
 /// its share (so 1,000 slow connections hold at most this much, not a block or more each).
 pub const READ_BUDGET: u32 = 16 << 20;
 
+/// Longest a disk read waits for room in [`READ_BUDGET`] before it goes on without a share: the
+/// budget bounds memory while clients read, and never lets connections that stopped reading
+/// (each holding its last piece) stall the others.
+pub const READ_BUDGET_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How many times one reader re-claims blocks after failed fills before giving up.
 const MAX_FILL_ATTEMPTS: u32 = 3;
 
@@ -810,12 +815,20 @@ impl Blob {
     /// back when the last piece of the returned bytes is dropped (written to the client).
     async fn read_budgeted(&self, off: u64, len: usize) -> Result<Bytes> {
         let share = u32::try_from(len).unwrap_or(u32::MAX).clamp(1, READ_BUDGET);
-        let permit = self
-            .reads
-            .clone()
-            .acquire_many_owned(share)
-            .await
-            .map_err(|_| StoreError::Io(std::io::Error::other("read budget closed")))?;
+        // Soft: clients that stop reading keep their last piece (and its share) until their
+        // connection ends, so a reader that waited READ_BUDGET_WAIT goes on without a share
+        // rather than letting a few stalled connections stall every download.
+        let permit = match tokio::time::timeout(
+            READ_BUDGET_WAIT,
+            self.reads.clone().acquire_many_owned(share),
+        )
+        .await
+        {
+            Ok(p) => {
+                Some(p.map_err(|_| StoreError::Io(std::io::Error::other("read budget closed")))?)
+            }
+            Err(_) => None,
+        };
         let data = self.data.read(off, len).await?;
         Ok(Bytes::from_owner(Budgeted {
             data,
@@ -917,7 +930,7 @@ impl Blob {
 /// Bytes read from disk holding their share of the reader budget.
 struct Budgeted {
     data: Bytes,
-    _share: tokio::sync::OwnedSemaphorePermit,
+    _share: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl AsRef<[u8]> for Budgeted {

@@ -30,7 +30,10 @@ mod util;
 pub mod xorb;
 
 pub use backend::{BlobData, BlockIo, FileId, HeldRange, ObjectIo, ReadAt, StagedWrite};
-pub use blob::{Blob, BlobStatus, BlobStore, ByteStream, DEFAULT_BLOCK_SIZE, Source, TaggedStream};
+pub use blob::{
+    Blob, BlobStatus, BlobStore, ByteStream, DEFAULT_BLOCK_SIZE, PIECE, READ_BUDGET,
+    READ_BUDGET_WAIT, Source, TaggedStream,
+};
 pub use budget::{Evictable, Strategy, Usage, Victim};
 pub use error::{Result, SourceError, StoreError};
 pub use fill::{Claim, FillLock};

@@ -569,3 +569,48 @@ async fn trusted_blocks_skip_the_crc_until_the_file_changes() {
         "only the rotten block refetched"
     );
 }
+
+/// A reader that keeps what it read (like a connection whose client stopped reading) holds its
+/// share of the reader budget; past the budget, other reads still go on (the budget is soft).
+#[tokio::test]
+async fn readers_holding_their_pieces_never_stall_other_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(dir.path());
+    let d = data(olah_store::READ_BUDGET as usize + 3 * BS as usize);
+    let key = key_of(&d);
+    let size = d.len() as u64;
+    let blob = st.open(key, size).await.unwrap();
+    let got = collect(BlobStore::read(
+        blob.clone(),
+        0,
+        size - 1,
+        Some(MemSource::new(d.clone())),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(got, d);
+    wait_present(&blob, size.div_ceil(BS) as u32).await;
+    // Hold every piece of a warm read of the whole blob: more than the budget.
+    let guard = std::time::Duration::from_secs(60);
+    let mut held: Vec<Bytes> = Vec::new();
+    let mut s = BlobStore::read(blob.clone(), 0, size - 1, None);
+    let hold = async {
+        while let Some(piece) = s.next().await {
+            held.push(piece.unwrap());
+        }
+    };
+    tokio::time::timeout(guard, hold)
+        .await
+        .expect("a read past the budget went on");
+    assert_eq!(held.iter().map(|b| b.len()).sum::<usize>(), d.len());
+    // Another reader, while all of that is still held.
+    let other = tokio::time::timeout(
+        guard,
+        collect(BlobStore::read(blob.clone(), 5, BS * 2, None)),
+    )
+    .await
+    .expect("another read went on")
+    .unwrap();
+    assert_eq!(other, d[5..=(BS * 2) as usize]);
+    drop(held);
+}

@@ -426,11 +426,25 @@ fn parse_resolve(s: &[&str]) -> Result<Route, RouteError> {
         [name, "resolve", rev, path @ ..] if !path.is_empty() => (None, *name, *rev, path),
         _ => return parse_raw(kind, rest),
     };
+    let (rev, path) = unencoded_ref(rev, path);
     Ok(Route::Resolve {
         repo: RepoRef::new(kind, RepoId::from_parts(ns, name)?),
-        revision: Revision::new(rev)?,
+        revision: Revision::new(&rev)?,
         path: RepoPath::new(&path.join("/"))?,
     })
+}
+
+/// A revision written unencoded in a file URL (`resolve/refs/pr/1/config.json`, as
+/// huggingface.js may send it): the Hub reads `refs/pr/{n}` and `refs/convert/{name}` as the
+/// revision, so the mirror does too (else it would cache the file `pr/1/config.json` at the
+/// commit of a branch named `refs`). Other revisions pass unchanged.
+fn unencoded_ref<'a, 'b>(rev: &'a str, path: &'b [&'b str]) -> (Cow<'a, str>, &'b [&'b str]) {
+    match (rev, path) {
+        ("refs", [k @ ("pr" | "convert"), n, rest @ ..]) if !rest.is_empty() => {
+            (Cow::Owned(format!("refs/{k}/{n}")), rest)
+        }
+        _ => (Cow::Borrowed(rev), path),
+    }
 }
 
 /// `{repo}/raw/{rev}/{path…}` (after the optional type prefix), read like a resolve path.
@@ -440,9 +454,10 @@ fn parse_raw(kind: RepoType, rest: &[&str]) -> Result<Route, RouteError> {
         [name, "raw", rev, path @ ..] if !path.is_empty() => (None, *name, *rev, path),
         _ => return Err(RouteError::NotFound),
     };
+    let (rev, path) = unencoded_ref(rev, path);
     Ok(Route::Raw {
         repo: RepoRef::new(kind, RepoId::from_parts(ns, name)?),
-        revision: Revision::new(rev)?,
+        revision: Revision::new(&rev)?,
         path: RepoPath::new(&path.join("/"))?,
     })
 }
@@ -1223,6 +1238,20 @@ mod tests {
                 "/api/datasets/acme/data/tree/refs/convert/parquet".into(),
                 tree(Dataset, "acme/data", "refs/convert/parquet", None),
                 "/api/datasets/acme/data/tree/refs%2Fconvert%2Fparquet".into(),
+            ),
+            (
+                "/acme/tiny/resolve/refs/pr/1/sub/config.json".into(),
+                resolve(Model, "acme/tiny", "refs/pr/1", "sub/config.json"),
+                "/acme/tiny/resolve/refs%2Fpr%2F1/sub/config.json".into(),
+            ),
+            (
+                "/datasets/acme/data/raw/refs/convert/parquet/default/0.parquet".into(),
+                Route::Raw {
+                    repo: rr(Dataset, "acme/data"),
+                    revision: rev("refs/convert/parquet"),
+                    path: rp("default/0.parquet"),
+                },
+                "/datasets/acme/data/raw/refs%2Fconvert%2Fparquet/default/0.parquet".into(),
             ),
             (
                 "/api/models/acme/tiny/revision/HEAD".into(),

@@ -154,7 +154,7 @@ async fn route_request(app: App, mut req: Request) -> Response {
         span.record("revision", r.as_str());
     }
     // Storage Buckets (and the write route shared with repositories): their own block.
-    if is_bucket_route(&route) {
+    if route.is_bucket() {
         return match &app.mirror {
             Some(m) => {
                 span.record("source", olah_service::bucket::NAME);
@@ -336,7 +336,7 @@ async fn repo_request(
         Route::SafetensorsMetadata { .. } | Route::AuthCheck { .. } if read => match &app.mirror {
             // Asked upstream with the caller's own credentials, never cached.
             Some(m) if is_hub => {
-                let (status, h, body) = m.hub().passthrough(&route, cx.auth.as_ref()).await?;
+                let (status, h, body) = m.hub().passthrough(&route, None, cx.auth.as_ref()).await?;
                 let mut r = Response::new(if is_head {
                     Body::empty()
                 } else {
@@ -392,21 +392,6 @@ async fn repo_request(
 
 // ------------------------------------------------------------------------------------------
 // Storage Buckets (PROTOCOL-2.md A): read routes through `Mirror::buckets`, write routes refused.
-
-fn is_bucket_route(route: &Route) -> bool {
-    matches!(
-        route,
-        Route::BucketInfo { .. }
-            | Route::BucketList { .. }
-            | Route::BucketTree { .. }
-            | Route::BucketPathsInfo { .. }
-            | Route::BucketResolve { .. }
-            | Route::BucketXetReadToken { .. }
-            | Route::BucketEvents { .. }
-            | Route::BucketWrite { .. }
-            | Route::RepoMove
-    )
-}
 
 async fn bucket_request(m: &Mirror, route: Route, req: Request) -> Result<Response, ServiceError> {
     use olah_service::bucket::{no_events, read_only};
@@ -469,8 +454,8 @@ async fn bucket_request(m: &Mirror, route: Route, req: Request) -> Result<Respon
     }
 }
 
-/// A Xet token answer: the mirror's token and CAS URL in JSON (`casUrl`: hf_xet reads it for
-/// buckets) and in the `X-Xet-*` headers (huggingface_hub reads them).
+/// A Xet token answer (repos and buckets): the mirror's token and CAS URL in JSON (`casUrl`:
+/// hf_xet reads it for buckets) and in the `X-Xet-*` headers (huggingface_hub reads them).
 fn token_answer(cas: String, token: String, exp: u64) -> Response {
     let body = serde_json::json!({"accessToken": token, "exp": exp, "casUrl": cas});
     let mut r = Response::new(Body::from(body.to_string()));
@@ -525,23 +510,7 @@ async fn xet_token(
         .token(repo, revision, auth(headers).as_ref())
         .await?;
     let cas = format!("{}/cas", m.policy().mirror_base(host.as_deref()));
-    let body = serde_json::json!({"accessToken": token, "exp": exp, "casUrl": cas});
-    let mut r = Response::new(Body::from(body.to_string()));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    for (k, v) in [
-        ("x-xet-cas-url", cas),
-        ("x-xet-access-token", token),
-        ("x-xet-token-expiration", exp.to_string()),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            h.insert(k, v);
-        }
-    }
-    Ok(r)
+    Ok(token_answer(cas, token, exp))
 }
 
 /// A request of a Hub-only route (no repository in it): whoami and the Xet CAS.
@@ -551,7 +520,7 @@ async fn hub_request(m: Arc<Mirror>, route: Route, req: Request) -> Result<Respo
         (&Method::GET | &Method::HEAD, Route::Whoami) => {
             let (status, h, body) = m
                 .hub()
-                .passthrough(&Route::Whoami, auth(req.headers()).as_ref())
+                .passthrough(&Route::Whoami, None, auth(req.headers()).as_ref())
                 .await?;
             let mut r = Response::new(Body::from(body));
             *r.status_mut() = status;

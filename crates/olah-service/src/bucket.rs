@@ -129,9 +129,6 @@ impl Buckets {
         route: &Route,
         query: Option<&str>,
     ) -> Result<MetaAnswer, ServiceError> {
-        if self.policy.offline() {
-            return Err(ServiceError::offline_not_cached(&route.upstream_path()));
-        }
         let kept: Vec<&str> = query
             .unwrap_or("")
             .split('&')
@@ -141,24 +138,10 @@ impl Buckets {
             })
             .take(8)
             .collect();
-        let mut up = route.upstream_path();
-        if !kept.is_empty() {
-            up = format!("{up}?{}", kept.join("&"));
-        }
-        let resp = self
-            .upstream
-            .hub(HubRequest {
-                method: Method::GET,
-                path_and_query: &up,
-                auth: cx.auth.as_ref(),
-                headers: HeaderMap::new(),
-                body: None,
-            })
+        let (status, h, body) = self
+            .hub
+            .passthrough(route, Some(&kept.join("&")), cx.auth.as_ref())
             .await?;
-        let (status, h, body) = read_answer(resp).await?;
-        if !status.is_success() {
-            return Err(ServiceError::relayed(status, &h, body));
-        }
         Ok(MetaAnswer {
             status: status.as_u16(),
             content_type: header_str(&h, header::CONTENT_TYPE),

@@ -749,16 +749,22 @@ impl HubCache {
         }
     }
 
-    /// A cache write failed (a full disk, a database being reopened): the request goes on
+    /// A route whose answer depends on the caller (whoami, auth-check, a bucket namespace list,
+    /// safetensors-metadata): asked upstream with the caller's credentials and never cached;
+    /// `query` is what the caller sent of the route's known parameters. Offline: not cached.
     pub async fn passthrough(
         &self,
         route: &Route,
+        query: Option<&str>,
         auth: Option<&HeaderValue>,
     ) -> Result<(StatusCode, HeaderMap, Bytes), ServiceError> {
         if self.policy.offline() {
             return Err(ServiceError::offline_not_cached(&route.upstream_path()));
         }
-        let up = route.upstream_path();
+        let up = match query {
+            Some(q) if !q.is_empty() => format!("{}?{q}", route.upstream_path()),
+            _ => route.upstream_path(),
+        };
         let resp = self
             .upstream
             .hub(HubRequest {

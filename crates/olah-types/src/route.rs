@@ -434,6 +434,29 @@ fn parse_resolve(s: &[&str]) -> Result<Route, RouteError> {
     })
 }
 
+/// `/{prefix}{repo}/{resolve|raw}/{rev}/{path…}`, each part encoded; a model whose first id
+/// segment reads as a type prefix or the API gets an explicit `models/`.
+fn file_url(repo: &RepoRef, keyword: &str, revision: &Revision, path: &RepoPath) -> String {
+    let mut out = String::from("/");
+    let explicit_model =
+        repo.kind == RepoType::Model && RESERVED_FIRST_SEGMENTS.contains(&repo.id.first_segment());
+    out.push_str(if explicit_model {
+        "models/"
+    } else {
+        repo.kind.url_prefix()
+    });
+    push_id(&mut out, &repo.id);
+    out.push('/');
+    out.push_str(keyword);
+    out.push('/');
+    push_encoded(&mut out, revision.as_str());
+    for seg in path.segments() {
+        out.push('/');
+        push_encoded(&mut out, seg);
+    }
+    out
+}
+
 /// A revision written unencoded in a file URL (`resolve/refs/pr/1/config.json`, as
 /// huggingface.js may send it): the Hub reads `refs/pr/{n}` and `refs/convert/{name}` as the
 /// revision, so the mirror does too (else it would cache the file `pr/1/config.json` at the
@@ -687,24 +710,7 @@ impl Route {
                 repo,
                 revision,
                 path,
-            } => {
-                out.push('/');
-                let explicit_model = repo.kind == RepoType::Model
-                    && RESERVED_FIRST_SEGMENTS.contains(&repo.id.first_segment());
-                out.push_str(if explicit_model {
-                    "models/"
-                } else {
-                    repo.kind.url_prefix()
-                });
-                push_id(&mut out, &repo.id);
-                out.push_str("/raw/");
-                push_encoded(&mut out, revision.as_str());
-                for seg in path.segments() {
-                    out.push('/');
-                    push_encoded(&mut out, seg);
-                }
-                return out;
-            }
+            } => return file_url(repo, "raw", revision, path),
             Route::SafetensorsMetadata { repo, index } => {
                 out.push_str("/api/");
                 out.push_str(repo.kind.api_plural());
@@ -734,24 +740,7 @@ impl Route {
                 repo,
                 revision,
                 path,
-            } => {
-                out.push('/');
-                let explicit_model = repo.kind == RepoType::Model
-                    && RESERVED_FIRST_SEGMENTS.contains(&repo.id.first_segment());
-                out.push_str(if explicit_model {
-                    "models/"
-                } else {
-                    repo.kind.url_prefix()
-                });
-                push_id(&mut out, &repo.id);
-                out.push_str("/resolve/");
-                push_encoded(&mut out, revision.as_str());
-                for seg in path.segments() {
-                    out.push('/');
-                    push_encoded(&mut out, seg);
-                }
-                return out;
-            }
+            } => return file_url(repo, "resolve", revision, path),
             Route::RepoInfo { repo } => (repo, None, None, None),
             Route::Refs { repo } => (repo, Some("refs"), None, None),
             Route::RevisionInfo { repo, revision } => {
@@ -866,6 +855,22 @@ impl Route {
             | Route::BucketWrite { .. }
             | Route::RepoMove => None,
         }
+    }
+
+    /// Whether this is a Storage Bucket route (or `/api/repos/move`, a write route buckets share).
+    pub fn is_bucket(&self) -> bool {
+        matches!(
+            self,
+            Route::BucketInfo { .. }
+                | Route::BucketList { .. }
+                | Route::BucketTree { .. }
+                | Route::BucketPathsInfo { .. }
+                | Route::BucketResolve { .. }
+                | Route::BucketXetReadToken { .. }
+                | Route::BucketEvents { .. }
+                | Route::BucketWrite { .. }
+                | Route::RepoMove
+        )
     }
 
     /// The file (resolve) or directory (tree) path, if any.

@@ -537,13 +537,13 @@ pub(crate) fn resolve(
     }
     // The bytes: a 302 to the CDN, which honours Range (the "bridge").
     let sha256 = f.sha256();
-    let expires = now() + TTL_SECS;
-    let cdn_path = format!("/lfs/{sha256}");
-    let location = format!(
-        "{}{cdn_path}?bucket={}&Expires={expires}&Signature={}",
-        st.cdn_url,
-        percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC),
-        st.sign(&cdn_path, expires)
+    let location = st.cdn_location(
+        sha256,
+        &format!(
+            "bucket={}",
+            percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC)
+        ),
+        TTL_SECS,
     );
     let mut r = Response::new(Body::from(format!("Found. Redirecting to {location}")));
     *r.status_mut() = StatusCode::FOUND;

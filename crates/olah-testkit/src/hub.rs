@@ -363,13 +363,10 @@ fn resolve(
         return r;
     }
     let sha256 = f.sha256();
-    let expires = now() + TTL_SECS;
-    let cdn_path = format!("/lfs/{sha256}");
-    let location = format!(
-        "{}{cdn_path}?repo={}&Expires={expires}&Signature={}",
-        st.cdn_url,
-        encode(&format!("{}/{}", kind.plural(), repo.id)),
-        st.sign(&cdn_path, expires)
+    let location = st.cdn_location(
+        sha256,
+        &format!("repo={}", encode(&format!("{}/{}", kind.plural(), repo.id))),
+        TTL_SECS,
     );
     h.insert(header::ETAG, hv(&format!("\"{}\"", f.oid())));
     h.insert("x-linked-etag", hv(&format!("\"{sha256}\"")));

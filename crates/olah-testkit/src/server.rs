@@ -102,6 +102,18 @@ impl HubState {
         let d = sha2::Sha256::digest(format!("{}\n{what}\n{expires}", self.secret).as_bytes());
         hex::encode(&d[..16])
     }
+
+    /// A presigned CDN URL for a content sha256, valid for `ttl` seconds; `tag` is the query
+    /// parameter naming what it belongs to (`repo=…` or `bucket=…`, already encoded).
+    pub(crate) fn cdn_location(&self, sha256: &str, tag: &str, ttl: u64) -> String {
+        let expires = crate::resp::now() + ttl;
+        let cdn_path = format!("/lfs/{sha256}");
+        format!(
+            "{}{cdn_path}?{tag}&Expires={expires}&Signature={}",
+            self.cdn_url,
+            self.sign(&cdn_path, expires)
+        )
+    }
 }
 
 /// A running fake Hub: a hub host and a CDN host on 127.0.0.1.
